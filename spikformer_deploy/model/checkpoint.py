@@ -1,0 +1,243 @@
+"""Loading original Spikformer checkpoints (and our own) without ever running code from the file.
+
+Layouts accepted (DESIGN.md §1): timm 0.5.4 CheckpointSaver dicts (``state_dict`` + ``args``), the cifar10dvs
+train.py dict (``model`` + ``args``), a bare state_dict, and this project's own format (``save_checkpoint``).
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import pickle
+import re
+import tempfile
+import types
+from pathlib import Path
+
+import torch
+
+from ..errors import CheckpointError, ConfigError
+from .config import DEFAULT_IMG_SIZE, DEFAULT_T, SpikformerConfig
+from .spikformer import Spikformer, is_unused_parameter
+
+FORMAT_NAME = "spikformer-deploy"
+FORMAT_VERSION = 1
+
+
+class UnsafePickleError(pickle.UnpicklingError):
+    pass
+
+
+def _allowed_globals() -> dict:
+    """torch's own weights_only allow-list plus ``argparse.Namespace`` (the ``args`` of original checkpoints)."""
+    from torch import _weights_only_unpickler
+
+    allowed = dict(_weights_only_unpickler._get_allowed_globals())
+    allowed["argparse.Namespace"] = argparse.Namespace
+    return allowed
+
+
+class _RestrictedUnpickler(pickle.Unpickler):
+    """Resolves only allow-listed globals, so a pickle cannot name (and so cannot call) anything else.
+
+    torch 2.3.1 — the newest lava-dl 0.6 accepts — has no ``torch.serialization.add_safe_globals`` and its
+    ``weights_only=True`` unpickler refuses to build an ``argparse.Namespace``; this is the same allow-list with that
+    one class added (Python's documented "restricting globals" pattern).
+    """
+
+    def find_class(self, module: str, name: str):
+        allowed = _allowed_globals()
+        key = f"{module}.{name}"
+        if key not in allowed:
+            raise UnsafePickleError(f"{key} is not allowed in a weights file")
+        return allowed[key]
+
+
+def _restricted_load(file, **kwargs):
+    return _RestrictedUnpickler(file, **kwargs).load()
+
+
+# torch.load takes a "pickle module": it uses its Unpickler (subclassed for storages) and load (legacy format).
+_restricted_pickle = types.ModuleType("spikformer_deploy_restricted_pickle")
+_restricted_pickle.Unpickler = _RestrictedUnpickler
+_restricted_pickle.load = _restricted_load
+
+
+def safe_torch_load(path: str | os.PathLike) -> object:
+    """``torch.load`` a file onto the CPU, refusing anything but tensors, plain containers and argparse.Namespace."""
+    path = Path(path)
+    if not path.exists():
+        raise CheckpointError(f"checkpoint {path} does not exist")
+    if path.is_dir():
+        raise CheckpointError(f"checkpoint {path} is a directory, not a file")
+    if path.stat().st_size == 0:
+        raise CheckpointError(f"checkpoint {path} is empty")
+    try:
+        return torch.load(path, map_location="cpu", weights_only=False, pickle_module=_restricted_pickle)
+    except UnsafePickleError as exc:
+        raise CheckpointError(f"refusing to load {path}: it references code ({exc})") from None
+    except Exception as exc:  # torch raises many types for truncated or foreign files
+        detail = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise CheckpointError(f"cannot read {path} as a PyTorch checkpoint: {detail}") from None
+
+
+def _unwrap(obj: object, path: Path) -> tuple[dict, dict, dict | None]:
+    """Return (state_dict, args as a dict, own-format config or None)."""
+    if not isinstance(obj, dict):
+        raise CheckpointError(f"{path} holds a {type(obj).__name__}, not a checkpoint dict")
+    if obj.get("format") == FORMAT_NAME:
+        if obj.get("format_version") != FORMAT_VERSION:
+            raise CheckpointError(f"{path}: unsupported {FORMAT_NAME} format version {obj.get('format_version')!r}")
+        return obj["state_dict"], {}, obj["config"]
+    args = obj.get("args")
+    args = vars(args) if isinstance(args, argparse.Namespace) else (args if isinstance(args, dict) else {})
+    for key in ("state_dict", "model"):  # timm CheckpointSaver / cifar10dvs train.py
+        if isinstance(obj.get(key), dict):
+            return obj[key], args, None
+    if obj and all(isinstance(v, torch.Tensor) for v in obj.values()):
+        return obj, {}, None
+    raise CheckpointError(f"{path} is not a Spikformer checkpoint: no state_dict among keys {sorted(map(str, obj))[:8]}")
+
+
+def _strip_prefix(state_dict: dict) -> dict:
+    """Drop a DataParallel ``module.`` prefix if every key has it."""
+    if state_dict and all(k.startswith("module.") for k in state_dict):
+        return {k[len("module."):]: v for k, v in state_dict.items()}
+    return dict(state_dict)
+
+
+def _shape(sd: dict, key: str, path: Path) -> tuple[int, ...]:
+    if key not in sd:
+        raise CheckpointError(f"{path} is not a Spikformer checkpoint: missing {key}")
+    return tuple(sd[key].shape)
+
+
+def detect_variant(sd: dict, path: Path) -> str:
+    if "block.0.attn.q_linear.weight" in sd:
+        return "cifar10"
+    fc1 = sd.get("block.0.mlp.fc1_conv.weight")
+    if fc1 is not None and "block.0.attn.q_conv.weight" in sd:
+        return "imagenet" if fc1.ndim == 4 else "cifar10dvs"
+    if "patch_embed.proj_conv.weight" not in sd:
+        sample = ", ".join(sorted(sd)[:3])
+        raise CheckpointError(f"{path} is not a Spikformer checkpoint (keys start {sample}, …; "
+                              f"expected patch_embed.* and block.*)")
+    raise CheckpointError(f"{path}: cannot tell the Spikformer variant: no block.0.attn.q_linear/q_conv weights")
+
+
+def _pick(name: str, overrides: dict, args: dict, args_key: str | None, default, variant: str):
+    """An explicit override wins; else the checkpoint's args; else the variant's default."""
+    if overrides.get(name) is not None:
+        value = overrides[name]
+    elif args_key and args.get(args_key) is not None:
+        value = args[args_key]
+    else:
+        value = default
+    if value is None:
+        option = name.replace("_", "-")
+        raise ConfigError(f"{name} is not stored in this {variant} checkpoint; give it with --{option} "
+                          f"(or {name}=... in load_checkpoint)")
+    return value
+
+
+def infer_config(sd: dict, args: dict, overrides: dict, path: Path) -> SpikformerConfig:
+    variant = detect_variant(sd, path)
+    kind = "linear" if variant == "cifar10" else "conv"
+    dim = _shape(sd, "patch_embed.rpe_conv.weight", path)[0]
+    block_ids = {int(m.group(1)) for k in sd if (m := re.match(r"block\.(\d+)\.", k))}
+    depth = max(block_ids) + 1 if block_ids else 0
+    if depth == 0:
+        raise CheckpointError(f"{path} is not a Spikformer checkpoint: no block.* entries")
+    hidden = _shape(sd, f"block.0.mlp.fc1_{kind}.weight", path)[0]
+    mlp_ratio = hidden // dim if hidden % dim == 0 else hidden / dim
+    # cifar10 train.py stores the architecture in args (num_heads, time_step, img_size); imagenet and cifar10dvs do
+    # not (their factories hard-code it): only cifar10dvs's args.T and imagenet's args.img_size describe the model.
+    heads_key = "num_heads" if variant == "cifar10" else None
+    t_key = {"cifar10": "time_step", "imagenet": None, "cifar10dvs": "T"}[variant]
+    img_key = {"cifar10": "img_size", "imagenet": "img_size", "cifar10dvs": None}[variant]
+    num_heads = overrides.get("num_heads")
+    if num_heads is not None and heads_key and args.get(heads_key) not in (None, num_heads):
+        raise ConfigError(f"num_heads={num_heads} contradicts the checkpoint's args.num_heads={args[heads_key]}")
+    return SpikformerConfig(
+        variant=variant,
+        dim=dim,
+        depth=depth,
+        num_heads=_pick("num_heads", overrides, args, heads_key, None, variant),
+        mlp_ratio=mlp_ratio,
+        num_classes=_shape(sd, "head.weight", path)[0],
+        in_channels=_shape(sd, "patch_embed.proj_conv.weight", path)[1],
+        img_size=_pick("img_size", overrides, args, img_key, DEFAULT_IMG_SIZE[variant], variant),
+        T=_pick("T", overrides, args, t_key, DEFAULT_T[variant], variant),
+    )
+
+
+def _check_finite(sd: dict, path: Path) -> None:
+    for key, value in sd.items():
+        if value.is_floating_point() and not torch.isfinite(value).all():
+            bad = int((~torch.isfinite(value)).sum())
+            raise CheckpointError(f"{path}: {key} has {bad} NaN/Inf value(s)")
+
+
+def load_state_dict_checked(model: Spikformer, sd: dict, path: Path) -> None:
+    """Load every used weight strictly; unused original entries (LayerNorms, pos_embed) only if they fit."""
+    expected = model.state_dict()
+    missing = [k for k in expected if k not in sd and not is_unused_parameter(k)]
+    unexpected = [k for k in sd if k not in expected]
+    mismatched = [f"{k} {list(sd[k].shape)} (model needs {list(expected[k].shape)})"
+                  for k in expected if k in sd and sd[k].shape != expected[k].shape and not is_unused_parameter(k)]
+    problems = []
+    for label, items in (("missing", missing), ("unexpected", unexpected), ("mis-shaped", mismatched)):
+        if items:
+            more = f" and {len(items) - 3} more" if len(items) > 3 else ""
+            problems.append(f"{label}: {', '.join(items[:3])}{more}")
+    if problems:
+        raise CheckpointError(f"{path} does not fit a {model.config.variant} Spikformer: {'; '.join(problems)}")
+    usable = {k: v for k, v in sd.items() if k in expected and v.shape == expected[k].shape}
+    model.load_state_dict(usable, strict=False)
+
+
+def load_checkpoint(path: str | os.PathLike, **overrides) -> Spikformer:
+    """Build the float reference from a checkpoint; returns the model in eval mode with ``.config``.
+
+    Overrides: ``num_heads``, ``T``, ``img_size`` (needed when the checkpoint does not record them).
+    """
+    unknown = set(overrides) - {"num_heads", "T", "img_size"}
+    if unknown:
+        raise ConfigError(f"unknown load_checkpoint option(s): {', '.join(sorted(unknown))}")
+    path = Path(path)
+    state_dict, args, own_config = _unwrap(safe_torch_load(path), path)
+    if not all(isinstance(v, torch.Tensor) for v in state_dict.values()):
+        raise CheckpointError(f"{path}: the state_dict holds non-tensor values")
+    state_dict = _strip_prefix(state_dict)
+    if own_config is not None:
+        config = SpikformerConfig.from_dict({**own_config, **{k: v for k, v in overrides.items() if v is not None}})
+    else:
+        config = infer_config(state_dict, args, overrides, path)
+    _check_finite(state_dict, path)
+    model = Spikformer(config)
+    load_state_dict_checked(model, state_dict, path)
+    return model.eval()
+
+
+def save_checkpoint(model: Spikformer, path: str | os.PathLike, meta: dict | None = None) -> None:
+    """Write the project's own format (config + state_dict, readable with weights_only), atomically."""
+    path = Path(path)
+    payload = {"format": FORMAT_NAME, "format_version": FORMAT_VERSION, "config": model.config.to_dict(),
+               "state_dict": {k: v.detach().cpu().clone() for k, v in model.state_dict().items()},
+               "meta": meta or {}}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        torch.save(payload, tmp)
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # mkstemp creates 0600; give the file the permissions open() would
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def parameter_count(model: Spikformer) -> int:
+    return sum(p.numel() for p in model.parameters())
+

@@ -1,0 +1,100 @@
+"""The architecture of one Spikformer, in the terms of the original code (ZK-Zhou/spikformer @ 6212689)."""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+
+from ..errors import ConfigError
+
+VARIANTS = ("cifar10", "imagenet", "cifar10dvs")
+
+# Per-variant facts of the original code (DESIGN.md §1).
+ATTENTION_SCALE = {"cifar10": 0.125, "imagenet": 0.125, "cifar10dvs": 0.25}
+# SPS stages followed by MaxPool2d(3, 2, 1): cifar10 pools after stages 2 and 3 only.
+POOLED_STAGES = {"cifar10": (2, 3), "imagenet": (0, 1, 2, 3), "cifar10dvs": (0, 1, 2, 3)}
+# Default image size and T of each variant's factory (imagenet hard-codes T = 4 in forward; dvs hard-codes 128x128).
+DEFAULT_IMG_SIZE = {"cifar10": 32, "imagenet": 224, "cifar10dvs": 128}
+DEFAULT_T = {"cifar10": 4, "imagenet": 4, "cifar10dvs": None}
+LIF_TAU = 2.0
+LIF_THRESHOLD = 1.0
+ATTN_LIF_THRESHOLD = 0.5
+
+
+@dataclass(frozen=True)
+class SpikformerConfig:
+    variant: str
+    dim: int
+    depth: int
+    num_heads: int
+    mlp_ratio: float
+    num_classes: int
+    in_channels: int
+    img_size: int
+    T: int
+
+    def __post_init__(self):
+        if self.variant not in VARIANTS:
+            raise ConfigError(f"unknown variant {self.variant!r}; expected one of {', '.join(VARIANTS)}")
+        for name in ("dim", "depth", "num_heads", "num_classes", "in_channels", "img_size", "T"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise ConfigError(f"{name} must be a positive integer, got {value!r}")
+        if self.dim % 8:
+            raise ConfigError(f"dim {self.dim} must be a multiple of 8 (SPS uses dim/8, dim/4, dim/2 channels)")
+        if self.dim % self.num_heads:
+            raise ConfigError(f"num_heads {self.num_heads} does not divide dim {self.dim}")
+        if self.hidden_dim < 1 or self.hidden_dim != self.mlp_ratio * self.dim:
+            raise ConfigError(f"mlp_ratio {self.mlp_ratio} does not give an integer hidden size for dim {self.dim}")
+        if self.img_size % self.downsample:
+            raise ConfigError(f"img_size {self.img_size} must be a multiple of {self.downsample} for {self.variant}")
+
+    @property
+    def head_dim(self) -> int:
+        return self.dim // self.num_heads
+
+    @property
+    def hidden_dim(self) -> int:
+        return int(self.dim * self.mlp_ratio)
+
+    @property
+    def pooled_stages(self) -> tuple[int, ...]:
+        return POOLED_STAGES[self.variant]
+
+    @property
+    def downsample(self) -> int:
+        return 2 ** len(self.pooled_stages)
+
+    @property
+    def grid(self) -> int:
+        """Side of the token grid after SPS."""
+        return self.img_size // self.downsample
+
+    @property
+    def num_tokens(self) -> int:
+        return self.grid**2
+
+    @property
+    def attention_scale(self) -> float:
+        return ATTENTION_SCALE[self.variant]
+
+    @property
+    def stage_channels(self) -> tuple[int, int, int, int]:
+        return (self.dim // 8, self.dim // 4, self.dim // 2, self.dim)
+
+    def input_shape(self, batch: int = 1) -> tuple[int, ...]:
+        """Shape the model's forward takes: an image (repeated T times inside) or T event frames."""
+        if self.variant == "cifar10dvs":
+            return (batch, self.T, self.in_channels, self.img_size, self.img_size)
+        return (batch, self.in_channels, self.img_size, self.img_size)
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "SpikformerConfig":
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - names)
+        missing = sorted(names - set(data))
+        if unknown or missing:
+            raise ConfigError(f"bad model config: missing {missing}, unknown {unknown}")
+        return cls(**data)

@@ -1,0 +1,36 @@
+"""Shared test helpers (importable as `support`: pytest.ini puts tests/ on sys.path). The original-code fixtures live in ../shared beside the checkout (CI has them there too)."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+REPO = Path(__file__).resolve().parent.parent
+FIXTURES = REPO.parent / "shared" / "fixtures" / "original"
+BUNDLED = REPO / "models" / "spikformer_digits.pth"
+
+# variant -> (checkpoint file, options the checkpoint does not record)
+FIXTURE_CASES = {
+    "cifar10": ("model_best.pth.tar", {}),
+    "imagenet": ("model_best.pth.tar", {"num_heads": 4}),
+    "cifar10dvs": ("checkpoint_max_test_acc1.pth", {"num_heads": 4}),
+}
+
+
+def fixture_dir(variant: str) -> Path:
+    d = FIXTURES / variant
+    if not d.is_dir():
+        pytest.skip(f"original-code fixtures not found at {d}")
+    return d
+
+
+def load_fixture(variant: str):
+    """(model, input, logits, spikes) of one original-code fixture."""
+    from spikformer_deploy import load_checkpoint
+
+    d = fixture_dir(variant)
+    ckpt, options = FIXTURE_CASES[variant]
+    model = load_checkpoint(d / ckpt, **options)
+    return model, torch.load(d / "input.pt"), torch.load(d / "logits.pt"), torch.load(d / "spikes.pt")
+
