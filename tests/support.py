@@ -6,6 +6,8 @@ from pathlib import Path
 import pytest
 import torch
 
+from spikformer_deploy.model import SpikformerConfig
+
 REPO = Path(__file__).resolve().parent.parent
 FIXTURES = REPO.parent / "shared" / "fixtures" / "original"
 BUNDLED = REPO / "models" / "spikformer_digits.pth"
@@ -16,6 +18,10 @@ FIXTURE_CASES = {
     "imagenet": ("model_best.pth.tar", {"num_heads": 4}),
     "cifar10dvs": ("checkpoint_max_test_acc1.pth", {"num_heads": 4}),
 }
+
+
+SMALL_CONFIG = SpikformerConfig("cifar10", dim=32, depth=2, num_heads=2, mlp_ratio=4, num_classes=5, in_channels=1,
+                                img_size=16, T=2)
 
 
 def fixture_dir(variant: str) -> Path:

@@ -1,0 +1,166 @@
+"""Quantize a folded, SSA-rewritten float graph to Loihi 2 integer formats.
+
+For each synapse -> LIF pair (DESIGN.md §3): weights become ``weight_bits``-bit mantissas ``w`` with a per-layer step
+``delta`` (chosen by least squares over a few clipping ratios), and the integer membrane is ``v = lambda * V`` with
+``lambda = 2**(6 + weight_exp) / delta`` (``a = (w s) << weight_exp``; the neuron adds ``a << 6``). ``weight_exp`` is
+the largest value (<= 7) for which the calibrated drive, membrane and threshold keep ``headroom`` below their limits
+(24-bit u and v, 17-bit vth, 13-bit bias mantissa): more fractional bits make the halving ``v >> 1`` exact for more steps. The float LIF
+fires on ``V >= th``; Loihi fires on ``v > vth << 6``, so ``vth << 6`` is set just below ``lambda * th`` by the
+granularity of v. Where every drive is a multiple of 2**(T-1) units (attention, no bias) this is exact.
+"""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ..errors import ConfigError
+from ..ir import Graph, GraphError, PassRecord
+from ..ir.ops import (ACT_SHIFT, BIAS_EXP_MAX, BIAS_MANT_BITS, LIF, SYNAPSES, STATE_BITS, VTH_BITS, WEIGHT_EXP_RANGE,
+                      Head, Input, LoihiLIF, SpikingAttention)
+
+STATE_LIMIT = 2 ** (STATE_BITS - 1)
+CLIP_RATIOS = (1.0, 0.95, 0.9, 0.85, 0.8, 0.75, 0.7, 0.6, 0.5)
+
+
+@dataclass
+class Calibration:
+    """Ranges seen by the float simulator on calibration data: ``maxima[node]['max_abs_a' | 'max_abs_v']``."""
+
+    input_min: float
+    input_max: float
+    maxima: dict[str, dict[str, float]] = field(default_factory=dict)
+    samples: int = 0
+
+
+def weight_levels(bits: int) -> tuple[int, int]:
+    return -(2 ** (bits - 1)), 2 ** (bits - 1) - 1
+
+
+def choose_weight_step(weight: np.ndarray, bits: int) -> tuple[float, np.ndarray, int]:
+    """(step, integer mantissas, number clipped) minimising the squared weight error over CLIP_RATIOS."""
+    lo, hi = weight_levels(bits)
+    peak = float(np.abs(weight).max())
+    if peak == 0.0:
+        return 1.0, np.zeros(weight.shape, dtype=np.int32), 0
+    best = None
+    for ratio in CLIP_RATIOS:
+        step = ratio * peak / hi
+        q = np.clip(np.round(weight / step), lo, hi)
+        err = float(((q * step - weight) ** 2).sum())
+        if best is None or err < best[0]:
+            best = (err, step, q)
+    _, step, q = best
+    clipped = int((np.abs(weight / step) > hi + 0.5).sum())
+    return step, q.astype(np.int32), clipped
+
+
+def two_adic(values: np.ndarray) -> int:
+    """Largest k with every non-zero value divisible by 2**k (64 if all are zero)."""
+    nz = np.abs(values[values != 0]).astype(np.int64)
+    if nz.size == 0:
+        return 64
+    return int(min((int(v) & -int(v)).bit_length() - 1 for v in np.unique(nz)))
+
+
+def quantize_bias(target: np.ndarray) -> tuple[np.ndarray, int, int]:
+    """(mantissa, exponent, number clipped): the smallest exponent whose 13-bit mantissa holds ``target``."""
+    lim = 2 ** (BIAS_MANT_BITS - 1)
+    for exp in range(BIAS_EXP_MAX + 1):
+        mant = np.round(target / 2**exp)
+        if np.abs(mant).max(initial=0) <= lim - 1:
+            return mant.astype(np.int32), exp, 0
+    mant = np.round(target / 2**BIAS_EXP_MAX)
+    clipped = int((np.abs(mant) > lim - 1).sum())
+    return np.clip(mant, -lim, lim - 1).astype(np.int32), BIAS_EXP_MAX, clipped
+
+
+def _neuron_params(threshold: float, bias: np.ndarray, step: float, max_a: float, max_v: float, T: int,
+                   headroom: float) -> dict:
+    """weight_exp, lambda, vth, bias of one LIF whose drive is in units of ``step`` (see the module docstring)."""
+    chosen = None
+    max_bias = (2 ** (BIAS_MANT_BITS - 1) - 1) * 2**BIAS_EXP_MAX
+    for exp in range(WEIGHT_EXP_RANGE[1], WEIGHT_EXP_RANGE[0] - 1, -1):
+        lam = 2.0 ** (ACT_SHIFT + exp) / step
+        fits = (max_a / step * 2.0 ** (ACT_SHIFT + exp) * headroom < STATE_LIMIT
+                and lam * max_v * headroom < STATE_LIMIT
+                and lam * threshold / 2**ACT_SHIFT < 2**VTH_BITS - 1
+                and lam * float(np.abs(bias).max(initial=0.0)) <= max_bias)
+        if fits:
+            chosen = exp
+            break
+    overflow = chosen is None
+    exp = WEIGHT_EXP_RANGE[0] if overflow else chosen
+    lam = 2.0 ** (ACT_SHIFT + exp) / step
+    bias_mant, bias_exp, bias_clipped = quantize_bias(lam * bias)
+    effective_bias = bias_mant.astype(np.int64) << bias_exp
+    # v is a multiple of 2**g_bits after up to T-1 halvings; fire on v >= lam*th  <=>  v > lam*th - 2**g_bits
+    g_bits = max(0, min(ACT_SHIFT + exp, two_adic(effective_bias)) - (T - 1))
+    vth_exact = (lam * threshold - 2.0**g_bits) / 2**ACT_SHIFT
+    vth = int(np.clip(np.round(vth_exact), 0, 2**VTH_BITS - 1))
+    effective_threshold = (vth * 2**ACT_SHIFT + 2.0**g_bits) / lam
+    return {"weight_exp": exp, "lambda": lam, "vth": vth, "bias_mant": bias_mant, "bias_exp": bias_exp,
+            "record": {"weight_exp": exp, "lambda": lam, "vth": vth, "bias_exp": bias_exp,
+                       "bias_clipped": bias_clipped, "overflow": overflow,
+                       "threshold": threshold, "effective_threshold": effective_threshold,
+                       "threshold_exact": bool(vth == vth_exact),
+                       "est_max_abs_u": max_a / step * 2.0 ** (ACT_SHIFT + exp), "est_max_abs_v": lam * max_v}}
+
+
+def quantize(graph: Graph, calibration: Calibration, weight_bits: int = 8, input_bits: int = 8,
+             headroom: float = 4.0) -> Graph:
+    if not 2 <= weight_bits <= 8:
+        raise ConfigError(f"weight bits must be 2..8 (Loihi 2 synapses), got {weight_bits}")
+    if not 2 <= input_bits <= 8:
+        raise ConfigError(f"input bits must be 2..8, got {input_bits}")
+    if any(isinstance(n.op, SpikingAttention) and not n.op.rewritten for n in graph.nodes.values()):
+        raise GraphError("quantize needs rewrite_ssa first (the attention scale must sit in attn_lif's threshold)")
+    g = graph.copy()
+    T = g.config.T
+    record = PassRecord("quantize", settings={"weight_bits": weight_bits, "input_bits": input_bits,
+                                              "headroom": headroom, "calibration_samples": calibration.samples})
+    inp = g.input
+    if inp.op.kind == "image":
+        signed = calibration.input_min < 0
+        peak = max(abs(calibration.input_min), abs(calibration.input_max)) or 1.0
+        scale = (2 ** (input_bits - 1) - 1 if signed else 2**input_bits - 1) / peak
+    else:  # event counts are integers already
+        signed, scale = False, 1.0
+    inp.op = dataclasses.replace(inp.op, scale=scale, bits=input_bits, signed=signed)
+    record.nodes[inp.name] = {"scale": scale, "bits": input_bits, "signed": signed}
+
+    for node in g.of_type(LIF):
+        src = g.nodes[node.inputs[0]]
+        stats = {**calibration.maxima.get(src.name, {}), **calibration.maxima.get(node.name, {})}
+        max_a, max_v = stats.get("max_abs_a", 0.0), stats.get("max_abs_v", 0.0)
+        if isinstance(src.op, SYNAPSES):
+            w_float = src.op.weight
+            if isinstance(g.nodes[src.inputs[0]].op, Input):
+                w_float = w_float / inp.op.scale  # the synapse now sees round(x * scale)
+            step, w_int, clipped = choose_weight_step(w_float, weight_bits)
+            bias = src.op.bias if src.op.bias is not None else np.zeros(src.op.weight.shape[0])
+            p = _neuron_params(node.op.threshold, bias, step, max_a, max_v, T, headroom)
+            src.op = dataclasses.replace(src.op, weight=w_int, bias=None, weight_exp=p["weight_exp"],
+                                         weight_bits=weight_bits)
+            record.nodes[src.name] = {"step": step, "clipped_weights": clipped, "weights": int(w_int.size),
+                                      "max_abs_w": int(np.abs(w_int).max()),
+                                      "worst_case_abs_a": float(np.abs(w_int).reshape(len(w_int), -1).sum(1).max())}
+        elif isinstance(src.op, SpikingAttention):
+            p = _neuron_params(node.op.threshold, np.zeros(node.shape[0]), 1.0, max_a, max_v, T, headroom)
+            src.op = dataclasses.replace(src.op, out_shift=p["weight_exp"])
+            record.nodes[src.name] = {"out_shift": p["weight_exp"], "exact": p["record"]["threshold_exact"]}
+        else:
+            raise GraphError(f"quantize: {node.name} is fed by {src.op.type}, not a synapse or the attention")
+        node.op = LoihiLIF(vth=p["vth"], bias_mant=p["bias_mant"], bias_exp=p["bias_exp"], scale=p["lambda"])
+        record.nodes[node.name] = p["record"]
+
+    for node in g.of_type(Head):
+        op = node.op
+        steps_tokens = T * g.nodes[node.inputs[0]].shape[1]
+        step, w_int, clipped = choose_weight_step(op.weight, 8)
+        b_int = np.round(op.bias * steps_tokens / step).astype(np.int64)
+        node.op = Head(weight=w_int, bias=b_int, weight_bits=8, scale=step / steps_tokens)
+        record.nodes[node.name] = {"step": step, "clipped_weights": clipped, "sum_over": steps_tokens}
+    g.records.append(record)
+    return g
