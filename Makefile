@@ -14,6 +14,7 @@ $(STAMP): requirements.lock pyproject.toml
 
 demo: $(STAMP)
 	$(VENV)/bin/spikformer-deploy info
+	$(VENV)/bin/spikformer-deploy simulate
 
 test: $(STAMP)
 	$(PY) -m pytest -q

@@ -15,7 +15,10 @@ BUNDLED_MODEL = Path(__file__).resolve().parent.parent / "models" / "spikformer_
 def _console(stderr: bool = False):
     from rich.console import Console
 
-    return Console(stderr=stderr, highlight=False)
+    console = Console(stderr=stderr, highlight=False)
+    if not console.is_terminal:  # piped or captured: do not squeeze tables into 80 columns
+        console = Console(stderr=stderr, highlight=False, width=160)
+    return console
 
 
 def model_options(func):
@@ -99,6 +102,119 @@ def train(out, epochs, seed):
     card = write_model_card(out, model.config, report)
     click.echo(f"test accuracy {report['test_accuracy']:.2%} ({report['split']['test']} held-out images), "
                f"trained in {report['training_seconds']} s; wrote {out} and {card}")
+
+
+def _si(value: float) -> str:
+    for unit, scale in (("G", 1e9), ("M", 1e6), ("k", 1e3)):
+        if abs(value) >= scale:
+            return f"{value / scale:.2f}{unit}"
+    return f"{value:.0f}" if value == int(value) else f"{value:.2f}"
+
+
+def _default_data(model):
+    """The bundled (digits) model's held-out test split, and its training split for calibration."""
+    from .data import DIGITS_SOURCE, digits_split
+
+    meta = getattr(model, "source", {}).get("meta", {})
+    if meta.get("data") != DIGITS_SOURCE:
+        raise DeployError("this checkpoint has no bundled data set: give --data (image folder, .npz or .npy)")
+    x_train, _, x_test, y_test = digits_split(model.config.img_size, seed=meta["split"]["seed"])
+    return x_test, y_test, x_train, "digits test split (held out)"
+
+
+@cli.command()
+@model_options
+@click.option("--data", type=click.Path(path_type=Path), default=None,
+              help="Image folder (class sub-folders), .npz with x/y, or DVS frames [N,T,2,H,W] .npy/.npz. "
+                   "Default: the bundled model's test split.")
+@click.option("--batch", type=click.IntRange(1), default=64, show_default=True)
+@click.option("--weight-bits", type=click.IntRange(2, 8), default=8, show_default=True)
+@click.option("--input-bits", type=click.IntRange(2, 8), default=8, show_default=True)
+@click.option("--calibration", "calibration_samples", type=click.IntRange(1), default=256, show_default=True,
+              help="Samples used to calibrate the integer ranges.")
+@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def simulate(checkpoint, num_heads, T, img_size, data, batch, weight_bits, input_bits, calibration_samples, device,
+             as_json):
+    """Run the float and the integer (Loihi 2) model side by side: accuracy, agreement, per-layer counts."""
+    import torch
+
+    from .analysis import layer_rows, totals
+    from .backends.sim import Counters, Simulator
+    from .data import load_data
+    from .pipeline import integer_graph_from
+
+    path, model = load_model(checkpoint, num_heads, T, img_size)
+    if data is None:
+        x, y, x_cal, data_name = _default_data(model)
+    else:
+        x, y = load_data(data, model.config)
+        x_cal, data_name = x, str(data)
+    x_cal = x_cal[:calibration_samples]
+    if device == "auto":
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    elif device == "cuda" and not torch.cuda.is_available():
+        raise DeployError("--device cuda: CUDA is not available here")
+    graph, int_graph = integer_graph_from(model, x_cal, weight_bits, input_bits, batch)
+    float_sim = Simulator(graph, device=device, count=False)
+    int_sim = Simulator(int_graph, device=device)
+    float_pred, int_pred = [], []
+    counters = Counters(int_sim.time_steps(x))
+    with _progress("simulating", quiet=as_json) as bar:
+        task = bar.add_task("simulate", total=len(x))
+        for start in range(0, len(x), batch):
+            xb = x[start:start + batch]
+            result = int_sim.run(xb)
+            counters.merge(result.counters)
+            int_pred.append(result.predictions)
+            float_pred.append(float_sim.run(xb).predictions)
+            bar.update(task, completed=start + len(xb))
+    float_pred, int_pred = torch.cat(float_pred), torch.cat(int_pred)
+    rows = layer_rows(int_graph, counters)
+    summary = {"checkpoint": str(path), "data": data_name, "samples": len(x), "device": device,
+               "weight_bits": weight_bits, "input_bits": input_bits, "calibration_samples": len(x_cal),
+               "agreement": (float_pred == int_pred).double().mean().item()}
+    if y is not None:
+        summary["float_accuracy"] = (float_pred == y).double().mean().item()
+        summary["int_accuracy"] = (int_pred == y).double().mean().item()
+    if as_json:
+        click.echo(json.dumps({**summary, "totals_per_inference": totals(rows), "layers": rows}, indent=2))
+        return
+    _print_simulation(summary, rows, totals(rows))
+
+
+def _progress(label: str, quiet: bool = False):
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    return Progress(TextColumn(label), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                    console=_console(stderr=True), disable=quiet, transient=True)
+
+
+def _print_simulation(summary: dict, rows: list[dict], total: dict) -> None:
+    from rich.table import Table
+
+    console = _console()
+    acc = (f"float top-1 {summary['float_accuracy']:.2%}, integer top-1 {summary['int_accuracy']:.2%}, "
+           if "float_accuracy" in summary else "")
+    console.print(f"{summary['samples']} samples of {summary['data']} ({summary['device']}): {acc}"
+                  f"prediction agreement {summary['agreement']:.2%}")
+    table = Table(title=f"Per layer, per inference (integer model, {summary['weight_bits']}-bit weights)")
+    for col in ("layer", "op", "rate", "SOPs", "SOPs (paper)", "MACs", "ANDs", "adds", "updates", "margin"):
+        table.add_column(col, justify="left" if col in ("layer", "op") else "right")
+    for r in rows:
+        rate = r.get("firing_rate", r.get("input_rate"))
+        margin = r.get("overflow_margin_bits")
+        table.add_row(r["name"], r["op"], "" if rate is None else f"{rate:.3f}",
+                      *(_si(r[k]) if r[k] else "" for k in ("sops", "sops_paper", "macs", "ands", "adds",
+                                                            "neuron_updates")),
+                      "" if margin is None else f"{margin:.1f} b")
+    table.add_row("total", "", "", *(_si(total[k]) for k in ("sops", "sops_paper", "macs", "ands", "adds",
+                                                            "neuron_updates")),
+                  "" if total["min_overflow_margin_bits"] is None else f"{total['min_overflow_margin_bits']:.1f} b",
+                  style="bold")
+    console.print(table)
+    console.print("rate: output firing rate (neurons) or input event rate (synapses); margin: spare bits below the "
+                  "24-bit u/v limit on this data; dense-equivalent MACs (GPU): " + _si(total["dense_macs"]))
 
 
 def main(argv=None) -> int:

@@ -19,30 +19,25 @@ def float_graph(model: Spikformer) -> Graph:
     return run_passes(trace(model), [fold_batchnorm, rewrite_ssa])
 
 
-def run_batches(sim: Simulator, x: torch.Tensor, batch_size: int, progress=None):
-    """Run ``x`` in batches; yields each batch's SimResult. ``progress(done)`` after each batch."""
-    for start in range(0, len(x), batch_size):
-        result = sim.run(x[start:start + batch_size])
-        if progress:
-            progress(min(start + batch_size, len(x)))
-        yield result
-
-
 def calibrate(graph: Graph, x: torch.Tensor, batch_size: int = 64) -> Calibration:
+    """Ranges of every drive and membrane in the float graph on ``x`` (for ``quantize``)."""
     sim = Simulator(graph, count=True)
-    counters: Counters | None = None
-    for result in run_batches(sim, x, batch_size):
-        if counters is None:
-            counters = result.counters
-        else:
-            counters.merge(result.counters)
+    counters = Counters(sim.time_steps(x))
+    for start in range(0, len(x), batch_size):
+        counters.merge(sim.run(x[start:start + batch_size]).counters)
     return Calibration(input_min=float(x.min()), input_max=float(x.max()), maxima=dict(counters.maxima),
                        samples=len(x))
 
 
-def integer_graph(model: Spikformer, calibration_x: torch.Tensor, weight_bits: int = 8, input_bits: int = 8,
-                  batch_size: int = 64) -> Graph:
+def integer_graph_from(model: Spikformer, calibration_x: torch.Tensor, weight_bits: int = 8, input_bits: int = 8,
+                       batch_size: int = 64) -> tuple[Graph, Graph]:
+    """(float graph, integer graph): the integer one quantized with ranges calibrated on ``calibration_x``."""
     g = float_graph(model)
     calibration = calibrate(g, calibration_x, batch_size)
-    return run_passes(g, [functools.partial(quantize, calibration=calibration, weight_bits=weight_bits,
-                                            input_bits=input_bits)])
+    return g, run_passes(g, [functools.partial(quantize, calibration=calibration, weight_bits=weight_bits,
+                                               input_bits=input_bits)])
+
+
+def integer_graph(model: Spikformer, calibration_x: torch.Tensor, weight_bits: int = 8, input_bits: int = 8,
+                  batch_size: int = 64) -> Graph:
+    return integer_graph_from(model, calibration_x, weight_bits, input_bits, batch_size)[1]

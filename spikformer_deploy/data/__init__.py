@@ -1,4 +1,5 @@
 """Datasets available offline."""
 from .digits import DIGITS_SOURCE, digits_split
+from .files import load_data
 
-__all__ = ["digits_split", "DIGITS_SOURCE"]
+__all__ = ["digits_split", "DIGITS_SOURCE", "load_data"]

@@ -204,7 +204,8 @@ def load_checkpoint(path: str | os.PathLike, **overrides) -> Spikformer:
     if unknown:
         raise ConfigError(f"unknown load_checkpoint option(s): {', '.join(sorted(unknown))}")
     path = Path(path)
-    state_dict, args, own_config = _unwrap(safe_torch_load(path), path)
+    obj = safe_torch_load(path)
+    state_dict, args, own_config = _unwrap(obj, path)
     if not all(isinstance(v, torch.Tensor) for v in state_dict.values()):
         raise CheckpointError(f"{path}: the state_dict holds non-tensor values")
     state_dict = _strip_prefix(state_dict)
@@ -215,6 +216,10 @@ def load_checkpoint(path: str | os.PathLike, **overrides) -> Spikformer:
     _check_finite(state_dict, path)
     model = Spikformer(config)
     load_state_dict_checked(model, state_dict, path)
+    # where the weights came from (manifests, default data): own-format metadata or the original layout
+    model.source = {"path": str(path), "meta": obj.get("meta", {}) if own_config is not None else {},
+                    "layout": FORMAT_NAME if own_config is not None else ("timm" if "state_dict" in obj else
+                                                                          "cifar10dvs" if "model" in obj else "bare")}
     return model.eval()
 
 

@@ -19,7 +19,7 @@ COUNTER_DOC = {
     "spikes": "output spikes",
 }
 MAXIMA_DOC = {
-    "max_abs_a": "largest |synaptic drive| (integer mode: after the weight exponent)",
+    "max_abs_a": "largest |synaptic drive W s| of the float graph (calibration; the integer neuron reports |u|)",
     "max_abs_u": "largest |u| (24-bit state)",
     "max_abs_v": "largest |v| (24-bit state; float mode: |V|)",
 }

@@ -1,0 +1,99 @@
+"""User data for ``simulate --data``: an image folder (one sub-folder per class), ``.npz`` with ``x``/``y``, or
+DVS event frames ``[N, T, 2, H, W]`` in ``.npy``/``.npz``. Every problem is a one-line DataError."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from ..errors import DataError
+from ..model import SpikformerConfig
+
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".pgm", ".ppm"}
+
+
+def load_data(path: str | Path, config: SpikformerConfig) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """(x, labels or None) shaped for ``config``'s forward."""
+    path = Path(path)
+    if not path.exists():
+        raise DataError(f"data {path} does not exist")
+    if path.is_dir():
+        x, y = _image_folder(path, config)
+    elif path.suffix in (".npz", ".npy"):
+        x, y = _arrays(path)
+    else:
+        raise DataError(f"data {path}: expected an image folder, .npz or .npy")
+    x = _check_shape(x, config, path)
+    if not torch.isfinite(x).all():
+        raise DataError(f"data {path} holds NaN or Inf values")
+    if y is not None and len(y) != len(x):
+        raise DataError(f"data {path}: {len(x)} inputs but {len(y)} labels")
+    if y is not None and ((y < 0).any() or (y >= config.num_classes).any()):
+        raise DataError(f"data {path}: labels must be 0..{config.num_classes - 1}")
+    return x, y
+
+
+def _arrays(path: Path):
+    try:
+        data = np.load(path, allow_pickle=False)
+    except Exception as exc:
+        raise DataError(f"cannot read {path}: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}") from None
+    if isinstance(data, np.ndarray):
+        x, y = data, None
+    else:
+        if "x" not in data:
+            raise DataError(f"{path} has no array 'x' (found: {', '.join(data.files) or 'none'})")
+        x, y = data["x"], data["y"] if "y" in data else None
+    if not np.issubdtype(x.dtype, np.number) or np.issubdtype(x.dtype, np.complexfloating):
+        raise DataError(f"{path}: x must be numeric, got {x.dtype}")
+    if y is not None and not np.issubdtype(y.dtype, np.integer):
+        raise DataError(f"{path}: y must hold integer class labels, got {y.dtype}")
+    return torch.from_numpy(np.asarray(x, dtype=np.float32)), None if y is None else torch.from_numpy(
+        y.astype(np.int64).reshape(-1))
+
+
+def _image_folder(path: Path, config: SpikformerConfig):
+    from PIL import Image, UnidentifiedImageError
+
+    if config.variant == "cifar10dvs":
+        raise DataError("a cifar10dvs model takes event frames (.npy/.npz [N, T, 2, H, W]), not an image folder")
+    classes = sorted(d for d in path.iterdir() if d.is_dir())
+    if not classes:
+        raise DataError(f"image folder {path} has no class sub-folders")
+    if len(classes) > config.num_classes:
+        raise DataError(f"image folder {path} has {len(classes)} classes; the model has {config.num_classes}")
+    mode = {1: "L", 3: "RGB"}.get(config.in_channels)
+    if mode is None:
+        raise DataError(f"image folders need a 1- or 3-channel model, this one takes {config.in_channels}")
+    images, labels = [], []
+    for label, folder in enumerate(classes):
+        for file in sorted(f for f in folder.iterdir() if f.suffix.lower() in IMAGE_SUFFIXES):
+            try:
+                with Image.open(file) as img:
+                    arr = np.asarray(img.convert(mode), dtype=np.float32) / 255.0
+            except (UnidentifiedImageError, OSError) as exc:
+                raise DataError(f"cannot read image {file}: {exc}") from None
+            t = torch.from_numpy(arr.reshape(arr.shape[0], arr.shape[1], -1)).permute(2, 0, 1)
+            images.append(F.interpolate(t[None], size=(config.img_size, config.img_size), mode="bilinear",
+                                        align_corners=False)[0].clamp(0, 1))
+            labels.append(label)
+    if not images:
+        raise DataError(f"image folder {path} holds no images ({', '.join(sorted(IMAGE_SUFFIXES))})")
+    return torch.stack(images), torch.tensor(labels)
+
+
+def _check_shape(x: torch.Tensor, config: SpikformerConfig, path: Path) -> torch.Tensor:
+    c, s = config.in_channels, config.img_size
+    if config.variant == "cifar10dvs":
+        if x.ndim != 5 or tuple(x.shape[2:]) != (c, s, s):
+            raise DataError(f"data {path}: shape {list(x.shape)}, the model needs event frames [N, T, {c}, {s}, {s}]")
+    else:
+        if x.ndim == 3 and c == 1:
+            x = x.unsqueeze(1)
+        if x.ndim != 4 or tuple(x.shape[1:]) != (c, s, s):
+            raise DataError(f"data {path}: shape {list(x.shape)}, the model needs images [N, {c}, {s}, {s}]")
+    if len(x) == 0:
+        raise DataError(f"data {path} is empty")
+    return x

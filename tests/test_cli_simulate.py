@@ -1,0 +1,118 @@
+"""simulate: default data, user data in every accepted form, and every kind of bad data."""
+import json
+
+import numpy as np
+import pytest
+
+from support import FIXTURE_CASES, fixture_dir
+
+from spikformer_deploy.cli import main
+from spikformer_deploy.data import digits_split
+
+
+def run_cli(capsys, *args):
+    rc = main(list(args))
+    out, err = capsys.readouterr()
+    return rc, out, err
+
+
+def test_simulate_bundled_json(capsys):
+    rc, out, err = run_cli(capsys, "simulate", "--json", "--calibration", "64")
+    assert rc == 0, err
+    data = json.loads(out)
+    assert data["samples"] == 360 and data["data"].startswith("digits test split")
+    assert data["int_accuracy"] >= data["float_accuracy"] - 0.005 and data["agreement"] >= 0.98
+    layers = {r["name"]: r for r in data["layers"]}
+    assert 0 < layers["block.0.attn.q_lif"]["firing_rate"] < 1
+    assert layers["block.0.attn.ssa"]["ands"] > 0 and layers["patch_embed.proj_conv"]["macs"] > 0
+    assert data["totals_per_inference"]["sops"] == pytest.approx(sum(r["sops"] for r in data["layers"]))
+    assert data["totals_per_inference"]["min_overflow_margin_bits"] > 0
+
+
+def test_simulate_table(capsys):
+    rc, out, _ = run_cli(capsys, "simulate", "--weight-bits", "6", "--batch", "100")
+    assert rc == 0
+    assert "integer top-1" in out and "block.0.attn.ssa" in out and "6-bit weights" in out
+
+
+def test_simulate_npz_and_image_folder(tmp_path, capsys):
+    from PIL import Image
+
+    _, _, x, y = digits_split(16)
+    np.savez(tmp_path / "d.npz", x=x[:40].numpy(), y=y[:40].numpy())
+    rc, out, err = run_cli(capsys, "simulate", "--data", str(tmp_path / "d.npz"), "--json")
+    assert rc == 0, err
+    from_npz = json.loads(out)
+    for i in range(40):
+        folder = tmp_path / "images" / f"class{int(y[i])}"
+        folder.mkdir(parents=True, exist_ok=True)
+        Image.fromarray((x[i, 0].numpy() * 255).round().astype(np.uint8)).save(folder / f"{i}.png")
+    rc, out, err = run_cli(capsys, "simulate", "--data", str(tmp_path / "images"), "--json")
+    assert rc == 0, err
+    from_folder = json.loads(out)
+    assert from_npz["samples"] == from_folder["samples"] == 40
+    assert from_npz["float_accuracy"] >= 0.9 and from_folder["float_accuracy"] >= 0.9
+
+
+def test_simulate_dvs_frames(tmp_path, capsys):
+    import torch
+
+    x = torch.load(fixture_dir("cifar10dvs") / "input.pt").numpy()
+    np.save(tmp_path / "frames.npy", x)
+    ckpt = fixture_dir("cifar10dvs") / FIXTURE_CASES["cifar10dvs"][0]
+    rc, out, err = run_cli(capsys, "simulate", str(ckpt), "--num-heads", "4", "--data", str(tmp_path / "frames.npy"),
+                           "--json")
+    assert rc == 0, err
+    data = json.loads(out)
+    assert data["samples"] == 2 and "float_accuracy" not in data
+
+
+@pytest.mark.parametrize("case,needle", [
+    ("missing", "does not exist"), ("wrong_shape", "needs images [N, 1, 16, 16]"),
+    ("wrong_channels", "needs images [N, 1, 16, 16]"), ("nan", "NaN"), ("empty_folder", "no class sub-folders"),
+    ("no_images", "holds no images"), ("bad_image", "cannot read image"), ("no_x", "no array 'x'"),
+    ("bad_labels", "labels must be 0..9"), ("text_file", "expected an image folder"), ("empty", "is empty"),
+    ("pickled", "cannot read"),
+])
+def test_simulate_bad_data_is_one_line(tmp_path, capsys, case, needle):
+    path = tmp_path / "data.npz"
+    if case == "missing":
+        path = tmp_path / "nope.npz"
+    elif case == "wrong_shape":
+        np.savez(path, x=np.zeros((4, 1, 8, 8), np.float32))
+    elif case == "wrong_channels":
+        np.savez(path, x=np.zeros((4, 3, 16, 16), np.float32))
+    elif case == "nan":
+        x = np.zeros((4, 1, 16, 16), np.float32)
+        x[0, 0, 0, 0] = np.nan
+        np.savez(path, x=x)
+    elif case == "empty_folder":
+        path = tmp_path / "folder"
+        path.mkdir()
+    elif case == "no_images":
+        path = tmp_path / "folder"
+        (path / "a").mkdir(parents=True)
+    elif case == "bad_image":
+        path = tmp_path / "folder"
+        (path / "a").mkdir(parents=True)
+        (path / "a" / "x.png").write_bytes(b"not a png")
+    elif case == "no_x":
+        np.savez(path, images=np.zeros((4, 1, 16, 16), np.float32))
+    elif case == "bad_labels":
+        np.savez(path, x=np.zeros((4, 1, 16, 16), np.float32), y=np.array([0, 1, 2, 12]))
+    elif case == "text_file":
+        path = tmp_path / "data.txt"
+        path.write_text("hello")
+    elif case == "empty":
+        np.savez(path, x=np.zeros((0, 1, 16, 16), np.float32))
+    elif case == "pickled":
+        np.save(tmp_path / "obj.npy", np.array([{"a": 1}], dtype=object), allow_pickle=True)
+        path = tmp_path / "obj.npy"
+    rc, out, err = run_cli(capsys, "simulate", "--data", str(path))
+    assert rc == 2 and out == ""
+    assert err.count("\n") == 1 and err.startswith("error:") and needle in err, err
+
+
+def test_simulate_needs_data_for_original_checkpoints(capsys):
+    rc, _, err = run_cli(capsys, "simulate", str(fixture_dir("cifar10") / "model_best.pth.tar"))
+    assert rc == 2 and "--data" in err
