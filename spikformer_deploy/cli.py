@@ -133,18 +133,29 @@ def _default_data(model):
 @click.option("--calibration", "calibration_samples", type=click.IntRange(1), default=256, show_default=True,
               help="Samples used to calibrate the integer ranges.")
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
+@click.option("--energy", is_flag=True, help="Energy per inference per layer for each hardware profile.")
+@click.option("--profile", "profiles", multiple=True,
+              help="Profile name (see hw_profiles/) or YAML file; repeatable. Default: every built-in profile.")
+@click.option("--plot", "plot_dir", type=click.Path(path_type=Path), default=None,
+              help="With --energy: write a per-layer energy PNG per profile into this directory.")
+@click.option("--gpu-seconds", type=click.FloatRange(0.5), default=5.0, show_default=True,
+              help="With --energy and CUDA: length of the measured GPU run.")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 def simulate(checkpoint, num_heads, T, img_size, data, batch, weight_bits, input_bits, calibration_samples, device,
-             as_json):
+             energy, profiles, plot_dir, gpu_seconds, as_json):
     """Run the float and the integer (Loihi 2) model side by side: accuracy, agreement, per-layer counts."""
     import torch
 
     from .analysis import layer_rows, totals
-    from .backends.sim import Counters, Simulator
+    from .backends.sim import Simulator
+    from .counters import Counters
     from .data import load_data
     from .pipeline import integer_graph_from
 
+    if (profiles or plot_dir) and not energy:
+        raise DeployError("--profile and --plot need --energy")
     path, model = load_model(checkpoint, num_heads, T, img_size)
+    profile_list = _load_profiles(profiles) if energy else []
     if data is None:
         x, y, x_cal, data_name = _default_data(model)
     else:
@@ -177,10 +188,104 @@ def simulate(checkpoint, num_heads, T, img_size, data, batch, weight_bits, input
     if y is not None:
         summary["float_accuracy"] = (float_pred == y).double().mean().item()
         summary["int_accuracy"] = (int_pred == y).double().mean().item()
+    energy_report = _energy(model, int_graph, rows, counters.T, profile_list, x, batch, gpu_seconds, plot_dir) \
+        if energy else None
     if as_json:
-        click.echo(json.dumps({**summary, "totals_per_inference": totals(rows), "layers": rows}, indent=2))
+        click.echo(json.dumps({**summary, "totals_per_inference": totals(rows), "layers": rows,
+                               **({"energy": energy_report} if energy_report else {})}, indent=2))
         return
     _print_simulation(summary, rows, totals(rows))
+    if energy_report:
+        _print_energy(energy_report)
+
+
+def _load_profiles(names):
+    from .analysis import builtin_profiles, load_profile
+
+    return [load_profile(n) for n in (names or builtin_profiles())]
+
+
+def _energy(model, graph, rows, steps, profiles, x, batch, gpu_seconds, plot_dir) -> dict:
+    """Estimates for every profile, the measured GPU reference where CUDA is present, and the optional plots."""
+    from .analysis import estimate
+    from .analysis.plots import energy_breakdown_png
+    from .gpu_measure import GpuMeasurementUnavailable, measure_float_reference
+
+    estimates = [e for p in profiles for e in estimate(rows, graph, p, steps)]
+    try:
+        measured = measure_float_reference(model, x, batch=max(batch, 64), seconds=gpu_seconds)
+    except GpuMeasurementUnavailable as exc:
+        measured = {"kind": "unavailable", "reason": str(exc)}
+    written = []
+    if plot_dir is not None:
+        written = _write_atomically(plot_dir, {f"energy_{e.profile}_{e.convention}.png":
+                                               (lambda p, e=e: energy_breakdown_png(e, p)) for e in estimates})
+    return {"profiles": {p.name: p.to_dict() for p in profiles}, "estimates": [e.to_dict() for e in estimates],
+            "gpu_measured": measured, "plots": written}
+
+
+def _write_atomically(directory: Path, writers: dict) -> list[str]:
+    """Write every file into a temporary directory beside ``directory``, then move them in: never half a set."""
+    import os
+    import tempfile
+
+    directory.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=directory, prefix=".partial-"))
+    try:
+        for name, write in writers.items():
+            write(tmp / name)
+        for name in writers:
+            os.replace(tmp / name, directory / name)
+    finally:
+        for leftover in tmp.iterdir():
+            leftover.unlink()
+        tmp.rmdir()
+    return [str(directory / name) for name in writers]
+
+
+def _print_energy(report: dict) -> None:
+    from rich.table import Table
+
+    console = _console()
+    estimates = report["estimates"]
+    gpu = [e for e in estimates if e["convention"] == "gpu_analytic"]
+    reference = next((e for e in gpu if e["profile"] == "h200_sxm"), gpu[0] if gpu else None)
+    table = Table(title="Energy per inference")
+    for col in ("profile", "convention", "energy", f"{reference['profile']} analytic ÷ this" if reference else "",
+                "figures"):
+        table.add_column(col, justify="right" if col not in ("profile", "convention", "figures") else "left")
+    for e in estimates:
+        kinds = sorted({c["kind"] for c in report["profiles"][e["profile"]]["constants"].values()})
+        ratio = f"{reference['total_J'] / e['total_J']:.2f}" if reference and e["total_J"] else ""
+        table.add_row(e["profile"], e["convention"], _joules(e["total_J"]), ratio, "/".join(kinds))
+    measured = report["gpu_measured"]
+    if measured.get("kind") == "measured":
+        table.add_row(measured["gpu"], "measured (NVML)", _joules(measured["J_per_image"]), "",
+                      f"idle-subtracted {_joules(measured['J_per_image_idle_subtracted'])}, "
+                      f"{measured['images_per_s']:.0f} images/s")
+    console.print(table)
+    if measured.get("kind") != "measured":
+        console.print(f"GPU: {measured['reason']}")
+    layers = Table(title="Energy per layer per inference (µJ)")
+    shown = [e for e in estimates if e["convention"] != "gpu_analytic"]
+    layers.add_column("layer")
+    for e in shown:
+        layers.add_column(f"{e['profile']}\n{e['convention']}", justify="right")
+    names = list(dict.fromkeys(n for e in shown for n in e["per_layer_J"]))
+    for name in names:
+        layers.add_row(name, *(f"{e['per_layer_J'][name] * 1e6:.3f}" if name in e["per_layer_J"] else ""
+                               for e in shown))
+    layers.add_row("total", *(f"{e['total_J'] * 1e6:.3f}" for e in shown), style="bold")
+    console.print(layers)
+    for path in report["plots"]:
+        console.print(f"wrote {path}")
+
+
+def _joules(value: float) -> str:
+    for unit, scale in (("mJ", 1e-3), ("µJ", 1e-6), ("nJ", 1e-9)):
+        if abs(value) >= scale:
+            return f"{value / scale:.3f} {unit}"
+    return f"{value:.3g} J"
 
 
 def _progress(label: str, quiet: bool = False):

@@ -8,7 +8,8 @@ import functools
 
 import torch
 
-from .backends.sim import Counters, Simulator
+from .backends.sim import Simulator
+from .counters import Counters
 from .ir import Graph, trace
 from .model import Spikformer
 from .passes import Calibration, fold_batchnorm, quantize, rewrite_ssa, run_passes

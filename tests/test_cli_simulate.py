@@ -116,3 +116,34 @@ def test_simulate_bad_data_is_one_line(tmp_path, capsys, case, needle):
 def test_simulate_needs_data_for_original_checkpoints(capsys):
     rc, _, err = run_cli(capsys, "simulate", str(fixture_dir("cifar10") / "model_best.pth.tar"))
     assert rc == 2 and "--data" in err
+
+
+def test_simulate_energy_json_and_plots(tmp_path, capsys):
+    plots = tmp_path / "plots"
+    args = ("simulate", "--energy", "--json", "--calibration", "64", "--plot", str(plots), "--profile", "cmos45nm",
+            "--profile", "loihi2", "--profile", "h200_sxm")
+    rc, out, err = run_cli(capsys, *args)
+    assert rc == 0, err
+    energy = json.loads(out)["energy"]
+    conventions = {(e["profile"], e["convention"]) for e in energy["estimates"]}
+    assert conventions == {("cmos45nm", "paper"), ("cmos45nm", "corrected"), ("loihi2", "loihi"),
+                           ("h200_sxm", "gpu_analytic")}
+    for e in energy["estimates"]:
+        assert e["total_J"] == pytest.approx(sum(e["per_layer_J"].values()))
+    assert energy["gpu_measured"]["kind"] in ("measured", "unavailable")
+    files = sorted(p.name for p in plots.iterdir())
+    assert len(files) == 4 and all((plots / f).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" for f in files)
+    first = {f: (plots / f).read_bytes() for f in files}
+    run_cli(capsys, *args)
+    assert {f: (plots / f).read_bytes() for f in files} == first, "same input must give the same bytes"
+
+
+def test_simulate_energy_table_and_bad_profile(tmp_path, capsys):
+    rc, out, _ = run_cli(capsys, "simulate", "--energy", "--calibration", "64")
+    assert rc == 0 and "Energy per inference" in out and "static" in out
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("name: x\nmodel: per_op\nconstants:\n  e_mac: {value: 4.6, unit: pJ, kind: published}\n")
+    rc, _, err = run_cli(capsys, "simulate", "--energy", "--profile", str(bad))
+    assert rc == 2 and "constants.e_mac: missing 'source'" in err and err.count("\n") == 1
+    rc, _, err = run_cli(capsys, "simulate", "--profile", "loihi")
+    assert rc == 2 and "need --energy" in err

@@ -5,7 +5,7 @@ import math
 
 import numpy as np
 
-from ..backends.sim import Counters
+from ..counters import Counters
 from ..ir import Graph
 from ..ir.ops import LIF, STATE_BITS, Add, Conv2d, Dense, Flatten, Head, Input, LoihiLIF, OrPool, SpikingAttention
 
@@ -21,6 +21,7 @@ def layer_rows(graph: Graph, counters: Counters) -> list[dict]:
     """One row per node that does work: counts per inference (averaged over the samples run)."""
     rows = []
     steps = counters.T
+    bounds = graph.value_bounds()
     for node in graph.nodes.values():
         if isinstance(node.op, (Input, Flatten)):
             continue
@@ -34,6 +35,15 @@ def layer_rows(graph: Graph, counters: Counters) -> list[dict]:
         if isinstance(node.op, (Conv2d, Dense, Head, SpikingAttention)):
             elems = int(np.prod(graph.nodes[node.inputs[0]].shape)) * len(node.inputs) * steps
             row["input_rate"] = c.get("in_events", 0.0) / elems if elems else 0.0
+        if isinstance(node.op, (Conv2d, Dense, OrPool)):
+            source = graph.nodes[node.inputs[0]]
+            row["analog_input"] = isinstance(source.op, Input) and source.op.kind == "image"
+            row["binary_input"] = bounds[source.name] == 1
+            # synaptic events whatever their payload: a graded spike drives each synapse once
+            row["event_synops"] = (row["macs"] if row["analog_input"] else
+                                   row["in_events"] * node.op.weight.shape[0] if isinstance(node.op, Dense) else
+                                   row["sops"] if row["binary_input"] else
+                                   row["sops"] * row["in_events"] / max(c.get("in_value", 0.0), 1e-300))
         if isinstance(node.op, LoihiLIF):
             margins = [overflow_margin_bits(m.get(k, 0.0)) for k in ("max_abs_u", "max_abs_v")]
             margins = [x for x in margins if x is not None]

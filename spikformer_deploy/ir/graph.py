@@ -91,6 +91,27 @@ class Graph:
                 last[i] = node.name
         return last
 
+    def value_bounds(self) -> dict[str, float]:
+        """Largest |value| each node can output in the integer graph: spikes 1, residual sums add their inputs,
+        the input its bit width; other nodes (drives, logits) are unbounded here."""
+        from .ops import LIF, Add, Flatten, Input, LoihiLIF, OrPool
+
+        bound: dict[str, float] = {}
+        for node in self.nodes.values():
+            op = node.op
+            if isinstance(op, Input):
+                bits = op.bits or 8
+                bound[node.name] = float(2 ** (bits - 1) if op.signed else 2**bits - 1)
+            elif isinstance(op, (LIF, LoihiLIF, OrPool)):
+                bound[node.name] = 1.0
+            elif isinstance(op, Add):
+                bound[node.name] = sum(bound[i] for i in node.inputs)
+            elif isinstance(op, Flatten):
+                bound[node.name] = bound[node.inputs[0]]
+            else:
+                bound[node.name] = float("inf")
+        return bound
+
     def validate(self) -> None:
         seen = set()
         for node in self.nodes.values():

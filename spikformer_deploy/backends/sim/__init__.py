@@ -1,5 +1,5 @@
 """Bit-accurate integer simulator (and float "exact" mode) with per-layer operation counters."""
-from .counters import COUNTER_DOC, MAXIMA_DOC, Counters
+from ...counters import COUNTER_DOC, MAXIMA_DOC, Counters
 from .simulator import KERNELS, SimResult, Simulator, attention_counts, is_quantized
 
 __all__ = ["Simulator", "SimResult", "Counters", "KERNELS", "COUNTER_DOC", "MAXIMA_DOC", "attention_counts",

@@ -22,7 +22,7 @@ from ...errors import DataError, DeployError
 from ...ir import Graph, Node
 from ...ir.ops import (ACT_SHIFT, DECAY_UNITY, LIF, STATE_BITS, Add, BatchNorm, Conv2d, Dense, Flatten, Head, Input,
                        LoihiLIF, OrPool, SpikingAttention)
-from .counters import Counters
+from ...counters import Counters
 
 EXACT_FP32 = 2**24
 STATE_MAX = 2 ** (STATE_BITS - 1)
@@ -42,25 +42,6 @@ def is_quantized(graph: Graph) -> bool:
     return any(isinstance(n.op, LoihiLIF) for n in graph.nodes.values())
 
 
-def value_bounds(graph: Graph) -> dict[str, float]:
-    """Largest |value| each node can output in the integer graph (spikes 1, residual sums add, input bits)."""
-    bound: dict[str, float] = {}
-    for node in graph.nodes.values():
-        op = node.op
-        if isinstance(op, Input):
-            bits = op.bits or 8
-            bound[node.name] = float(2 ** (bits - 1) if op.signed else 2**bits - 1)
-        elif isinstance(op, (LIF, LoihiLIF, OrPool)):
-            bound[node.name] = 1.0
-        elif isinstance(op, Add):
-            bound[node.name] = sum(bound[i] for i in node.inputs)
-        elif isinstance(op, Flatten):
-            bound[node.name] = bound[node.inputs[0]]
-        else:
-            bound[node.name] = float("inf")
-    return bound
-
-
 class Simulator:
     def __init__(self, graph: Graph, device: str | torch.device | None = None, count: bool = True,
                  record: tuple[str, ...] | set[str] | str = ()):
@@ -74,7 +55,7 @@ class Simulator:
         self.record = set(record)
         self.quantized = is_quantized(graph)
         self.float_dtype = torch.float32 if self.quantized else torch.float64
-        self.bounds = value_bounds(graph)
+        self.bounds = graph.value_bounds()
         self.last_use = graph.last_uses()
         self.params: dict[str, dict] = {}
         for node in graph.nodes.values():

@@ -1,4 +1,4 @@
-"""Per-node, per-time-step operation counters, summed over every sample the simulator ran."""
+"""Per-node, per-time-step operation counters (written by the simulator, read by the analyses), summed over samples."""
 from __future__ import annotations
 
 from collections import defaultdict

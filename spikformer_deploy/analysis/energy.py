@@ -1,0 +1,143 @@
+"""Energy per inference from the simulator's counters, per layer and in total, for each kind of profile.
+
+Conventions (DESIGN.md §4):
+- ``paper`` (per-op profiles): the Spikformer paper's E = E_MAC * MACs(first conv) + E_AC * SOPs with SOPs = input
+  firing rate x dense MACs; the head's MACs are added as MACs, max-pool and attention are free, as in the paper.
+- ``corrected`` (per-op profiles): synapses reading non-binary values (the analog image, the residual stream) pay
+  E_MAC per synaptic event; binary inputs pay E_AC per event-driven SOP; the attention pays E_AC per addition
+  (popcounts and spike-gated sums) — the spirit of Spikingformer's recount.
+- ``loihi`` (loihi profiles): synaptic ops x E_synop, neuron updates x E_neuron (all costed as active: with fan-in
+  >= 9 and input rates of a few percent nearly every neuron receives input every step), output spikes x (tile
+  spike + mean hops x hop energy), attention and head on the embedded / host cores x E_host_op, and static power x
+  chips x T x estimated step time.
+- ``gpu`` (gpu profiles): analytic: the float model's dense FLOPs at ``achievable_fraction`` of the BF16 peak, at
+  TDP; the idle-subtracted figure uses TDP - idle power.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+from ..ir import Graph
+from ..ir.ops import LIF, Conv2d, Dense, Head, LoihiLIF, OrPool, SpikingAttention
+from .profiles import Profile
+
+
+@dataclass
+class EnergyEstimate:
+    profile: str
+    convention: str
+    per_layer: dict[str, float]  # J per inference; includes pseudo-layers such as "static"
+    assumptions: list[str] = field(default_factory=list)
+    extra: dict = field(default_factory=dict)
+
+    @property
+    def total(self) -> float:
+        return float(sum(self.per_layer.values()))
+
+    def to_dict(self) -> dict:
+        return {"profile": self.profile, "convention": self.convention, "total_J": self.total,
+                "per_layer_J": dict(self.per_layer), "assumptions": list(self.assumptions), **self.extra}
+
+
+def paper_energy_from_totals(sops: float, first_layer_macs: float, profile: Profile) -> float:
+    """The paper's formula on published totals: E_AC * SOPs + E_MAC * MACs(first conv)."""
+    return profile["e_ac"] * sops + profile["e_mac"] * first_layer_macs
+
+
+def paper_energy(rows: list[dict], profile: Profile) -> EnergyEstimate:
+    per_layer = {}
+    for r in rows:
+        if r["op"] in ("Conv2d", "Dense", "Head"):
+            per_layer[r["name"]] = profile["e_mac"] * r["macs"] + profile["e_ac"] * r["sops_paper"]
+    return EnergyEstimate(profile.name, "paper", per_layer, [
+        "SOPs = input firing rate x dense MACs per layer (Spikformer's convention); first conv and head as MACs",
+        "max-pool and the attention products are not counted (as in the paper)"])
+
+
+def corrected_energy(rows: list[dict], profile: Profile) -> EnergyEstimate:
+    per_layer = {}
+    for r in rows:
+        if r["op"] in ("Conv2d", "Dense"):
+            if r["analog_input"]:
+                per_layer[r["name"]] = profile["e_mac"] * r["macs"]
+            elif not r["binary_input"]:
+                per_layer[r["name"]] = profile["e_mac"] * r["event_synops"]
+            else:
+                per_layer[r["name"]] = profile["e_ac"] * r["sops"]
+        elif r["op"] == "SpikingAttention":
+            per_layer[r["name"]] = profile["e_ac"] * r["adds"]
+        elif r["op"] == "Head":
+            per_layer[r["name"]] = profile["e_mac"] * r["macs"] + profile["e_ac"] * r["adds"]
+    return EnergyEstimate(profile.name, "corrected", per_layer, [
+        "non-binary inputs (analog image, residual stream values 0..depth+2) cost a MAC per synaptic event",
+        "attention: one accumulate per popcount / spike-gated addition (ANDs not costed)"])
+
+
+def loihi_mapping(graph: Graph, profile: Profile) -> dict:
+    """Cores per neuron group (neurons / neurons_per_core, rounded up) and chips: a first estimate."""
+    per_core = int(profile["neurons_per_core"])
+    cores = {n.name: math.ceil(int(math.prod(n.shape)) / per_core) for n in graph.of_type(LIF, LoihiLIF, OrPool)}
+    total = sum(cores.values())
+    return {"cores": cores, "total_cores": total, "chips": max(1, math.ceil(total / profile["cores_per_chip"]))}
+
+
+def loihi_energy(rows: list[dict], graph: Graph, profile: Profile, steps: int) -> EnergyEstimate:
+    mapping = loihi_mapping(graph, profile)
+    e_spike = profile["e_spike_tile"] + profile["mean_hops"] * (profile["e_hop_ew"] + profile["e_hop_ns"]) / 2
+    by_name = {r["name"]: r for r in rows}
+    per_layer, step_times = {}, {}
+    for r in rows:
+        node = graph.nodes[r["name"]]
+        if isinstance(node.op, (Conv2d, Dense)):
+            per_layer[r["name"]] = profile["e_synop"] * r["event_synops"]
+        elif isinstance(node.op, (LIF, LoihiLIF, OrPool)):
+            synops = by_name[node.inputs[0]].get("event_synops", 0.0) if isinstance(node.op, (LIF, LoihiLIF)) \
+                else r.get("event_synops", 0.0)
+            energy = profile["e_neuron_active"] * r["neuron_updates"] + e_spike * r["spikes"]
+            if isinstance(node.op, OrPool):
+                energy += profile["e_synop"] * synops
+            per_layer[r["name"]] = energy
+            cores = mapping["cores"][r["name"]]
+            # a step ends when the slowest core is done: its share of synaptic ops and of neuron updates
+            step_times[r["name"]] = (synops / cores * profile["t_synop"]
+                                     + r["neurons"] / cores * profile["t_neuron"]) / steps
+        elif isinstance(node.op, SpikingAttention):
+            per_layer[r["name"]] = profile["e_host_op"] * (r["ands"] + r["adds"])
+        elif isinstance(node.op, Head):
+            per_layer[r["name"]] = profile["e_host_op"] * (r["macs"] + r["adds"])
+    t_step = max(step_times.values(), default=0.0)
+    per_layer["static"] = profile["static_power_chip"] * mapping["chips"] * steps * t_step
+    return EnergyEstimate(profile.name, "loihi", per_layer, [
+        "neuron updates all costed as active", "graded spikes: one synaptic op per synapse whatever the payload",
+        f"spike traffic: tile spike + {profile.constants['mean_hops'].value:g} mesh hops per output spike",
+        "attention and head on the embedded x86 / host at e_host_op per AND, add or MAC",
+        f"mapping: neurons / {int(profile['neurons_per_core'])} per core, layers on separate cores; "
+        f"step time = slowest layer's per-core synaptic ops and neuron updates",
+        f"static: {profile['static_power_chip']:g} W/chip x {mapping['chips']} chip(s) x {steps} steps x step time"],
+        extra={"chips": mapping["chips"], "cores": mapping["total_cores"], "step_time_s": t_step,
+               "latency_s": steps * t_step})
+
+
+def gpu_energy(rows: list[dict], profile: Profile) -> EnergyEstimate:
+    flops = 2.0 * sum(r["dense_macs"] for r in rows)
+    rate = profile["peak_bf16"] * profile["achievable_fraction"]
+    seconds = flops / rate
+    per_layer = {r["name"]: profile["tdp"] * 2.0 * r["dense_macs"] / rate for r in rows if r["dense_macs"]}
+    return EnergyEstimate(profile.name, "gpu_analytic", per_layer, [
+        f"{flops / 1e9:.3f} GFLOP per inference (dense-equivalent float model, T unrolled)",
+        f"achieved {rate / 1e12:.1f} TFLOP/s = {profile.constants['achievable_fraction'].value:g} x BF16 peak "
+        f"{profile.constants['peak_bf16'].value:g} TFLOP/s (assumption)",
+        f"power = TDP {profile['tdp']:g} W while computing; idle-subtracted uses TDP - idle "
+        f"({profile['idle_power']:g} W)"],
+        extra={"flops": flops, "images_per_s": 1.0 / seconds if seconds else None,
+               "idle_subtracted_J": (profile["tdp"] - profile["idle_power"]) * seconds, "kind": "estimate"})
+
+
+def estimate(rows: list[dict], graph: Graph, profile: Profile, steps: int) -> list[EnergyEstimate]:
+    """Every convention that applies to the profile's model."""
+    if profile.model == "per_op":
+        return [paper_energy(rows, profile), corrected_energy(rows, profile)]
+    if profile.model == "loihi":
+        return [loihi_energy(rows, graph, profile, steps)]
+    return [gpu_energy(rows, profile)]

@@ -1,0 +1,119 @@
+"""Hardware profiles: every number with a unit, a source and a kind (measured, published, estimate).
+
+Built-in profiles live in ``hw_profiles/*.yaml`` at the project root; users may pass their own file.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+
+from ..errors import DeployError
+
+PROFILE_DIR = Path(__file__).resolve().parents[2] / "hw_profiles"
+KINDS = ("measured", "published", "estimate")
+UNITS = {"pJ": 1e-12, "nJ": 1e-9, "J": 1.0, "ns": 1e-9, "us": 1e-6, "s": 1.0, "W": 1.0, "mW": 1e-3,
+         "TFLOP/s": 1e12, "GFLOP/s": 1e9, "count": 1.0, "ratio": 1.0, "hops": 1.0}
+# constants each energy model needs, with the kind of unit each must have
+REQUIRED = {
+    "per_op": {"e_mac": "J", "e_ac": "J"},
+    "loihi": {"e_synop": "J", "e_neuron_active": "J", "e_neuron_inactive": "J", "e_spike_tile": "J",
+              "e_hop_ew": "J", "e_hop_ns": "J", "mean_hops": "hops", "e_host_op": "J", "t_synop": "s",
+              "t_neuron": "s", "static_power_chip": "W", "cores_per_chip": "count", "neurons_per_core": "count"},
+    "gpu": {"tdp": "W", "idle_power": "W", "peak_bf16": "FLOP/s", "peak_fp32": "FLOP/s",
+            "achievable_fraction": "ratio"},
+}
+DIMENSION = {"pJ": "J", "nJ": "J", "J": "J", "ns": "s", "us": "s", "s": "s", "W": "W", "mW": "W",
+             "TFLOP/s": "FLOP/s", "GFLOP/s": "FLOP/s", "count": "count", "ratio": "ratio", "hops": "hops"}
+
+
+class ProfileError(DeployError):
+    pass
+
+
+@dataclass(frozen=True)
+class Constant:
+    value: float
+    unit: str
+    kind: str
+    source: str
+
+    @property
+    def si(self) -> float:
+        return self.value * UNITS[self.unit]
+
+
+@dataclass(frozen=True)
+class Profile:
+    name: str
+    title: str
+    model: str
+    notes: str
+    constants: dict[str, Constant]
+    path: str
+
+    def __getitem__(self, key: str) -> float:
+        """The constant in SI units (J, s, W, FLOP/s)."""
+        return self.constants[key].si
+
+    def to_dict(self) -> dict:
+        return {"name": self.name, "title": self.title, "model": self.model, "notes": self.notes, "path": self.path,
+                "constants": {k: vars(c) for k, c in self.constants.items()}}
+
+
+def builtin_profiles() -> list[str]:
+    return sorted(p.stem for p in PROFILE_DIR.glob("*.yaml"))
+
+
+def load_profile(name_or_path: str | Path) -> Profile:
+    path = Path(name_or_path)
+    if not path.suffix and not path.exists():
+        path = PROFILE_DIR / f"{name_or_path}.yaml"
+        if not path.exists():
+            raise ProfileError(f"unknown profile {name_or_path!r}; built-in: {', '.join(builtin_profiles())}")
+    if not path.is_file():
+        raise ProfileError(f"profile {path} does not exist")
+    try:
+        data = yaml.safe_load(path.read_text())
+    except (yaml.YAMLError, UnicodeDecodeError) as exc:
+        raise ProfileError(f"profile {path.name}: not valid YAML ({str(exc).splitlines()[0]})") from None
+    return parse_profile(data, path)
+
+
+def parse_profile(data, path: Path) -> Profile:
+    where = f"profile {path.name}"
+    if not isinstance(data, dict):
+        raise ProfileError(f"{where}: expected a mapping at the top level")
+    for key in ("name", "model", "constants"):
+        if key not in data:
+            raise ProfileError(f"{where}: missing '{key}'")
+    model = data["model"]
+    if model not in REQUIRED:
+        raise ProfileError(f"{where}: model: unknown {model!r}; expected one of {', '.join(REQUIRED)}")
+    if not isinstance(data["constants"], dict):
+        raise ProfileError(f"{where}: constants: expected a mapping")
+    constants = {}
+    for key, entry in data["constants"].items():
+        field = f"{where}: constants.{key}"
+        if not isinstance(entry, dict):
+            raise ProfileError(f"{field}: expected value, unit, kind and source")
+        for part in ("value", "unit", "kind", "source"):
+            if part not in entry or entry[part] in (None, ""):
+                raise ProfileError(f"{field}: missing '{part}'")
+        value = entry["value"]
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
+            raise ProfileError(f"{field}.value: expected a non-negative number, got {value!r}")
+        if entry["unit"] not in UNITS:
+            raise ProfileError(f"{field}.unit: unknown unit {entry['unit']!r}; known: {', '.join(UNITS)}")
+        if entry["kind"] not in KINDS:
+            raise ProfileError(f"{field}.kind: {entry['kind']!r} is not one of {', '.join(KINDS)}")
+        constants[key] = Constant(float(value), entry["unit"], entry["kind"], str(entry["source"]))
+    for key, dim in REQUIRED[model].items():
+        if key not in constants:
+            raise ProfileError(f"{where}: constants.{key}: missing (a {model} profile needs it)")
+        if DIMENSION[constants[key].unit] != dim:
+            raise ProfileError(f"{where}: constants.{key}.unit: {constants[key].unit} is not a unit of {dim}")
+    return Profile(name=str(data["name"]), title=str(data.get("title", data["name"])), model=model,
+                   notes=str(data.get("notes", "")).strip(), constants=constants, path=str(path))

@@ -1,0 +1,56 @@
+"""Hardware profiles: every number has a unit, a source and a kind; a bad profile is one line naming the field."""
+import pytest
+import yaml
+
+from spikformer_deploy.analysis import ProfileError, builtin_profiles, load_profile
+from spikformer_deploy.analysis.profiles import KINDS, PROFILE_DIR
+
+
+@pytest.mark.parametrize("name", builtin_profiles())
+def test_builtin_profiles_are_complete(name):
+    p = load_profile(name)
+    assert p.constants and p.title
+    for key, c in p.constants.items():
+        assert c.kind in KINDS and c.source.strip() and c.unit, key
+    if name == "loihi2":
+        assert "ESTIMATE" in p.title and "estimate" in {c.kind for c in p.constants.values()}
+
+
+def write(tmp_path, data):
+    path = tmp_path / "custom.yaml"
+    path.write_text(data if isinstance(data, str) else yaml.safe_dump(data))
+    return path
+
+
+def base():
+    return yaml.safe_load((PROFILE_DIR / "cmos45nm.yaml").read_text())
+
+
+@pytest.mark.parametrize("edit,needle", [
+    (lambda d: d["constants"]["e_ac"].pop("source"), "constants.e_ac: missing 'source'"),
+    (lambda d: d["constants"]["e_mac"].pop("unit"), "constants.e_mac: missing 'unit'"),
+    (lambda d: d["constants"]["e_ac"].update(kind="guess"), "constants.e_ac.kind"),
+    (lambda d: d["constants"]["e_ac"].update(unit="furlongs"), "constants.e_ac.unit: unknown unit"),
+    (lambda d: d["constants"]["e_ac"].update(unit="ns"), "constants.e_ac.unit: ns is not a unit of J"),
+    (lambda d: d["constants"]["e_ac"].update(value="cheap"), "constants.e_ac.value"),
+    (lambda d: d["constants"]["e_ac"].update(value=-1), "constants.e_ac.value"),
+    (lambda d: d["constants"].pop("e_mac"), "constants.e_mac: missing"),
+    (lambda d: d.update(model="quantum"), "model: unknown"),
+    (lambda d: d.pop("constants"), "missing 'constants'"),
+])
+def test_bad_profiles_name_the_field(tmp_path, edit, needle):
+    data = base()
+    edit(data)
+    with pytest.raises(ProfileError) as info:
+        load_profile(write(tmp_path, data))
+    assert needle in str(info.value) and "\n" not in str(info.value)
+
+
+def test_unreadable_and_unknown_profiles(tmp_path):
+    with pytest.raises(ProfileError, match="not valid YAML"):
+        load_profile(write(tmp_path, "name: [unclosed"))
+    with pytest.raises(ProfileError, match="unknown profile 'tpu'"):
+        load_profile("tpu")
+    custom = base()
+    custom["name"] = "mine"
+    assert load_profile(write(tmp_path, custom)).name == "mine"
