@@ -288,6 +288,55 @@ def _joules(value: float) -> str:
     return f"{value:.3g} J"
 
 
+@cli.command("export")
+@model_options
+@click.option("--target", "target", default="all", show_default=True,
+              help="loihi2, nir, onnx or all (several: comma-separated).")
+@click.option("-o", "--out", type=click.Path(path_type=Path), default=None,
+              help="Artifact directory (default: ./<checkpoint name>.deploy).")
+@click.option("--data", type=click.Path(path_type=Path), default=None,
+              help="Calibration data (as for simulate). Default: the bundled model's training split.")
+@click.option("--calibration", "calibration_samples", type=click.IntRange(1), default=256, show_default=True)
+@click.option("--weight-bits", type=click.IntRange(2, 8), default=8, show_default=True)
+@click.option("--input-bits", type=click.IntRange(2, 8), default=8, show_default=True)
+@click.option("--force", is_flag=True, help="Replace an existing non-empty output directory.")
+@click.option("--json", "as_json", is_flag=True, help="Print the manifest as JSON.")
+def export_cmd(checkpoint, num_heads, T, img_size, target, out, data, calibration_samples, weight_bits, input_bits,
+               force, as_json):
+    """Write an artifact directory: integer IR, target files (Lava/netx, NIR, ONNX) and a manifest."""
+    from .data import load_data
+    from .export import export, sha256, targets
+
+    names = targets() if target == "all" else [t.strip() for t in target.split(",") if t.strip()]
+    path, model = load_model(checkpoint, num_heads, T, img_size)
+    if data is None:
+        _, _, x_cal, _ = _default_data(model)
+    else:
+        x_cal, _ = load_data(data, model.config)
+    out = out or Path(f"{path.stem.split('.')[0]}.deploy")
+    with _progress("exporting", quiet=as_json) as bar:
+        bar.add_task("export", total=None)
+        manifest = export(model, out, names, x_cal[:calibration_samples], weight_bits, input_bits, force,
+                          source={"checkpoint": path.name, "sha256": sha256(path), "layout": model.source["layout"]})
+    if as_json:
+        click.echo(json.dumps(manifest, indent=2))
+    else:
+        click.echo(f"wrote {out}: {', '.join(manifest['files'])}")
+
+
+@cli.command()
+@click.argument("artifact", type=click.Path(path_type=Path))
+@click.option("--json", "as_json", is_flag=True)
+def verify(artifact, as_json):
+    """Check an artifact directory: every file against the sha256 in its manifest."""
+    from .export import verify_files
+
+    manifest = verify_files(artifact)
+    result = {"artifact": str(artifact), "files_checked": len(manifest["files"]), "ok": True}
+    click.echo(json.dumps(result, indent=2) if as_json else
+               f"{artifact}: {result['files_checked']} files match the manifest")
+
+
 def _progress(label: str, quiet: bool = False):
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 

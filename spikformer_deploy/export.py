@@ -1,0 +1,144 @@
+"""``export``: an artifact directory with the integer IR, the target files and a manifest, written atomically.
+
+Layout: ``graph.json`` + ``params.safetensors`` (integer IR), target files (``model.onnx``, ``model.nir``, …) and
+``manifest.json`` (tool and dependency versions, source checkpoint hash, config, quantization settings, sha256 of
+every file). Written into a temporary directory beside the destination and renamed when complete; exporting the
+same input twice gives byte-identical files.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+from importlib import metadata
+from pathlib import Path
+
+import torch
+
+from .errors import DeployError
+from .ir.serialize import save_graph
+from .model import Spikformer
+from .pipeline import integer_graph_from
+
+MANIFEST = "manifest.json"
+DEPENDENCIES = ("torch", "numpy", "lava-nc", "lava-dl", "nir", "nirtorch", "snntorch", "onnx", "onnxruntime",
+                "safetensors", "h5py")
+
+
+class ArtifactError(DeployError):
+    pass
+
+
+def _writers():
+    """target -> writer(model, integer graph, float graph, directory) -> files written."""
+    from .backends.nir import write_nir
+    from .backends.onnx import write_onnx
+    from .ir import trace
+    from .passes import fold_batchnorm
+
+    return {"onnx": lambda model, graph, float_graph, d: write_onnx(model, d),
+            # NIR carries the float meaning with the attention's original scale (before rewrite_ssa)
+            "nir": lambda model, graph, float_graph, d: write_nir(fold_batchnorm(trace(model)), d)}
+
+
+def targets() -> list[str]:
+    return sorted(_writers())
+
+
+def sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def versions() -> dict[str, str]:
+    out = {"spikformer-deploy": _version("spikformer-deploy")}
+    out.update({name: _version(name) for name in DEPENDENCIES})
+    return out
+
+
+def _version(name: str) -> str:
+    try:
+        return metadata.version(name)
+    except metadata.PackageNotFoundError:
+        return "not installed"
+
+
+def export(model: Spikformer, out_dir: Path, target_names: list[str], calibration_x: torch.Tensor,
+           weight_bits: int = 8, input_bits: int = 8, force: bool = False, source: dict | None = None) -> dict:
+    out_dir = Path(out_dir)
+    writers = _writers()
+    unknown = [t for t in target_names if t not in writers]
+    if unknown:
+        raise ArtifactError(f"unknown target {unknown[0]!r}; choose from {', '.join([*writers, 'all'])}")
+    if out_dir.exists() and (not out_dir.is_dir() or any(out_dir.iterdir())) and not force:
+        raise ArtifactError(f"output {out_dir} exists and is not empty (use --force to replace it)")
+    parent = out_dir.resolve().parent
+    existing = next(p for p in (parent, *parent.parents) if p.exists())
+    if not existing.is_dir() or not os.access(existing, os.W_OK):
+        raise ArtifactError(f"cannot write {out_dir}: {existing} is not a writable directory")
+    parent.mkdir(parents=True, exist_ok=True)
+    float_g, int_g = integer_graph_from(model, calibration_x, weight_bits, input_bits)
+    tmp = Path(tempfile.mkdtemp(dir=parent, prefix=f".{out_dir.name}.partial-"))
+    try:
+        files = save_graph(int_g, tmp)
+        for name in target_names:
+            files += writers[name](model, int_g, float_g, tmp)
+        manifest = {
+            "format": "spikformer-deploy-artifact", "version": 1, "targets": sorted(target_names),
+            "versions": versions(), "source": source or {}, "config": model.config.to_dict(),
+            "quantization": {"weight_bits": weight_bits, "input_bits": input_bits,
+                             "calibration_samples": len(calibration_x),
+                             "calibration_sha256": hashlib.sha256(
+                                 calibration_x.detach().cpu().contiguous().numpy().tobytes()).hexdigest()},
+            "files": {p.name: sha256(p) for p in sorted(files, key=lambda p: p.name)},
+        }
+        (tmp / MANIFEST).write_text(json.dumps(manifest, indent=1, sort_keys=True) + "\n")
+        umask = os.umask(0)
+        os.umask(umask)
+        for path in tmp.iterdir():  # some writers (safetensors, mkdtemp) create owner-only files
+            os.chmod(path, 0o666 & ~umask)
+        os.chmod(tmp, 0o777 & ~umask)
+        _replace_dir(tmp, out_dir)
+    except OSError as exc:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise ArtifactError(f"writing {out_dir} failed: {exc}") from None
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return manifest
+
+
+def _replace_dir(new: Path, dest: Path) -> None:
+    """Move ``new`` to ``dest``; an existing ``dest`` (with --force) is moved aside first, then removed."""
+    old = None
+    if dest.exists():
+        old = dest.with_name(f".{dest.name}.old-{os.getpid()}")
+        os.replace(dest, old)
+    os.replace(new, dest)
+    if old is not None:
+        shutil.rmtree(old) if old.is_dir() else old.unlink()
+
+
+def verify_files(directory: Path) -> dict:
+    """Check the manifest and the sha256 of every file it lists; returns the manifest."""
+    directory = Path(directory)
+    if not directory.is_dir():
+        raise ArtifactError(f"{directory} is not an artifact directory")
+    try:
+        manifest = json.loads((directory / MANIFEST).read_text())
+    except FileNotFoundError:
+        raise ArtifactError(f"{directory}: missing {MANIFEST}") from None
+    except json.JSONDecodeError as exc:
+        raise ArtifactError(f"{directory / MANIFEST}: not valid JSON ({exc.msg})") from None
+    for name, digest in manifest.get("files", {}).items():
+        path = directory / name
+        if not path.is_file():
+            raise ArtifactError(f"{directory}: missing {name} (listed in {MANIFEST})")
+        if sha256(path) != digest:
+            raise ArtifactError(f"{directory}: {name} does not match its sha256 in {MANIFEST}")
+    return manifest

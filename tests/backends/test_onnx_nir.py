@@ -1,0 +1,90 @@
+"""ONNX (float reference, T unrolled) and NIR (float graph + attention extension) exports."""
+import contextlib
+import io
+
+import numpy as np
+import pytest
+import torch
+
+from support import BUNDLED, load_fixture
+
+from spikformer_deploy import load_checkpoint
+from spikformer_deploy.backends.nir import from_nir, read_nir, stem_subgraph, to_nir, write_nir
+from spikformer_deploy.backends.onnx import write_onnx
+from spikformer_deploy.backends.sim import Simulator
+from spikformer_deploy.data import digits_split
+from spikformer_deploy.ir import GraphError, trace
+from spikformer_deploy.passes import fold_batchnorm
+
+
+def bundled_case():
+    return load_checkpoint(BUNDLED), digits_split(16)[2][:64]
+
+
+@pytest.mark.parametrize("case", ["cifar10", "imagenet", "cifar10dvs", "bundled"])
+def test_onnx_matches_pytorch(tmp_path, case):
+    import onnx
+    import onnxruntime as ort
+
+    model, x = bundled_case() if case == "bundled" else load_fixture(case)[:2]
+    (path,) = write_onnx(model, tmp_path)
+    onnx.checker.check_model(onnx.load(path), full_check=True)
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    ours = session.run(None, {"x": x.numpy()})[0]
+    with torch.no_grad():
+        reference = model(x).numpy()
+    assert np.abs(ours - reference).max() <= 1e-5
+
+
+@pytest.mark.parametrize("variant", ["cifar10", "imagenet", "cifar10dvs"])
+def test_nir_round_trip_reproduces_float_reference(tmp_path, variant):
+    import nir
+
+    model, x, logits, spikes = load_fixture(variant)
+    graph = fold_batchnorm(trace(model))
+    (path,) = write_nir(graph, tmp_path)
+    standard = nir.read(str(path))  # standard NIR reader, no spikformer_deploy code
+    lif = standard.nodes["block.0.attn.q_lif"]
+    assert isinstance(lif, nir.LIF) and float(lif.tau.flat[0]) == pytest.approx(2e-4)
+    ext = standard.nodes["block.0.attn.ssa"].metadata["spikformer_deploy"]
+    assert ext["op"] == "SpikingAttention" and float(ext["scale"]) == model.config.attention_scale
+    back = read_nir(path)
+    a, b = Simulator(graph).run(x), Simulator(back).run(x)
+    assert torch.equal(a.logits, b.logits)
+    for name, expected in spikes.items():
+        assert torch.equal(b.spike_counts[name], expected), name
+    assert (b.logits - logits).abs().max() <= 1e-5
+
+
+@pytest.mark.parametrize("case,last", [("cifar10", "patch_embed.proj_lif2"), ("imagenet", "patch_embed.proj_lif"),
+                                       ("cifar10dvs", "patch_embed.proj_lif"), ("bundled", "patch_embed.proj_lif2")])
+def test_snntorch_imports_the_stem(case, last):
+    """snnTorch's importer knows Conv2d and LIF but not SumPool2d/Threshold: the stem up to its first max-pool."""
+    from snntorch import utils
+    from snntorch.import_nir import import_from_nir
+
+    model, x = bundled_case() if case == "bundled" else load_fixture(case)[:2]
+    graph = fold_batchnorm(trace(model))
+    with contextlib.redirect_stdout(io.StringIO()):  # it prints its weight-scale warning with the whole array
+        net = import_from_nir(stem_subgraph(to_nir(graph), last))
+    utils.reset(net)
+    steps = x.permute(1, 0, 2, 3, 4) if model.config.variant == "cifar10dvs" else [x] * model.config.T
+    with torch.no_grad():
+        theirs = torch.stack([net(step)[0] for step in steps])
+    ours = Simulator(graph, record={last}).run(x).outputs[last]
+    assert ours.sum() > 0 and torch.equal(ours, theirs)
+
+
+def test_nir_refuses_what_it_cannot_carry(tmp_path):
+    from spikformer_deploy.pipeline import float_graph
+
+    model, *_ = load_fixture("cifar10")
+    with pytest.raises(GraphError, match="before rewrite_ssa"):
+        to_nir(float_graph(model))
+    (tmp_path / "x.nir").write_bytes(b"not hdf5")
+    with pytest.raises(GraphError, match="cannot read NIR"):
+        read_nir(tmp_path / "x.nir")
+    foreign = stem_subgraph(to_nir(fold_batchnorm(trace(model))), "patch_embed.proj_lif")
+    foreign.nodes["input"].metadata = {}
+    with pytest.raises(GraphError, match="not written by spikformer-deploy"):
+        from_nir(foreign)
