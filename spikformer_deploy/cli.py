@@ -95,7 +95,8 @@ def train(out, epochs, seed):
     settings = DigitsTraining(seed=seed) if epochs is None else DigitsTraining(seed=seed, epochs=epochs)
     columns = (TextColumn("training"), BarColumn(), TextColumn("epoch {task.completed}/{task.total}"),
                TextColumn("loss {task.fields[loss]:.4f}"), TimeElapsedColumn())
-    with Progress(*columns, console=_console(stderr=True)) as bar:
+    console = _console(stderr=True)
+    with Progress(*columns, console=console, disable=not console.is_terminal) as bar:
         task = bar.add_task("train", total=settings.epochs, loss=float("nan"))
         model, report = train_digits(settings, progress=lambda e, n, loss: bar.update(task, completed=e, loss=loss))
     save_checkpoint(model, out, meta=report)
@@ -338,10 +339,12 @@ def verify(artifact, as_json):
 
 
 def _progress(label: str, quiet: bool = False):
+    """A progress bar on stderr when it is a terminal (a log gains nothing from one)."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    return Progress(TextColumn(label), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                    console=_console(stderr=True), disable=quiet, transient=True)
+    console = _console(stderr=True)
+    return Progress(TextColumn(label), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=console,
+                    disable=quiet or not console.is_terminal, transient=True)
 
 
 def _print_simulation(summary: dict, rows: list[dict], total: dict) -> None:
