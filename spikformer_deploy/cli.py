@@ -326,6 +326,75 @@ def export_cmd(checkpoint, num_heads, T, img_size, target, out, data, calibratio
 
 
 @cli.command()
+@click.argument("source", required=False, type=click.Path(path_type=Path))
+@click.option("--target", type=click.Choice(["loihi2", "loihi"]), default="loihi2", show_default=True)
+@click.option("--chips", type=click.IntRange(1), default=None, help="Chips available (verdict: does it fit?).")
+@click.option("--format", "fmt", type=click.Choice(["md", "json", "html"]), default="md", show_default=True)
+@click.option("-o", "--out", type=click.Path(path_type=Path), default=None,
+              help="Write the report here (the .md and .json versions are always written beside it).")
+@click.option("--data", type=click.Path(path_type=Path), default=None,
+              help="Data for firing rates and state ranges (default: the bundled model's test split, or "
+                   "synthetic inputs for other models).")
+@click.option("--samples", type=click.IntRange(1), default=None, help="How many inputs to simulate.")
+@click.option("--num-heads", type=int, default=None)
+@click.option("--T", "T", type=int, default=None)
+@click.option("--img-size", type=int, default=None)
+def report(source, target, chips, fmt, out, data, samples, num_heads, T, img_size):
+    """Hardware feasibility report for a checkpoint or an export directory: cores, chips, limits, verdict."""
+    import torch
+
+    from .analysis import layer_rows, load_profile
+    from .analysis.report import build_report, json_safe, to_html, to_markdown
+    from .backends.sim import Simulator
+    from .data import load_data
+    from .export import verify_files
+    from .ir.serialize import load_graph
+    from .pipeline import integer_graph
+
+    if source is not None and source.is_dir():
+        manifest = verify_files(source)
+        graph, model = load_graph(source), None
+        bundled = manifest.get("source", {}).get("checkpoint") == BUNDLED_MODEL.name
+        config = graph.config
+    else:
+        _, model = load_model(source, num_heads, T, img_size)
+        config, bundled = model.config, model.source.get("meta", {}).get("data") is not None
+    if data is not None:
+        x, _ = load_data(data, config)
+        note = f"{len(x[:samples or 64])} inputs from {data}"
+    elif bundled:
+        from .data import digits_split
+
+        x = digits_split(config.img_size, seed=0)[2]
+        note = f"{len(x[:samples or 64])} images of the digits test split"
+    else:
+        gen = torch.Generator().manual_seed(0)
+        n = samples or 2
+        x = torch.rand(config.input_shape(batch=n), generator=gen)
+        if config.variant == "cifar10dvs":
+            x = (x < 0.1).float()
+        note = f"{n} synthetic inputs (uniform images / 10 % events): rates and ranges are only indicative"
+    x = x[:samples or 64]
+    if model is not None:
+        graph = integer_graph(model, x)
+    counters = Simulator(graph).run(x).counters
+    result = build_report(graph, layer_rows(graph, counters), load_profile(target), load_profile("h200_sxm"), chips,
+                          note)
+    texts = {"md": to_markdown(result), "json": json.dumps(json_safe(result), indent=1) + "\n"}
+    if fmt == "html" or (out is not None and fmt == "html"):
+        texts["html"] = to_html(result)
+    if out is None:
+        click.echo(texts[fmt], nl=False)
+        return
+    files = {out.name: texts[fmt]}
+    files.update({out.with_suffix(f".{k}").name: v for k, v in texts.items() if k in ("md", "json")})
+    _write_atomically(out.parent if str(out.parent) else Path("."),
+                      {name: (lambda p, text=text: p.write_text(text)) for name, text in files.items()})
+    click.echo(f"{result['verdict']['state']}: {result['totals']['cores']} cores, {result['totals']['chips']} "
+               f"chip(s) ({result['totals']['system']}); wrote {', '.join(sorted(files))}")
+
+
+@cli.command()
 @click.argument("artifact", type=click.Path(path_type=Path))
 @click.option("--json", "as_json", is_flag=True)
 def verify(artifact, as_json):

@@ -82,8 +82,10 @@ def loihi_mapping(graph: Graph, profile: Profile) -> dict:
     return {"cores": cores, "total_cores": total, "chips": max(1, math.ceil(total / profile["cores_per_chip"]))}
 
 
-def loihi_energy(rows: list[dict], graph: Graph, profile: Profile, steps: int) -> EnergyEstimate:
-    mapping = loihi_mapping(graph, profile)
+def loihi_energy(rows: list[dict], graph: Graph, profile: Profile, steps: int,
+                 mapping: dict | None = None) -> EnergyEstimate:
+    """``mapping``: ``{"cores": {group: cores}, "total_cores", "chips"}`` (default: ``loihi_mapping``)."""
+    mapping = mapping or loihi_mapping(graph, profile)
     e_spike = profile["e_spike_tile"] + profile["mean_hops"] * (profile["e_hop_ew"] + profile["e_hop_ns"]) / 2
     by_name = {r["name"]: r for r in rows}
     per_layer, step_times = {}, {}
@@ -134,10 +136,11 @@ def gpu_energy(rows: list[dict], profile: Profile) -> EnergyEstimate:
                "idle_subtracted_J": (profile["tdp"] - profile["idle_power"]) * seconds, "kind": "estimate"})
 
 
-def estimate(rows: list[dict], graph: Graph, profile: Profile, steps: int) -> list[EnergyEstimate]:
-    """Every convention that applies to the profile's model."""
+def estimate(rows: list[dict], graph: Graph, profile: Profile, steps: int,
+             mapping: dict | None = None) -> list[EnergyEstimate]:
+    """Every convention that applies to the profile's model (``mapping``: see ``loihi_energy``)."""
     if profile.model == "per_op":
         return [paper_energy(rows, profile), corrected_energy(rows, profile)]
     if profile.model == "loihi":
-        return [loihi_energy(rows, graph, profile, steps)]
+        return [loihi_energy(rows, graph, profile, steps, mapping)]
     return [gpu_energy(rows, profile)]

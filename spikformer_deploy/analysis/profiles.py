@@ -21,7 +21,11 @@ REQUIRED = {
     "per_op": {"e_mac": "J", "e_ac": "J"},
     "loihi": {"e_synop": "J", "e_neuron_active": "J", "e_neuron_inactive": "J", "e_spike_tile": "J",
               "e_hop_ew": "J", "e_hop_ns": "J", "mean_hops": "hops", "e_host_op": "J", "t_synop": "s",
-              "t_neuron": "s", "static_power_chip": "W", "cores_per_chip": "count", "neurons_per_core": "count"},
+              "t_neuron": "s", "static_power_chip": "W", "cores_per_chip": "count", "neurons_per_core": "count",
+              "synapse_memory_bits_per_core": "count", "input_axons_per_core": "count",
+              "output_axons_per_core": "count", "graded_spike_bits": "count", "max_delay": "count",
+              "shared_conv_weights": "count", "embedded_cores_per_chip": "count", "embedded_ops_per_s": "count",
+              "max_weight_bits": "count"},
     "gpu": {"tdp": "W", "idle_power": "W", "peak_bf16": "FLOP/s", "peak_fp32": "FLOP/s",
             "achievable_fraction": "ratio"},
 }

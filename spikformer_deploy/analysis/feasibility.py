@@ -1,0 +1,264 @@
+"""Loihi feasibility: map neuron groups to cores under per-core limits, check every constraint, estimate speed.
+
+Mapping model (each limit and its source is in the profile):
+- a neuron group (LIF or OR-pool node) takes whole cores; cores are added until neurons, synaptic memory and input
+  axons per core all fit. Token-wise synapses are split by whole tokens, convolutions by spatial tiles (a core's
+  input axons are its tile plus the kernel's halo); with shared convolution weights (Loihi 2) a core stores its
+  channels' kernels once, otherwise (Loihi 1) every synapse;
+- a residual stream that carries values > 1 needs graded spikes; without them (Loihi 1) each consumer gets one
+  copy of its synapses per binary source;
+- the attention has no fixed synapses: it runs on the embedded x86 cores, which then send graded input to attn_lif.
+Totals (neurons, synapses = existing pre/post connections) are exact; cores and timings are estimates.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ..ir import Graph
+from ..ir.ops import LIF, Add, Conv2d, Dense, Flatten, LoihiLIF, OrPool, SpikingAttention
+from .profiles import Profile
+
+SYSTEMS = ((1, "a single Loihi chip"), (8, "Kapoho Point (8 chips)"), (32, "Kapoho Point stack (32 chips)"),
+           (1152, "Hala Point (1,152 chips)"))
+
+
+@dataclass
+class GroupMapping:
+    name: str
+    neurons: int
+    synapse_node: str | None
+    fan_in: int  # synapses per neuron (largest), all binary sources counted
+    synapses: int  # existing pre/post connections, all sources counted
+    sources: int  # binary sources the input is split into (1 with graded spikes)
+    input_parts: int  # > 1: one neuron's fan-in exceeds a core; partial sums over this many cores
+    cores: int
+    limited_by: str
+    synapse_bits_per_core: int
+    input_axons_per_core: int
+
+
+@dataclass
+class Check:
+    name: str
+    status: str  # "ok" | "change" (fits once changed) | "violation" | "info"
+    message: str
+    fix: str = ""
+    layers: list[str] = field(default_factory=list)
+
+
+def valid_taps(h: int, w: int, k: int, stride: int, pad: int, h_out: int, w_out: int) -> int:
+    """Kernel positions that land inside the input, summed over output positions (padding taps do not exist)."""
+    def axis(n, n_out):
+        return sum(sum(1 for d in range(k) if 0 <= o * stride - pad + d < n) for o in range(n_out))
+    return axis(h, h_out) * axis(w, w_out)
+
+
+def _synapse_of(graph: Graph, node) -> object | None:
+    src = graph.nodes[node.inputs[0]]
+    return src if isinstance(src.op, (Conv2d, Dense)) else None
+
+
+def _map_group(graph: Graph, node, profile: Profile, bounds: dict, weight_bits: int) -> GroupMapping:
+    npc = int(profile["neurons_per_core"])
+    mem = int(profile["synapse_memory_bits_per_core"])
+    axon_limit = int(profile["input_axons_per_core"])
+    graded = int(profile["graded_spike_bits"]) > 0
+    shared = bool(profile["shared_conv_weights"])
+    neurons = int(np.prod(node.shape))
+    syn = _synapse_of(graph, node) if isinstance(node.op, (LIF, LoihiLIF)) else None
+    if isinstance(node.op, OrPool):  # depthwise k x k OR, 1-bit weights
+        c, h, w = graph.nodes[node.inputs[0]].shape
+        op = node.op
+        taps = valid_taps(h, w, op.kernel, op.stride, op.padding, *node.shape[1:]) * c
+        kernel, c_in, c_out, bits, sources, tokenwise = op.kernel, 1, c, 1, 1, False
+    elif syn is not None:
+        src_shape = graph.nodes[syn.inputs[0]].shape
+        residual = isinstance(graph.nodes[syn.inputs[0]].op, (Add, Flatten))
+        sources = int(bounds[syn.inputs[0]]) if residual and not graded else 1
+        if isinstance(syn.op, Conv2d):
+            c_out, c_in, kernel, _ = syn.op.weight.shape
+            taps = valid_taps(src_shape[1], src_shape[2], kernel, syn.op.stride, syn.op.padding, *node.shape[1:])
+            taps *= c_in * c_out
+            tokenwise = False
+        else:
+            c_out, c_in = syn.op.weight.shape
+            kernel, tokenwise = 1, True
+            taps = c_in * c_out * node.shape[1]
+        bits = weight_bits
+    else:  # fed by the attention on the embedded cores: no synapses
+        return GroupMapping(node.name, neurons, None, 0, 0, 1, 1, math.ceil(neurons / npc), "neurons", 0, 0)
+    fan_in = c_in * kernel * kernel * sources
+    positions = neurons // c_out
+
+    parts = 1  # input channel parts: > 1 when a single neuron's fan-in exceeds a core (partial sums, see checks)
+
+    def per_core(groups_c: int, tiles: int) -> tuple[int, int, int]:
+        """(neurons, synapse bits, input axons) of one core holding 1/groups_c of the channels, 1/tiles of the grid
+        and 1/parts of the input channels."""
+        ch, pos = math.ceil(c_out / groups_c), math.ceil(positions / tiles)
+        c_part = math.ceil(c_in / parts)
+        per_neuron = c_part * kernel * kernel * bits * sources
+        syn_bits = ch * per_neuron if shared else ch * pos * per_neuron
+        side = math.ceil(math.sqrt(pos))
+        axons = (pos if tokenwise else min(positions, (side + kernel - 1) ** 2)) * c_part * sources
+        return ch * pos, syn_bits, axons
+
+    def fits(groups_c, tiles):
+        n, b, a = per_core(groups_c, tiles)
+        return n <= npc and b <= mem and a <= axon_limit
+
+    while not fits(c_out, positions) and parts < c_in:  # even one neuron per core does not fit
+        parts += 1
+    best = None  # fewest cores over channel groups x spatial tiles (the limits shrink as either grows)
+    for groups_c in range(1, c_out + 1):
+        if not fits(groups_c, positions):
+            continue
+        lo, hi = 1, positions
+        while lo < hi:
+            mid = (lo + hi) // 2
+            lo, hi = (lo, mid) if fits(groups_c, mid) else (mid + 1, hi)
+        if best is None or groups_c * lo < best[0] * best[1]:
+            best = (groups_c, lo)
+    best = best or (c_out, positions)
+    cores = best[0] * best[1] * parts
+    n_core, syn_bits, axons = per_core(*best)
+    if parts > 1:
+        limited_by = f"fan-in: input split in {parts} parts"
+    elif cores == math.ceil(neurons / npc):
+        limited_by = "neurons"
+    else:
+        limited_by = "synaptic memory" if per_core(best[0], max(1, best[1] - 1))[1] > mem else "input axons"
+    return GroupMapping(node.name, neurons, syn.name if syn else None, fan_in, taps * sources, sources, parts,
+                        cores, limited_by, syn_bits, axons)
+
+
+def pipeline_depths(graph: Graph) -> dict[str, int]:
+    """Time steps from the input to each node on Loihi: every synapse (and the attention on the x86 cores) adds one
+    step of delay; neurons, OR units and sums add none."""
+    depth = {}
+    for node in graph.nodes.values():
+        before = max((depth[i] for i in node.inputs), default=0)
+        depth[node.name] = before + (1 if isinstance(node.op, (Conv2d, Dense, SpikingAttention, OrPool)) else 0)
+    return depth
+
+
+def map_network(graph: Graph, profile: Profile, weight_bits: int = 8) -> dict:
+    bounds = graph.value_bounds()
+    groups = [_map_group(graph, n, profile, bounds, weight_bits) for n in graph.of_type(LIF, LoihiLIF, OrPool)]
+    cores = sum(g.cores for g in groups)
+    chips = max(1, math.ceil(cores / profile["cores_per_chip"]))
+    return {"groups": groups, "cores": cores, "chips": chips,
+            "neurons": sum(g.neurons for g in groups), "synapses": sum(g.synapses for g in groups),
+            "system": next((name for n, name in SYSTEMS if chips <= n), f"{chips} chips (beyond Hala Point)")}
+
+
+def check_constraints(graph: Graph, profile: Profile, mapping: dict, rows: list[dict] | None) -> list[Check]:
+    checks = []
+    q = next((r for r in graph.records if r.name == "quantize"), None)
+    weight_bits = q.settings.get("weight_bits", 8) if q else 8
+    clipped = {k: v["clipped_weights"] for k, v in (q.nodes.items() if q else []) if v.get("clipped_weights")}
+    if weight_bits > profile["max_weight_bits"]:
+        checks.append(Check("weight precision", "violation", f"{weight_bits}-bit weights exceed the "
+                            f"{int(profile['max_weight_bits'])}-bit synapses", "quantize with --weight-bits 8"))
+    else:
+        n = sum(clipped.values())
+        checks.append(Check("weight precision", "ok" if not n else "info",
+                            f"{weight_bits}-bit mantissas with a per-layer exponent; {n} weight(s) clipped by the "
+                            f"least-squares step choice", layers=sorted(clipped)))
+    thr = {k: abs(v["effective_threshold"] - v["threshold"]) / v["threshold"]
+           for k, v in (q.nodes.items() if q else []) if "effective_threshold" in v and v["threshold"]}
+    if thr:
+        worst = max(thr, key=thr.get)
+        checks.append(Check("threshold precision", "ok" if thr[worst] < 1e-3 else "info",
+                            f"17-bit thresholds; largest relative threshold error {thr[worst]:.2e} ({worst})"))
+    if rows is not None:
+        margins = {r["name"]: r["overflow_margin_bits"] for r in rows if r.get("overflow_margin_bits") is not None}
+        bad = sorted(k for k, m in margins.items() if m < 0.01)
+        tight = sorted(k for k, m in margins.items() if 0.01 <= m < 1)
+        status = "violation" if bad else "info" if tight else "ok"
+        checks.append(Check("24-bit state", status,
+                            f"smallest margin below the 24-bit u/v limit on the data: "
+                            f"{min(margins.values()):.2f} bits" if margins else "no integer neurons ran",
+                            "recalibrate with more data or lower headroom" if bad else "", bad + tight))
+    bounds = graph.value_bounds()
+    residual = max((bounds[n.name] for n in graph.of_type(Add)), default=1)
+    payload = math.ceil(math.log2(residual + 1))
+    graded = int(profile["graded_spike_bits"])
+    if graded == 0:
+        split = [g.name for g in mapping["groups"] if g.sources > 1]
+        checks.append(Check("residual stream", "change", f"values up to {residual:g} need graded spikes; this chip "
+                            f"has none", f"split each consumer's synapses over the {residual:g} binary sources "
+                            f"(W(a+b) = Wa + Wb; counted in the mapping)", split))
+    elif payload > graded:
+        checks.append(Check("residual stream", "violation", f"values up to {residual:g} need {payload}-bit payloads, "
+                            f"the chip carries {graded}"))
+    else:
+        checks.append(Check("residual stream", "ok", f"graded spikes: values up to {residual:g} need {payload} "
+                            f"payload bits of {graded}"))
+    depth = pipeline_depths(graph)
+    needed = {n.name: max(depth[i] for i in n.inputs) - min(depth[i] for i in n.inputs) for n in graph.of_type(Add)}
+    longest = max(needed.values(), default=0)
+    checks.append(Check("delays", "ok" if longest <= profile["max_delay"] else "change",
+                        f"residual paths differ by up to {longest} steps (limit {int(profile['max_delay'])}); the "
+                        f"shorter path of each sum is delayed", "" if longest <= profile["max_delay"] else
+                        "chain relay neurons on the skip path", [k for k, v in needed.items() if v]))
+    too_wide = [g.name for g in mapping["groups"] if g.input_parts > 1]
+    widest = max(mapping["groups"], key=lambda g: g.fan_in)
+    checks.append(Check("fan-in", "change" if too_wide else "ok",
+                        f"largest fan-in {widest.fan_in} synapses per neuron ({widest.name}); "
+                        f"{len(too_wide)} group(s) exceed one core's input axons or synaptic memory",
+                        "split their input channels across cores and add partial-sum neurons (counted in the "
+                        "mapping)" if too_wide else "", too_wide))
+    ssa = [r for r in rows or [] if r["op"] == "SpikingAttention"]
+    steps = rows and max(1, graph.config.T)
+    if graph.of_type(SpikingAttention):
+        ops = sum(r["ands"] / 32 + r["adds"] for r in ssa) / steps if ssa else None
+        rate = profile["embedded_cores_per_chip"] * mapping["chips"] * profile["embedded_ops_per_s"]
+        text = (f"Q Kᵀ V has no fixed synapses: it runs on the embedded x86 cores "
+                f"({int(profile['embedded_cores_per_chip'])} per chip)")
+        if ops is not None:
+            text += f"; {ops:,.0f} word-ANDs and additions per step, ~{ops / rate * 1e6:.1f} µs per step there"
+        checks.append(Check("attention placement", "change", text,
+                            "attention process on the embedded cores (graded output into attn_lif)",
+                            [n.name for n in graph.of_type(SpikingAttention)]))
+    inp = graph.input.op
+    if inp.kind == "image":
+        status = "ok" if graded >= (inp.bits or 8) else "change"
+        checks.append(Check("input encoding", status,
+                            f"the first conv sees the analog image as {inp.bits or 8}-bit graded spikes "
+                            f"({int(np.prod(inp.shape)):,} values per step, injected by the host)",
+                            "" if status == "ok" else "run the first conv on the host or rate-code the input"))
+    else:
+        checks.append(Check("input encoding", "ok", "event frames: binary events (counts > 1 as graded spikes)"))
+    return checks
+
+
+def performance(graph: Graph, profile: Profile, mapping: dict, rows: list[dict]) -> dict:
+    """Steps per inference, per-step latency from the per-op timings, inferences per second."""
+    by_name = {r["name"]: r for r in rows}
+    T = graph.config.T
+    step = 0.0
+    slowest = None
+    for g in mapping["groups"]:
+        synops = by_name.get(g.synapse_node or g.name, {}).get("event_synops", 0.0) / T
+        t = (synops / g.cores) * profile["t_synop"] + math.ceil(g.neurons / g.cores) * profile["t_neuron"]
+        if t > step:
+            step, slowest = t, g.name
+    depth = max(pipeline_depths(graph).values())
+    steps = T + depth
+    return {"time_steps": steps, "pipeline_depth": depth, "step_latency_s": step, "slowest_group": slowest,
+            "latency_s": steps * step, "inferences_per_s": 1.0 / (steps * step) if step else None,
+            "pipelined_inferences_per_s": 1.0 / (T * step) if step else None}
+
+
+def verdict(checks: list[Check], mapping: dict, chips_budget: int | None) -> tuple[str, list[str]]:
+    reasons = [f"{c.name}: {c.message}" for c in checks if c.status == "violation"]
+    if chips_budget is not None and mapping["chips"] > chips_budget:
+        reasons.append(f"needs {mapping['chips']} chips, {chips_budget} available")
+    if reasons:
+        return "does not fit", reasons
+    changes = [f"{c.name}: {c.fix}" for c in checks if c.status == "change"]
+    return ("fits with changes", changes) if changes else ("fits", [])

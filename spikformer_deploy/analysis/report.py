@@ -1,0 +1,131 @@
+"""The feasibility report: mapping, constraints, performance and energy, as a dict and as Markdown or HTML."""
+from __future__ import annotations
+
+import base64
+import io
+import math
+
+from ..ir import Graph
+from .energy import estimate
+from .feasibility import check_constraints, map_network, performance, verdict
+from .profiles import Profile
+
+
+def build_report(graph: Graph, rows: list[dict], profile: Profile, gpu: Profile | None, chips_budget: int | None,
+                 data_note: str) -> dict:
+    q = next((r for r in graph.records if r.name == "quantize"), None)
+    mapping = map_network(graph, profile, q.settings.get("weight_bits", 8) if q else 8)
+    checks = check_constraints(graph, profile, mapping, rows)
+    perf = performance(graph, profile, mapping, rows)
+    state, reasons = verdict(checks, mapping, chips_budget)
+    cores = {"cores": {g.name: g.cores for g in mapping["groups"]}, "total_cores": mapping["cores"],
+             "chips": mapping["chips"]}
+    energy = [e.to_dict() for e in estimate(rows, graph, profile, graph.config.T, cores)]
+    if gpu is not None:
+        energy += [e.to_dict() for e in estimate(rows, graph, gpu, graph.config.T)]
+    cfg = graph.config
+    return {
+        "model": {"variant": cfg.variant, "depth": cfg.depth, "dim": cfg.dim, "heads": cfg.num_heads, "T": cfg.T,
+                  "input": list(graph.input.op.shape)},
+        "target": {"profile": profile.name, "title": profile.title, "chips_budget": chips_budget},
+        "verdict": {"state": state, "reasons": reasons},
+        "data": data_note,
+        "totals": {"neurons": mapping["neurons"], "synapses": mapping["synapses"], "cores": mapping["cores"],
+                   "chips": mapping["chips"], "system": mapping["system"]},
+        "groups": [vars(g) for g in mapping["groups"]],
+        "checks": [vars(c) for c in checks],
+        "performance": perf,
+        "energy": energy,
+        "limits": {k: {"value": c.value, "unit": c.unit, "kind": c.kind, "source": c.source}
+                   for k, c in profile.constants.items()},
+        "layers": rows,
+    }
+
+
+def _fmt_time(s):
+    return "n/a" if s is None else f"{s * 1e6:.1f} µs" if s < 1e-3 else f"{s * 1e3:.2f} ms"
+
+
+def to_markdown(r: dict) -> str:
+    t, p, m = r["totals"], r["performance"], r["model"]
+    lines = [f"# Feasibility: Spikformer {m['depth']}-{m['dim']} ({m['variant']}) on {r['target']['title']}", "",
+             f"**Verdict: {r['verdict']['state']}**" + (":" if r["verdict"]["reasons"] else "")]
+    lines += [f"- {x}" for x in r["verdict"]["reasons"]]
+    lines += ["", f"{t['neurons']:,} neurons, {t['synapses']:,} synapses -> {t['cores']} cores, {t['chips']} chip(s): "
+              f"{t['system']}.", "", f"Data for rates and state ranges: {r['data']}.", "", "## Constraints", "",
+              "| check | status | finding | change |", "| --- | --- | --- | --- |"]
+    for c in r["checks"]:
+        lines.append(f"| {c['name']} | {c['status']} | {c['message']} | {c['fix']} |")
+    lines += ["", "## Performance (estimate)", "",
+              f"- time steps per inference: {p['time_steps']} (T = {m['T']} + pipeline depth {p['pipeline_depth']})",
+              f"- step latency: {_fmt_time(p['step_latency_s'])} (slowest group: {p['slowest_group']})",
+              f"- latency per inference: {_fmt_time(p['latency_s'])}; inferences/s: "
+              f"{p['inferences_per_s'] or 0:,.0f} (pipelined: {p['pipelined_inferences_per_s'] or 0:,.0f})", "",
+              "## Energy per inference", "", "| profile | convention | energy | kind |", "| --- | --- | --- | --- |"]
+    for e in r["energy"]:
+        kind = "measured" if e.get("kind") == "measured" else "estimate"
+        lines.append(f"| {e['profile']} | {e['convention']} | {e['total_J'] * 1e6:.3f} µJ | {kind} |")
+    lines += ["", "## Mapping", "", "| group | neurons | fan-in | synapses | cores | limited by |",
+              "| --- | ---: | ---: | ---: | ---: | --- |"]
+    for g in r["groups"]:
+        lines.append(f"| {g['name']} | {g['neurons']:,} | {g['fan_in']:,} | {g['synapses']:,} | {g['cores']} | "
+                     f"{g['limited_by']} |")
+    lines += ["", "## Limits used", "", "| limit | value | kind | source |", "| --- | --- | --- | --- |"]
+    for k, v in r["limits"].items():
+        lines.append(f"| {k} | {v['value']:g} {v['unit']} | {v['kind']} | {v['source']} |")
+    return "\n".join(lines) + "\n"
+
+
+def _png(fig) -> str:
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=90, metadata={"Software": None})
+    return base64.b64encode(buf.getvalue()).decode()
+
+
+def plots(r: dict) -> dict[str, str]:
+    """Base64 PNGs: cores per group, firing rates, SOPs and energy per layer."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    out = {}
+    series = {
+        "cores per neuron group": [(g["name"], g["cores"]) for g in r["groups"]],
+        "firing rate": [(x["name"], x["firing_rate"]) for x in r["layers"] if "firing_rate" in x],
+        "SOPs per inference": [(x["name"], x["sops"]) for x in r["layers"] if x["sops"]],
+        "energy per inference (µJ), " + r["energy"][0]["profile"]:
+            [(k, v * 1e6) for k, v in r["energy"][0]["per_layer_J"].items()],
+    }
+    for title, pairs in series.items():
+        fig, ax = plt.subplots(figsize=(7, 0.2 * len(pairs) + 1.0))
+        ax.barh(range(len(pairs)), [v for _, v in pairs], color="#4c72b0")
+        ax.set_yticks(range(len(pairs)), [n for n, _ in pairs], fontsize=6)
+        ax.invert_yaxis()
+        ax.set_title(title, fontsize=9)
+        fig.tight_layout()
+        out[title] = _png(fig)
+        plt.close(fig)
+    return out
+
+
+def to_html(r: dict) -> str:
+    import html
+
+    md = to_markdown(r)
+    body = [f"<pre style='white-space:pre-wrap;font-family:monospace'>{html.escape(md)}</pre>"]
+    for title, data in plots(r).items():
+        body.append(f"<h3>{html.escape(title)}</h3><img alt='{html.escape(title)}' src='data:image/png;base64,{data}'>")
+    title = html.escape(md.splitlines()[0].lstrip("# "))
+    return (f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{title}</title></head><body>"
+            + "".join(body) + "</body></html>\n")
+
+
+def json_safe(x):
+    if isinstance(x, dict):
+        return {k: json_safe(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [json_safe(v) for v in x]
+    if isinstance(x, float) and not math.isfinite(x):
+        return None
+    return x

@@ -1,0 +1,104 @@
+"""Feasibility report: the bundled model and paper-size random models, totals against closed-form counts."""
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from spikformer_deploy.analysis import layer_rows, load_profile
+from spikformer_deploy.analysis.feasibility import map_network, valid_taps
+from spikformer_deploy.analysis.report import build_report, to_html, to_markdown
+from spikformer_deploy.backends.sim import Simulator
+from spikformer_deploy.cli import main
+from spikformer_deploy.model import Spikformer, SpikformerConfig
+from spikformer_deploy.pipeline import integer_graph
+
+
+def expected_totals(cfg: SpikformerConfig) -> tuple[int, int]:
+    """Neurons and existing synapses from the config alone (3x3 pad-1 convs, 3x3/2 pad-1 OR pools)."""
+    conv_taps = lambda n: (3 * n - 2) ** 2  # noqa: E731  valid taps of a 3x3, pad 1, stride 1 conv on n x n
+    pool_taps = lambda n: (3 * n // 2 - 1) ** 2  # noqa: E731  3x3, stride 2, pad 1 on even n
+    neurons = synapses = 0
+    size, c_in = cfg.img_size, cfg.in_channels
+    for i, c in enumerate(cfg.stage_channels):
+        neurons += c * size * size
+        synapses += c_in * c * conv_taps(size)
+        if i in cfg.pooled_stages:
+            synapses += c * pool_taps(size)
+            size //= 2
+            neurons += c * size * size
+        c_in = c
+    n, d, h = size * size, cfg.dim, cfg.hidden_dim
+    neurons += d * n  # rpe
+    synapses += d * d * conv_taps(size)
+    neurons += cfg.depth * (5 * d * n + h * n + d * n)  # q k v attn proj, fc1, fc2
+    synapses += cfg.depth * (4 * d * d * n + 2 * d * h * n)  # attn_lif has no synapses (the attention feeds it)
+    return neurons, synapses
+
+
+def test_valid_taps_by_enumeration():
+    assert valid_taps(4, 4, 3, 1, 1, 4, 4) == (3 * 4 - 2) ** 2
+    assert valid_taps(8, 8, 3, 2, 1, 4, 4) == (3 * 8 // 2 - 1) ** 2
+
+
+def run_report(cfg, target="loihi2", chips=None, samples=1):
+    torch.manual_seed(0)
+    model = Spikformer(cfg).eval()
+    x = torch.rand(cfg.input_shape(batch=samples))
+    graph = integer_graph(model, x)
+    rows = layer_rows(graph, Simulator(graph).run(x).counters)
+    return build_report(graph, rows, load_profile(target), load_profile("h200_sxm"), chips, "synthetic"), cfg
+
+
+@pytest.mark.parametrize("cfg,more_than_one_chip", [
+    (SpikformerConfig("cifar10", 384, 4, 12, 4, 10, 3, 32, 4), True),  # 1.5 M neurons: > 1 M per chip
+    (SpikformerConfig("imagenet", 768, 8, 12, 4, 1000, 3, 224, 4), True),
+])
+def test_paper_size_models(cfg, more_than_one_chip):
+    report, cfg = run_report(cfg)
+    neurons, synapses = expected_totals(cfg)
+    assert report["totals"]["neurons"] == neurons and report["totals"]["synapses"] == synapses
+    assert (report["totals"]["chips"] > 1) == more_than_one_chip
+    assert report["verdict"]["state"] in ("fits", "fits with changes", "does not fit")
+    names = {c["name"] for c in report["checks"]}
+    assert {"weight precision", "24-bit state", "residual stream", "delays", "fan-in", "attention placement",
+            "input encoding"} <= names
+    assert report["performance"]["time_steps"] > cfg.T and report["performance"]["inferences_per_s"] > 0
+    json.dumps(report)
+
+
+def test_loihi1_needs_split_residuals_and_host_input():
+    report, cfg = run_report(SpikformerConfig("cifar10", 64, 2, 4, 4, 10, 1, 16, 4), target="loihi", samples=2)
+    checks = {c["name"]: c for c in report["checks"]}
+    assert checks["residual stream"]["status"] == "change" and checks["input encoding"]["status"] == "change"
+    q = next(g for g in report["groups"] if g["name"] == "block.1.attn.q_lif")
+    assert q["sources"] == 4  # block 1 reads a sum of 4 binary sources: 4 copies of its synapses
+    neurons, synapses = expected_totals(cfg)
+    extra = sum(g["synapses"] * (1 - 1 / g["sources"]) for g in report["groups"])
+    assert report["totals"]["synapses"] == pytest.approx(synapses + extra)
+
+
+def test_chip_budget_decides_the_verdict():
+    report, _ = run_report(SpikformerConfig("imagenet", 768, 8, 12, 4, 1000, 3, 224, 4), chips=1)
+    assert report["verdict"]["state"] == "does not fit"
+    assert any("chips" in r for r in report["verdict"]["reasons"])
+    md, html = to_markdown(report), to_html(report)
+    assert "Verdict: does not fit" in md and html.count("data:image/png;base64,") == 4
+
+
+def test_report_cli_bundled_and_artifact(tmp_path, capsys):
+    out = tmp_path / "r.html"
+    assert main(["report", "--format", "html", "-o", str(out)]) == 0
+    assert out.exists() and (tmp_path / "r.md").exists() and (tmp_path / "r.json").exists()
+    data = json.loads((tmp_path / "r.json").read_text())
+    assert data["verdict"]["state"] == "fits with changes" and data["totals"]["chips"] == 1
+    assert {v["kind"] for v in data["limits"].values()} == {"published", "estimate"}
+    capsys.readouterr()
+    artifact = tmp_path / "a"
+    assert main(["export", "-o", str(artifact), "--target", "onnx", "--calibration", "64"]) == 0
+    capsys.readouterr()
+    assert main(["report", str(artifact), "--format", "json", "--samples", "32"]) == 0
+    from_artifact = json.loads(capsys.readouterr().out)
+    assert from_artifact["totals"] == data["totals"]
+    (artifact / "graph.json").write_text("{}")
+    assert main(["report", str(artifact)]) == 2
