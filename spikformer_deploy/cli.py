@@ -341,12 +341,9 @@ def export_cmd(checkpoint, num_heads, T, img_size, target, out, data, calibratio
 @click.option("--img-size", type=int, default=None)
 def report(source, target, chips, fmt, out, data, samples, num_heads, T, img_size):
     """Hardware feasibility report for a checkpoint or an export directory: cores, chips, limits, verdict."""
-    import torch
-
     from .analysis import layer_rows, load_profile
     from .analysis.report import build_report, json_safe, to_html, to_markdown
     from .backends.sim import Simulator
-    from .data import load_data
     from .export import verify_files
     from .ir.serialize import load_graph
     from .pipeline import integer_graph
@@ -359,22 +356,9 @@ def report(source, target, chips, fmt, out, data, samples, num_heads, T, img_siz
     else:
         _, model = load_model(source, num_heads, T, img_size)
         config, bundled = model.config, model.source.get("meta", {}).get("data") is not None
-    if data is not None:
-        x, _ = load_data(data, config)
-        note = f"{len(x[:samples or 64])} inputs from {data}"
-    elif bundled:
-        from .data import digits_split
-
-        x = digits_split(config.img_size, seed=0)[2]
-        note = f"{len(x[:samples or 64])} images of the digits test split"
-    else:
-        gen = torch.Generator().manual_seed(0)
-        n = samples or 2
-        x = torch.rand(config.input_shape(batch=n), generator=gen)
-        if config.variant == "cifar10dvs":
-            x = (x < 0.1).float()
-        note = f"{n} synthetic inputs (uniform images / 10 % events): rates and ranges are only indicative"
-    x = x[:samples or 64]
+    x, note = _inputs_for(config, data, bundled, samples or (64 if data is not None or bundled else 2))
+    if not (data is not None or bundled):
+        note += ": rates and ranges are only indicative"
     if model is not None:
         graph = integer_graph(model, x)
     counters = Simulator(graph).run(x).counters
@@ -396,15 +380,82 @@ def report(source, target, chips, fmt, out, data, samples, num_heads, T, img_siz
 
 @cli.command()
 @click.argument("artifact", type=click.Path(path_type=Path))
+@click.option("--data", type=click.Path(path_type=Path), default=None,
+              help="Inputs to compare on (default: the bundled model's test split, or synthetic inputs).")
+@click.option("--samples", type=click.IntRange(1), default=8, show_default=True)
+@click.option("--integrity-only", is_flag=True, help="Only check the files against the manifest.")
 @click.option("--json", "as_json", is_flag=True)
-def verify(artifact, as_json):
-    """Check an artifact directory: every file against the sha256 in its manifest."""
+def verify(artifact, data, samples, integrity_only, as_json):
+    """Check an artifact directory: every file against its manifest, then Lava (Loihi2SimCfg, fixed_pt) and the
+    netx stem against the simulator, spike for spike, on every layer."""
+    import time
+
+    import numpy as np
+
+    from .backends.sim import Simulator
     from .export import verify_files
+    from .ir.serialize import load_graph
 
     manifest = verify_files(artifact)
-    result = {"artifact": str(artifact), "files_checked": len(manifest["files"]), "ok": True}
-    click.echo(json.dumps(result, indent=2) if as_json else
-               f"{artifact}: {result['files_checked']} files match the manifest")
+    result = {"artifact": str(artifact), "files_checked": len(manifest["files"])}
+    if not integrity_only:
+        from .backends.lava import LavaNetwork
+        from .backends.netx import NETX_FILE, run_netx_stem
+
+        graph = load_graph(artifact)
+        x, note = _inputs_for(graph.config, data, manifest.get("source", {}).get("checkpoint") == BUNDLED_MODEL.name,
+                              samples)
+        start = time.perf_counter()
+        sim = Simulator(graph, record="spikes").run(x)
+        sim_s = time.perf_counter() - start
+        lava = LavaNetwork(graph).run(x.numpy())
+        layers = {name: {"equal": int((out == sim.outputs[name].numpy()).sum()), "total": int(out.size)}
+                  for name, out in lava.outputs.items()}
+        result.update({"inputs": note, "samples": len(x), "layers": layers,
+                       "spikes_equal": all(v["equal"] == v["total"] for v in layers.values()),
+                       "predictions_equal": bool(np.array_equal(lava.predictions, sim.predictions.numpy())),
+                       "lava_s_per_input": lava.seconds / len(x), "sim_s_per_input": sim_s / len(x),
+                       "lava_processes": lava.processes, "lava_steps": lava.steps})
+        if (artifact / NETX_FILE).exists():
+            stem = run_netx_stem(artifact / NETX_FILE, graph, x.numpy())
+            result["netx_stem_equal"] = all(np.array_equal(v, sim.outputs[k].numpy()) for k, v in stem.items())
+    ok = result.get("spikes_equal", True) and result.get("predictions_equal", True) and \
+        result.get("netx_stem_equal", True)
+    result["ok"] = ok
+    if as_json:
+        click.echo(json.dumps(result, indent=2))
+    else:
+        click.echo(f"{artifact}: {result['files_checked']} files match the manifest")
+        if not integrity_only:
+            bad = [k for k, v in result["layers"].items() if v["equal"] != v["total"]]
+            click.echo(f"Lava vs simulator on {result['samples']} inputs ({result['inputs']}): "
+                       f"{len(result['layers']) - len(bad)}/{len(result['layers'])} layers spike for spike"
+                       f"{' (differ: ' + ', '.join(bad) + ')' if bad else ''}; predictions "
+                       f"{'equal' if result['predictions_equal'] else 'DIFFER'}; Lava "
+                       f"{result['lava_s_per_input']:.2f} s/input vs simulator {result['sim_s_per_input'] * 1e3:.1f} "
+                       f"ms/input ({result['lava_processes']} processes, {result['lava_steps']} steps)")
+            if "netx_stem_equal" in result:
+                click.echo(f"netx stem vs simulator: {'equal' if result['netx_stem_equal'] else 'DIFFER'}")
+    if not ok:
+        raise DeployError("Lava and the simulator disagree (see above)")
+
+
+def _inputs_for(config, data, bundled: bool, samples: int):
+    """Inputs for a run: the user's data, the bundled model's test split, or seeded synthetic inputs."""
+    import torch
+
+    from .data import digits_split, load_data
+
+    if data is not None:
+        x, _ = load_data(data, config)
+        return x[:samples], f"{min(samples, len(x))} inputs from {data}"
+    if bundled:
+        return digits_split(config.img_size, seed=0)[2][:samples], "the digits test split"
+    gen = torch.Generator().manual_seed(0)
+    x = torch.rand(config.input_shape(batch=samples), generator=gen)
+    if config.variant == "cifar10dvs":
+        x = (x < 0.1).float()
+    return x, "synthetic inputs (uniform images / 10 % events)"
 
 
 def _progress(label: str, quiet: bool = False):

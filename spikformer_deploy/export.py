@@ -33,12 +33,16 @@ class ArtifactError(DeployError):
 
 def _writers():
     """target -> writer(model, integer graph, float graph, directory) -> files written."""
+    from .backends.netx import write_netx_stem
     from .backends.nir import write_nir
     from .backends.onnx import write_onnx
     from .ir import trace
     from .passes import fold_batchnorm
 
-    return {"onnx": lambda model, graph, float_graph, d: write_onnx(model, d),
+    # loihi2: the Lava process graph is built from graph.json + params.safetensors (every artifact has them);
+    # the target adds the stem as lava-dl netx HDF5
+    return {"loihi2": lambda model, graph, float_graph, d: write_netx_stem(graph, d),
+            "onnx": lambda model, graph, float_graph, d: write_onnx(model, d),
             # NIR carries the float meaning with the attention's original scale (before rewrite_ssa)
             "nir": lambda model, graph, float_graph, d: write_nir(fold_batchnorm(trace(model)), d)}
 

@@ -22,7 +22,7 @@ def artifact(tmp_path_factory):
 
 def test_artifact_contents_and_manifest(artifact):
     manifest = json.loads((artifact / MANIFEST).read_text())
-    assert set(manifest["files"]) == {"graph.json", "params.safetensors", "model.onnx", "model.nir"}
+    assert set(manifest["files"]) == {"graph.json", "params.safetensors", "model.onnx", "model.nir", "stem.netx.h5"}
     for name, digest in manifest["files"].items():
         assert sha256(artifact / name) == digest
     assert manifest["versions"]["torch"].startswith("2.3") and manifest["versions"]["lava-nc"] == "0.10.0"
@@ -42,8 +42,8 @@ def test_export_is_byte_identical(artifact, tmp_path, capsys):
 def test_verify_detects_tampering(artifact, tmp_path, capsys):
     import shutil
 
-    rc, out, _ = run_cli(capsys, "verify", str(artifact))
-    assert rc == 0 and "4 files match" in out
+    rc, out, _ = run_cli(capsys, "verify", str(artifact), "--integrity-only")
+    assert rc == 0 and "5 files match" in out
     for case in ("missing", "changed", "no_manifest"):
         copy = tmp_path / case
         shutil.copytree(artifact, copy)
@@ -55,7 +55,7 @@ def test_verify_detects_tampering(artifact, tmp_path, capsys):
                 f.write(b"\x00\x01")
         else:
             (copy / MANIFEST).unlink()
-        rc, _, err = run_cli(capsys, "verify", str(copy))
+        rc, _, err = run_cli(capsys, "verify", str(copy), "--integrity-only")
         needle = {"missing": "missing model.onnx", "changed": "params.safetensors does not match",
                   "no_manifest": "missing manifest.json"}[case]
         assert rc == 2 and needle in err and err.count("\n") == 1

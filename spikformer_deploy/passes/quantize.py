@@ -64,10 +64,15 @@ def two_adic(values: np.ndarray) -> int:
     return int(min((int(v) & -int(v)).bit_length() - 1 for v in np.unique(nz)))
 
 
+# lava-dl netx fixes bias_exp = 6 for CUBA neurons: a bias in multiples of 64 (at most one weight LSB, since
+# weight_exp >= 0) keeps the same integers valid there.
+BIAS_EXP_MIN = 6
+
+
 def quantize_bias(target: np.ndarray) -> tuple[np.ndarray, int, int]:
-    """(mantissa, exponent, number clipped): the smallest exponent whose 13-bit mantissa holds ``target``."""
+    """(mantissa, exponent, number clipped): the smallest exponent (>= 6) whose 13-bit mantissa holds ``target``."""
     lim = 2 ** (BIAS_MANT_BITS - 1)
-    for exp in range(BIAS_EXP_MAX + 1):
+    for exp in range(BIAS_EXP_MIN, BIAS_EXP_MAX + 1):
         mant = np.round(target / 2**exp)
         if np.abs(mant).max(initial=0) <= lim - 1:
             return mant.astype(np.int32), exp, 0
@@ -77,11 +82,11 @@ def quantize_bias(target: np.ndarray) -> tuple[np.ndarray, int, int]:
 
 
 def _neuron_params(threshold: float, bias: np.ndarray, step: float, max_a: float, max_v: float, T: int,
-                   headroom: float) -> dict:
+                   headroom: float, min_exp: int = WEIGHT_EXP_RANGE[0]) -> dict:
     """weight_exp, lambda, vth, bias of one LIF whose drive is in units of ``step`` (see the module docstring)."""
     chosen = None
     max_bias = (2 ** (BIAS_MANT_BITS - 1) - 1) * 2**BIAS_EXP_MAX
-    for exp in range(WEIGHT_EXP_RANGE[1], WEIGHT_EXP_RANGE[0] - 1, -1):
+    for exp in range(WEIGHT_EXP_RANGE[1], min_exp - 1, -1):
         lam = 2.0 ** (ACT_SHIFT + exp) / step
         fits = (max_a / step * 2.0 ** (ACT_SHIFT + exp) * headroom < STATE_LIMIT
                 and lam * max_v * headroom < STATE_LIMIT
@@ -91,7 +96,7 @@ def _neuron_params(threshold: float, bias: np.ndarray, step: float, max_a: float
             chosen = exp
             break
     overflow = chosen is None
-    exp = WEIGHT_EXP_RANGE[0] if overflow else chosen
+    exp = min_exp if overflow else chosen
     lam = 2.0 ** (ACT_SHIFT + exp) / step
     bias_mant, bias_exp, bias_clipped = quantize_bias(lam * bias)
     effective_bias = bias_mant.astype(np.int64) << bias_exp
@@ -140,7 +145,17 @@ def quantize(graph: Graph, calibration: Calibration, weight_bits: int = 8, input
                 w_float = w_float / inp.op.scale  # the synapse now sees round(x * scale)
             step, w_int, clipped = choose_weight_step(w_float, weight_bits)
             bias = src.op.bias if src.op.bias is not None else np.zeros(src.op.weight.shape[0])
-            p = _neuron_params(node.op.threshold, bias, step, max_a, max_v, T, headroom)
+            # Exponents stay >= 0: lava's Conv model ignores weight_exp (the exponent is folded into its weights),
+            # and a right shift would floor the drive. Where the ranges need less, coarsen the weight step instead.
+            coarsened = 0
+            while True:
+                p = _neuron_params(node.op.threshold, bias, step, max_a, max_v, T, headroom, min_exp=0)
+                if not p["record"]["overflow"] or coarsened >= 16:
+                    break
+                step, coarsened = step * 2, coarsened + 1
+                lo, hi = weight_levels(weight_bits)
+                w_int = np.clip(np.round(w_float / step), lo, hi).astype(np.int32)
+            p["record"]["step_coarsened_by"] = 2**coarsened
             src.op = dataclasses.replace(src.op, weight=w_int, bias=None, weight_exp=p["weight_exp"],
                                          weight_bits=weight_bits)
             record.nodes[src.name] = {"step": step, "clipped_weights": clipped, "weights": int(w_int.size),

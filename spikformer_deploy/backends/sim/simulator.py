@@ -220,6 +220,11 @@ def run_input(sim: Simulator, node: Node, inputs, counters):
     return x.to(sim.float_dtype).unsqueeze(0).expand(sim.graph.config.T, *x.shape)
 
 
+def _saturate24(a: torch.Tensor) -> torch.Tensor:
+    """Loihi's 24-bit dendritic accumulator saturates (lava's Conv model clamps its output the same way)."""
+    return a.clamp_(-STATE_MAX, STATE_MAX - 1)
+
+
 def _shift(a: torch.Tensor, exp: int) -> torch.Tensor:
     """Loihi's ``a << exp`` (arithmetic ``>>`` for a negative exponent) on exact integers held in floats, in place."""
     return a.mul_(2.0**exp) if exp >= 0 else a.div_(2.0 ** (-exp)).floor_()
@@ -253,7 +258,7 @@ def run_conv(sim: Simulator, node: Node, inputs, counters):
     drive = F.conv2d(x.reshape(steps * batch, *x.shape[2:]).to(p["dtype"]), p["w"], None, op.stride, op.padding)
     drive = drive.reshape(steps, batch, *drive.shape[1:])
     if sim.quantized:
-        drive = _shift(drive, op.weight_exp)
+        drive = _saturate24(_shift(drive, op.weight_exp))
     if counters:
         _count_synapse(sim, node, x, drive, counters, p["fanout"], p["macs"], p["analog_input"])
     if p["b"] is not None:
@@ -265,7 +270,7 @@ def run_dense(sim: Simulator, node: Node, inputs, counters):
     p, op, x = sim.params[node.name], node.op, inputs[0]
     drive = torch.matmul(x.to(p["dtype"]), p["wt"])  # [T, B, N, C_in] @ [C_in, C_out]
     if sim.quantized:
-        drive = _shift(drive, op.weight_exp)
+        drive = _saturate24(_shift(drive, op.weight_exp))
     if counters:
         _count_synapse(sim, node, x, drive, counters, float(op.weight.shape[0]), p["macs"], False)
     if p["b"] is not None:
