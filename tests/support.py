@@ -40,3 +40,12 @@ def load_fixture(variant: str):
     model = load_checkpoint(d / ckpt, **options)
     return model, torch.load(d / "input.pt"), torch.load(d / "logits.pt"), torch.load(d / "spikes.pt")
 
+
+
+def run_cli(capsys, *args):
+    """Run the CLI in-process: (exit code, stdout, stderr)."""
+    from spikformer_deploy.cli import main
+
+    rc = main(list(args))
+    out, err = capsys.readouterr()
+    return rc, out, err

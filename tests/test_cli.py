@@ -6,15 +6,10 @@ import sys
 
 import pytest
 
-from support import BUNDLED, FIXTURE_CASES, fixture_dir
+from support import run_cli, BUNDLED, FIXTURE_CASES, fixture_dir
 
 from spikformer_deploy.cli import main
 
-
-def run_cli(capsys, *args):
-    rc = main(list(args))
-    out, err = capsys.readouterr()
-    return rc, out, err
 
 
 def test_info_json_on_fixture(capsys):

@@ -4,16 +4,11 @@ import json
 import numpy as np
 import pytest
 
-from support import FIXTURE_CASES, fixture_dir
+from support import run_cli, FIXTURE_CASES, fixture_dir
 
 from spikformer_deploy.cli import main
 from spikformer_deploy.data import digits_split
 
-
-def run_cli(capsys, *args):
-    rc = main(list(args))
-    out, err = capsys.readouterr()
-    return rc, out, err
 
 
 def test_simulate_bundled_json(capsys):

@@ -3,14 +3,11 @@ import json
 
 import pytest
 
+from support import run_cli
+
 from spikformer_deploy.cli import main
 from spikformer_deploy.export import MANIFEST, sha256
 
-
-def run_cli(capsys, *args):
-    rc = main(list(args))
-    out, err = capsys.readouterr()
-    return rc, out, err
 
 
 @pytest.fixture(scope="module")

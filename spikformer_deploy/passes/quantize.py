@@ -43,7 +43,7 @@ def choose_weight_step(weight: np.ndarray, bits: int) -> tuple[float, np.ndarray
     lo, hi = weight_levels(bits)
     peak = float(np.abs(weight).max())
     if peak == 0.0:
-        return 1.0, np.zeros(weight.shape, dtype=np.int32), 0
+        return 1.0, np.zeros(weight.shape, dtype=np.int8), 0
     best = None
     for ratio in CLIP_RATIOS:
         step = ratio * peak / hi
@@ -53,7 +53,7 @@ def choose_weight_step(weight: np.ndarray, bits: int) -> tuple[float, np.ndarray
             best = (err, step, q)
     _, step, q = best
     clipped = int((np.abs(weight / step) > hi + 0.5).sum())
-    return step, q.astype(np.int32), clipped
+    return step, q.astype(np.int8), clipped  # mantissas of <= 8 bits: int8 storage
 
 
 def two_adic(values: np.ndarray) -> int:
@@ -75,10 +75,10 @@ def quantize_bias(target: np.ndarray) -> tuple[np.ndarray, int, int]:
     for exp in range(BIAS_EXP_MIN, BIAS_EXP_MAX + 1):
         mant = np.round(target / 2**exp)
         if np.abs(mant).max(initial=0) <= lim - 1:
-            return mant.astype(np.int32), exp, 0
+            return mant.astype(np.int16), exp, 0
     mant = np.round(target / 2**BIAS_EXP_MAX)
     clipped = int((np.abs(mant) > lim - 1).sum())
-    return np.clip(mant, -lim, lim - 1).astype(np.int32), BIAS_EXP_MAX, clipped
+    return np.clip(mant, -lim, lim - 1).astype(np.int16), BIAS_EXP_MAX, clipped
 
 
 def _neuron_params(threshold: float, bias: np.ndarray, step: float, max_a: float, max_v: float, T: int,
@@ -154,13 +154,14 @@ def quantize(graph: Graph, calibration: Calibration, weight_bits: int = 8, input
                     break
                 step, coarsened = step * 2, coarsened + 1
                 lo, hi = weight_levels(weight_bits)
-                w_int = np.clip(np.round(w_float / step), lo, hi).astype(np.int32)
+                w_int = np.clip(np.round(w_float / step), lo, hi).astype(np.int8)
             p["record"]["step_coarsened_by"] = 2**coarsened
             src.op = dataclasses.replace(src.op, weight=w_int, bias=None, weight_exp=p["weight_exp"],
                                          weight_bits=weight_bits)
             record.nodes[src.name] = {"step": step, "clipped_weights": clipped, "weights": int(w_int.size),
-                                      "max_abs_w": int(np.abs(w_int).max()),
-                                      "worst_case_abs_a": float(np.abs(w_int).reshape(len(w_int), -1).sum(1).max())}
+                                      "max_abs_w": int(np.abs(w_int.astype(np.int32)).max()),
+                                      "worst_case_abs_a": float(np.abs(w_int.astype(np.int32)).reshape(
+                                          len(w_int), -1).sum(1).max())}
         elif isinstance(src.op, SpikingAttention):
             p = _neuron_params(node.op.threshold, np.zeros(node.shape[0]), 1.0, max_a, max_v, T, headroom)
             src.op = dataclasses.replace(src.op, out_shift=p["weight_exp"])

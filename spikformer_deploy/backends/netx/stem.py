@@ -81,9 +81,9 @@ def write_netx_stem(graph: Graph, directory: Path) -> list[Path]:
                 op = node.op
                 if op.bias_exp < 6:
                     raise DeployError(f"{name}: bias_exp {op.bias_exp} < 6 has no netx form (netx fixes 6)")
-                layer.create_dataset("bias", data=op.bias_mant.astype(np.int64) << (op.bias_exp - 6))
+                layer.create_dataset("bias", data=op.bias_mant.astype(np.int32) << (op.bias_exp - 6))
                 _neuron(layer, vth=int(op.vth), du=int(op.du), dv=int(op.dv))
-            layer.create_dataset("weight", data=weight.astype(np.int64))
+            layer.create_dataset("weight", data=weight.astype(np.int32))
             layer.create_dataset("stride", data=np.array([stride, stride]))
             layer.create_dataset("padding", data=np.array([padding, padding]))
             layer.create_dataset("dilation", data=np.array([1, 1]))
