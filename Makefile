@@ -12,9 +12,13 @@ $(STAMP): requirements.lock pyproject.toml
 	bash scripts/make_venv.sh $(VENV)
 	touch $(STAMP)
 
+# the whole pipeline on the bundled model; outputs go to out/
 demo: $(STAMP)
 	$(VENV)/bin/spikformer-deploy info
-	$(VENV)/bin/spikformer-deploy simulate
+	$(VENV)/bin/spikformer-deploy simulate --energy --plot out/plots
+	$(VENV)/bin/spikformer-deploy export -o out/digits.deploy --force
+	$(VENV)/bin/spikformer-deploy verify out/digits.deploy
+	$(VENV)/bin/spikformer-deploy report out/digits.deploy --format html -o out/report.html
 
 test: $(STAMP)
 	$(PY) -m pytest -q

@@ -8,7 +8,6 @@ import pytest
 
 from support import run_cli, BUNDLED, FIXTURE_CASES, fixture_dir
 
-from spikformer_deploy.cli import main
 
 
 

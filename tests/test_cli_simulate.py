@@ -6,7 +6,6 @@ import pytest
 
 from support import run_cli, FIXTURE_CASES, fixture_dir
 
-from spikformer_deploy.cli import main
 from spikformer_deploy.data import digits_split
 
 

@@ -1,12 +1,11 @@
 """Feasibility report: the bundled model and paper-size random models, totals against closed-form counts."""
 import json
 
-import numpy as np
 import pytest
 import torch
 
 from spikformer_deploy.analysis import layer_rows, load_profile
-from spikformer_deploy.analysis.feasibility import map_network, valid_taps
+from spikformer_deploy.analysis.feasibility import valid_taps
 from spikformer_deploy.analysis.report import build_report, to_html, to_markdown
 from spikformer_deploy.backends.sim import Simulator
 from spikformer_deploy.cli import main

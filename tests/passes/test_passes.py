@@ -9,7 +9,7 @@ from spikformer_deploy.backends.sim import Simulator
 from spikformer_deploy.errors import ConfigError
 from spikformer_deploy.ir import GraphError, trace
 from spikformer_deploy.ir.ops import LIF, SYNAPSES, BatchNorm, Head, LoihiLIF, SpikingAttention
-from spikformer_deploy.passes import (Calibration, cheaper_order, fold_batchnorm, quantize, rewrite_ssa,
+from spikformer_deploy.passes import (Calibration, cheaper_order, fold_batchnorm, quantize,
                                       run_passes)
 from spikformer_deploy.pipeline import calibrate, float_graph, integer_graph
 

@@ -30,7 +30,7 @@ import numpy as np
 from ...errors import DeployError
 from ...ir import Graph
 from ...ir.ops import LIF, Add, Conv2d, Dense, Flatten, Head, Input, LoihiLIF, OrPool, SpikingAttention
-from .recorder import Recorder, open_recording
+from ..lava_io import Recorder, input_frames, open_recording, to_whc
 
 GRADED_BITS = 24
 
@@ -43,10 +43,6 @@ class LavaResult:
     steps: int
     processes: int
     seconds: float
-
-
-def _whc(a: np.ndarray) -> np.ndarray:
-    return np.ascontiguousarray(np.transpose(a, (2, 1, 0)))
 
 
 def _grid(shape) -> tuple[int, int, int]:
@@ -175,8 +171,8 @@ class _Builder:
                 continue  # on the host, from the recorded residual stream
             shape = _grid(node.shape)
             if isinstance(op, Input):
-                frames = _input_frames(op, x, self.T)  # [B, T, C, H, W] integers
-                data = np.stack([_whc(frames[b, t]) for b in range(self.batch) for t in range(self.T)], axis=-1)
+                frames = input_frames(op, x, self.T)  # [B, T, C, H, W] integers
+                data = np.stack([to_whc(frames[b, t]) for b in range(self.batch) for t in range(self.T)], axis=-1)
                 data = np.concatenate([data, np.zeros((*data.shape[:3], 1))], axis=-1)  # quiet after the last input
                 ports[name], depth[name] = self.add(Source(data=data.astype(np.int32))).s_out, 1
             elif isinstance(op, (Conv2d, Dense)):
@@ -227,15 +223,6 @@ class _Builder:
             else:
                 raise DeployError(f"the Lava backend has no mapping for {op.type} ({name})")
         return ports, depth
-
-
-def _input_frames(op: Input, x: np.ndarray, T: int) -> np.ndarray:
-    """The integers the simulator feeds: [B, T, C, H, W]."""
-    if op.kind == "events":
-        return np.clip(np.round(x), 0, 2 ** (op.bits or 8) - 1).astype(np.int64)
-    lo, hi = (-(2 ** (op.bits - 1)), 2 ** (op.bits - 1) - 1) if op.signed else (0, 2**op.bits - 1)
-    q = np.clip(np.round(x * op.scale), lo, hi).astype(np.int64)
-    return np.repeat(q[:, None], T, axis=1)
 
 
 def build_network(directory: Path) -> LavaNetwork:

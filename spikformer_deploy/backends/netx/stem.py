@@ -21,7 +21,7 @@ import numpy as np
 
 from ...errors import DeployError
 from ...ir import Graph
-from ...ir.ops import Add, Conv2d, Input, LoihiLIF, OrPool
+from ...ir.ops import Add, Conv2d, LoihiLIF, OrPool
 
 NETX_FILE = "stem.netx.h5"
 
@@ -101,15 +101,14 @@ def run_netx_stem(path: Path, graph: Graph, x: np.ndarray) -> dict[str, np.ndarr
     from lava.magma.core.run_configs import Loihi2SimCfg
     from lava.proc.io.source import RingBuffer as Source
 
-    from ..lava.network import _input_frames, _whc
-    from ..lava.recorder import Recorder, open_recording
+    from ..lava_io import Recorder, input_frames, open_recording, to_whc
 
     T = graph.config.T
     inp = graph.input.op
     net = netx.hdf5.Network(net_config=str(path), input_message_bits=inp.bits or 8, reset_interval=T, reset_offset=1)
-    frames = _input_frames(inp, np.asarray(x, dtype=np.float64), T)
+    frames = input_frames(inp, np.asarray(x, dtype=np.float64), T)
     batch = len(frames)
-    data = np.stack([_whc(frames[b, t]) for b in range(batch) for t in range(T)], axis=-1)
+    data = np.stack([to_whc(frames[b, t]) for b in range(batch) for t in range(T)], axis=-1)
     steps = len(net.layers) + batch * T + 1
     data = np.concatenate([data, np.zeros((*data.shape[:3], steps - data.shape[-1]))], axis=-1).astype(np.int32)
     source = Source(data=data)

@@ -1,7 +1,7 @@
-"""A recording Process: writes each step's input into a memory-mapped file.
+"""Lava I/O shared by the Lava and netx backends: input frames, the (W, H, C) layout, and a recording Process.
 
-lava's ``io.sink.RingBuffer`` keeps the recording in a Var, and ``Var.get()`` of megabytes takes minutes; a file that
-the parent reads after the run costs nothing.
+The recorder writes each step's input into a memory-mapped file: lava's ``io.sink.RingBuffer`` keeps its recording in
+a Var, and ``Var.get()`` of megabytes takes minutes; a file that the parent reads after the run costs nothing.
 """
 from __future__ import annotations
 
@@ -14,6 +14,22 @@ from lava.magma.core.process.ports.ports import InPort
 from lava.magma.core.process.process import AbstractProcess
 from lava.magma.core.resources import CPU
 from lava.magma.core.sync.protocols.loihi_protocol import LoihiProtocol
+
+from ..ir.ops import Input
+
+
+def input_frames(op: Input, x: np.ndarray, T: int) -> np.ndarray:
+    """The integers the simulator feeds: [B, T, C, H, W]."""
+    if op.kind == "events":
+        return np.clip(np.round(x), 0, 2 ** (op.bits or 8) - 1).astype(np.int64)
+    lo, hi = (-(2 ** (op.bits - 1)), 2 ** (op.bits - 1) - 1) if op.signed else (0, 2**op.bits - 1)
+    q = np.clip(np.round(x * op.scale), lo, hi).astype(np.int64)
+    return np.repeat(q[:, None], T, axis=1)
+
+
+def to_whc(a: np.ndarray) -> np.ndarray:
+    """[C, H, W] -> Lava's (W, H, C)."""
+    return np.ascontiguousarray(np.transpose(a, (2, 1, 0)))
 
 
 class Recorder(AbstractProcess):
