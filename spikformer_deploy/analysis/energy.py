@@ -15,7 +15,6 @@ Conventions (DESIGN.md §4):
 """
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 
 from ..ir import Graph
@@ -74,18 +73,8 @@ def corrected_energy(rows: list[dict], profile: Profile) -> EnergyEstimate:
         "attention: one accumulate per popcount / spike-gated addition (ANDs not costed)"])
 
 
-def loihi_mapping(graph: Graph, profile: Profile) -> dict:
-    """Cores per neuron group (neurons / neurons_per_core, rounded up) and chips: a first estimate."""
-    per_core = int(profile["neurons_per_core"])
-    cores = {n.name: math.ceil(int(math.prod(n.shape)) / per_core) for n in graph.of_type(LIF, LoihiLIF, OrPool)}
-    total = sum(cores.values())
-    return {"cores": cores, "total_cores": total, "chips": max(1, math.ceil(total / profile["cores_per_chip"]))}
-
-
-def loihi_energy(rows: list[dict], graph: Graph, profile: Profile, steps: int,
-                 mapping: dict | None = None) -> EnergyEstimate:
-    """``mapping``: ``{"cores": {group: cores}, "total_cores", "chips"}`` (default: ``loihi_mapping``)."""
-    mapping = mapping or loihi_mapping(graph, profile)
+def loihi_energy(rows: list[dict], graph: Graph, profile: Profile, steps: int, mapping: dict) -> EnergyEstimate:
+    """``mapping``: ``{"cores": {group: cores}, "total_cores", "chips"}``, from the feasibility mapping."""
     e_spike = profile["e_spike_tile"] + profile["mean_hops"] * (profile["e_hop_ew"] + profile["e_hop_ns"]) / 2
     by_name = {r["name"]: r for r in rows}
     per_layer, step_times = {}, {}
@@ -114,8 +103,8 @@ def loihi_energy(rows: list[dict], graph: Graph, profile: Profile, steps: int,
         "neuron updates all costed as active", "graded spikes: one synaptic op per synapse whatever the payload",
         f"spike traffic: tile spike + {profile.constants['mean_hops'].value:g} mesh hops per output spike",
         "attention and head on the embedded x86 / host at e_host_op per AND, add or MAC",
-        f"mapping: neurons / {int(profile['neurons_per_core'])} per core, layers on separate cores; "
-        f"step time = slowest layer's per-core synaptic ops and neuron updates",
+        f"mapping: {mapping['total_cores']} cores (feasibility mapping); step time = slowest layer's per-core "
+        f"synaptic ops and neuron updates",
         f"static: {profile['static_power_chip']:g} W/chip x {mapping['chips']} chip(s) x {steps} steps x step time"],
         extra={"chips": mapping["chips"], "cores": mapping["total_cores"], "step_time_s": t_step,
                "latency_s": steps * t_step})
@@ -138,9 +127,12 @@ def gpu_energy(rows: list[dict], profile: Profile) -> EnergyEstimate:
 
 def estimate(rows: list[dict], graph: Graph, profile: Profile, steps: int,
              mapping: dict | None = None) -> list[EnergyEstimate]:
-    """Every convention that applies to the profile's model (``mapping``: see ``loihi_energy``)."""
+    """Every convention that applies to the profile's model (loihi profiles need ``mapping``: see
+    ``loihi_energy``)."""
     if profile.model == "per_op":
         return [paper_energy(rows, profile), corrected_energy(rows, profile)]
     if profile.model == "loihi":
+        if mapping is None:
+            raise ValueError(f"the {profile.name} energy model needs the core mapping (analysis.feasibility)")
         return [loihi_energy(rows, graph, profile, steps, mapping)]
     return [gpu_energy(rows, profile)]

@@ -155,6 +155,12 @@ def map_network(graph: Graph, profile: Profile, weight_bits: int = 8) -> dict:
             "system": next((name for n, name in SYSTEMS if chips <= n), f"{chips} chips (beyond Hala Point)")}
 
 
+def core_counts(mapping: dict) -> dict:
+    """The part of a mapping the energy model reads."""
+    return {"cores": {g.name: g.cores for g in mapping["groups"]}, "total_cores": mapping["cores"],
+            "chips": mapping["chips"]}
+
+
 def check_constraints(graph: Graph, profile: Profile, mapping: dict, rows: list[dict] | None) -> list[Check]:
     checks = []
     q = next((r for r in graph.records if r.name == "quantize"), None)

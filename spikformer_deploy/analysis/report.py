@@ -7,7 +7,7 @@ import math
 
 from ..ir import Graph
 from .energy import estimate
-from .feasibility import check_constraints, map_network, performance, verdict
+from .feasibility import check_constraints, core_counts, map_network, performance, verdict
 from .profiles import Profile
 
 
@@ -18,9 +18,7 @@ def build_report(graph: Graph, rows: list[dict], profile: Profile, gpu: Profile 
     checks = check_constraints(graph, profile, mapping, rows)
     perf = performance(graph, profile, mapping, rows)
     state, reasons = verdict(checks, mapping, chips_budget)
-    cores = {"cores": {g.name: g.cores for g in mapping["groups"]}, "total_cores": mapping["cores"],
-             "chips": mapping["chips"]}
-    energy = [e.to_dict() for e in estimate(rows, graph, profile, graph.config.T, cores)]
+    energy = [e.to_dict() for e in estimate(rows, graph, profile, graph.config.T, core_counts(mapping))]
     if gpu is not None:
         energy += [e.to_dict() for e in estimate(rows, graph, gpu, graph.config.T)]
     cfg = graph.config

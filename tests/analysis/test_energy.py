@@ -6,7 +6,8 @@ from support import BUNDLED
 
 from spikformer_deploy import load_checkpoint
 from spikformer_deploy.analysis import builtin_profiles, estimate, layer_rows, load_profile
-from spikformer_deploy.analysis.energy import loihi_mapping, paper_energy_from_totals
+from spikformer_deploy.analysis.energy import paper_energy_from_totals
+from spikformer_deploy.analysis.feasibility import core_counts, map_network
 from spikformer_deploy.backends.sim import Simulator
 from spikformer_deploy.data import digits_split
 from spikformer_deploy.pipeline import integer_graph
@@ -38,7 +39,9 @@ def test_every_builtin_profile_gives_estimates(bundled_run):
     graph, rows, steps = bundled_run
     assert {"cmos45nm", "loihi", "loihi2", "h100_sxm", "h200_sxm", "a100_sxm"} <= set(builtin_profiles())
     for name in builtin_profiles():
-        for e in estimate(rows, graph, load_profile(name), steps):
+        p = load_profile(name)
+        mapping = core_counts(map_network(graph, p)) if p.model == "loihi" else None
+        for e in estimate(rows, graph, p, steps, mapping):
             assert e.total > 0 and e.total == pytest.approx(sum(e.per_layer.values()))
             assert all(v >= 0 for v in e.per_layer.values()) and e.assumptions
 
@@ -62,7 +65,8 @@ def test_per_op_conventions_match_their_formulas(bundled_run):
 def test_loihi_convention_matches_its_formula(bundled_run):
     graph, rows, steps = bundled_run
     p = load_profile("loihi")
-    (e,) = estimate(rows, graph, p, steps)
+    mapping = core_counts(map_network(graph, p))
+    (e,) = estimate(rows, graph, p, steps, mapping)
     synops = sum(r["event_synops"] for r in rows if r["op"] in ("Conv2d", "Dense", "OrPool"))
     updates = sum(r["neuron_updates"] for r in rows)
     spikes = sum(r["spikes"] for r in rows if r["op"] in ("LoihiLIF", "OrPool"))
@@ -70,7 +74,6 @@ def test_loihi_convention_matches_its_formula(bundled_run):
         sum(r["macs"] + r["adds"] for r in rows if r["op"] == "Head")
     dynamic = 23.6e-12 * synops + 81e-12 * updates + (1.7e-12 + 2 * 3.5e-12) * spikes + 0.9e-12 * host
     assert e.total - e.per_layer["static"] == pytest.approx(dynamic, rel=1e-9)
-    mapping = loihi_mapping(graph, p)
     assert e.extra["chips"] == mapping["chips"] == 1 and e.extra["cores"] == mapping["total_cores"]
     assert e.per_layer["static"] == pytest.approx(0.03 * 1 * steps * e.extra["step_time_s"])
 
