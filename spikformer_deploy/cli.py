@@ -7,18 +7,10 @@ from pathlib import Path
 
 import click
 
+from .cli_render import console_for, print_energy, print_simulation, progress
 from .errors import DeployError
 
 BUNDLED_MODEL = Path(__file__).resolve().parent.parent / "models" / "spikformer_digits.pth"
-
-
-def _console(stderr: bool = False):
-    from rich.console import Console
-
-    console = Console(stderr=stderr, highlight=False)
-    if not console.is_terminal:  # piped or captured: do not squeeze tables into 80 columns
-        console = Console(stderr=stderr, highlight=False, width=160)
-    return console
 
 
 def model_options(func):
@@ -77,7 +69,7 @@ def info(checkpoint, num_heads, T, img_size, as_json):
                        ("input", f"{data['input']}, shape {data['input_shape']}"),
                        ("parameters", f"{data['parameters']:,}")):
         table.add_row(key, str(value))
-    _console().print(table)
+    console_for().print(table)
 
 
 @cli.command()
@@ -95,7 +87,7 @@ def train(out, epochs, seed):
     settings = DigitsTraining(seed=seed) if epochs is None else DigitsTraining(seed=seed, epochs=epochs)
     columns = (TextColumn("training"), BarColumn(), TextColumn("epoch {task.completed}/{task.total}"),
                TextColumn("loss {task.fields[loss]:.4f}"), TimeElapsedColumn())
-    console = _console(stderr=True)
+    console = console_for(stderr=True)
     with Progress(*columns, console=console, disable=not console.is_terminal) as bar:
         task = bar.add_task("train", total=settings.epochs, loss=float("nan"))
         model, report = train_digits(settings, progress=lambda e, n, loss: bar.update(task, completed=e, loss=loss))
@@ -103,13 +95,6 @@ def train(out, epochs, seed):
     card = write_model_card(out, model.config, report)
     click.echo(f"test accuracy {report['test_accuracy']:.2%} ({report['split']['test']} held-out images), "
                f"trained in {report['training_seconds']} s; wrote {out} and {card}")
-
-
-def _si(value: float) -> str:
-    for unit, scale in (("G", 1e9), ("M", 1e6), ("k", 1e3)):
-        if abs(value) >= scale:
-            return f"{value / scale:.2f}{unit}"
-    return f"{value:.0f}" if value == int(value) else f"{value:.2f}"
 
 
 def _default_data(model):
@@ -172,7 +157,7 @@ def simulate(checkpoint, num_heads, T, img_size, data, batch, weight_bits, input
     int_sim = Simulator(int_graph, device=device)
     float_pred, int_pred = [], []
     counters = Counters(int_sim.time_steps(x))
-    with _progress("simulating", quiet=as_json) as bar:
+    with progress("simulating", quiet=as_json) as bar:
         task = bar.add_task("simulate", total=len(x))
         for start in range(0, len(x), batch):
             xb = x[start:start + batch]
@@ -195,9 +180,9 @@ def simulate(checkpoint, num_heads, T, img_size, data, batch, weight_bits, input
         click.echo(json.dumps({**summary, "totals_per_inference": totals(rows), "layers": rows,
                                **({"energy": energy_report} if energy_report else {})}, indent=2))
         return
-    _print_simulation(summary, rows, totals(rows))
+    print_simulation(summary, rows, totals(rows))
     if energy_report:
-        _print_energy(energy_report)
+        print_energy(energy_report)
 
 
 def _load_profiles(names):
@@ -247,51 +232,6 @@ def _write_atomically(directory: Path, writers: dict) -> list[str]:
     return [str(directory / name) for name in writers]
 
 
-def _print_energy(report: dict) -> None:
-    from rich.table import Table
-
-    console = _console()
-    estimates = report["estimates"]
-    gpu = [e for e in estimates if e["convention"] == "gpu_analytic"]
-    reference = next((e for e in gpu if e["profile"] == "h200_sxm"), gpu[0] if gpu else None)
-    table = Table(title="Energy per inference")
-    for col in ("profile", "convention", "energy", f"{reference['profile']} analytic ÷ this" if reference else "",
-                "figures"):
-        table.add_column(col, justify="right" if col not in ("profile", "convention", "figures") else "left")
-    for e in estimates:
-        kinds = sorted({c["kind"] for c in report["profiles"][e["profile"]]["constants"].values()})
-        ratio = f"{reference['total_J'] / e['total_J']:.2f}" if reference and e["total_J"] else ""
-        table.add_row(e["profile"], e["convention"], _joules(e["total_J"]), ratio, "/".join(kinds))
-    measured = report["gpu_measured"]
-    if measured.get("kind") == "measured":
-        table.add_row(measured["gpu"], "measured (NVML)", _joules(measured["J_per_image"]), "",
-                      f"idle-subtracted {_joules(measured['J_per_image_idle_subtracted'])}, "
-                      f"{measured['images_per_s']:.0f} images/s")
-    console.print(table)
-    if measured.get("kind") != "measured":
-        console.print(f"GPU: {measured['reason']}")
-    layers = Table(title="Energy per layer per inference (µJ)")
-    shown = [e for e in estimates if e["convention"] != "gpu_analytic"]
-    layers.add_column("layer")
-    for e in shown:
-        layers.add_column(f"{e['profile']}\n{e['convention']}", justify="right")
-    names = list(dict.fromkeys(n for e in shown for n in e["per_layer_J"]))
-    for name in names:
-        layers.add_row(name, *(f"{e['per_layer_J'][name] * 1e6:.3f}" if name in e["per_layer_J"] else ""
-                               for e in shown))
-    layers.add_row("total", *(f"{e['total_J'] * 1e6:.3f}" for e in shown), style="bold")
-    console.print(layers)
-    for path in report["plots"]:
-        console.print(f"wrote {path}")
-
-
-def _joules(value: float) -> str:
-    for unit, scale in (("mJ", 1e-3), ("µJ", 1e-6), ("nJ", 1e-9)):
-        if abs(value) >= scale:
-            return f"{value / scale:.3f} {unit}"
-    return f"{value:.3g} J"
-
-
 @cli.command("export")
 @model_options
 @click.option("--target", "target", default="all", show_default=True,
@@ -318,7 +258,7 @@ def export_cmd(checkpoint, num_heads, T, img_size, target, out, data, calibratio
     else:
         x_cal, _ = load_data(data, model.config)
     out = out or Path(f"{path.stem.split('.')[0]}.deploy")
-    with _progress("exporting", quiet=as_json) as bar:
+    with progress("exporting", quiet=as_json) as bar:
         bar.add_task("export", total=None)
         manifest = export(model, out, names, x_cal[:calibration_samples], weight_bits, input_bits, force,
                           source={"checkpoint": path.name, "sha256": sha256(path), "layout": model.source["layout"]})
@@ -459,42 +399,6 @@ def _inputs_for(config, data, bundled: bool, samples: int):
     if config.variant == "cifar10dvs":
         x = (x < 0.1).float()
     return x, "synthetic inputs (uniform images / 10 % events)"
-
-
-def _progress(label: str, quiet: bool = False):
-    """A progress bar on stderr when it is a terminal (a log gains nothing from one)."""
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
-    console = _console(stderr=True)
-    return Progress(TextColumn(label), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=console,
-                    disable=quiet or not console.is_terminal, transient=True)
-
-
-def _print_simulation(summary: dict, rows: list[dict], total: dict) -> None:
-    from rich.table import Table
-
-    console = _console()
-    acc = (f"float top-1 {summary['float_accuracy']:.2%}, integer top-1 {summary['int_accuracy']:.2%}, "
-           if "float_accuracy" in summary else "")
-    console.print(f"{summary['samples']} samples of {summary['data']} ({summary['device']}): {acc}"
-                  f"prediction agreement {summary['agreement']:.2%}")
-    table = Table(title=f"Per layer, per inference (integer model, {summary['weight_bits']}-bit weights)")
-    for col in ("layer", "op", "rate", "SOPs", "SOPs (paper)", "MACs", "ANDs", "adds", "updates", "margin"):
-        table.add_column(col, justify="left" if col in ("layer", "op") else "right")
-    for r in rows:
-        rate = r.get("firing_rate", r.get("input_rate"))
-        margin = r.get("overflow_margin_bits")
-        table.add_row(r["name"], r["op"], "" if rate is None else f"{rate:.3f}",
-                      *(_si(r[k]) if r[k] else "" for k in ("sops", "sops_paper", "macs", "ands", "adds",
-                                                            "neuron_updates")),
-                      "" if margin is None else f"{margin:.1f} b")
-    table.add_row("total", "", "", *(_si(total[k]) for k in ("sops", "sops_paper", "macs", "ands", "adds",
-                                                            "neuron_updates")),
-                  "" if total["min_overflow_margin_bits"] is None else f"{total['min_overflow_margin_bits']:.1f} b",
-                  style="bold")
-    console.print(table)
-    console.print("rate: output firing rate (neurons) or input event rate (synapses); margin: spare bits below the "
-                  "24-bit u/v limit on this data; dense-equivalent MACs (GPU): " + _si(total["dense_macs"]))
 
 
 def main(argv=None) -> int:

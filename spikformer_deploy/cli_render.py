@@ -1,0 +1,99 @@
+"""Terminal rendering for the CLI (rich): consoles, progress bars, tables. Only the CLI imports this."""
+from __future__ import annotations
+
+
+def console_for(stderr: bool = False):
+    from rich.console import Console
+
+    console = Console(stderr=stderr, highlight=False)
+    if not console.is_terminal:  # piped or captured: do not squeeze tables into 80 columns
+        console = Console(stderr=stderr, highlight=False, width=160)
+    return console
+
+
+def si(value: float) -> str:
+    for unit, scale in (("G", 1e9), ("M", 1e6), ("k", 1e3)):
+        if abs(value) >= scale:
+            return f"{value / scale:.2f}{unit}"
+    return f"{value:.0f}" if value == int(value) else f"{value:.2f}"
+
+
+def progress(label: str, quiet: bool = False):
+    """A progress bar on stderr when it is a terminal (a log gains nothing from one)."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    console = console_for(stderr=True)
+    return Progress(TextColumn(label), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=console,
+                    disable=quiet or not console.is_terminal, transient=True)
+
+
+def print_simulation(summary: dict, rows: list[dict], total: dict) -> None:
+    from rich.table import Table
+
+    console = console_for()
+    acc = (f"float top-1 {summary['float_accuracy']:.2%}, integer top-1 {summary['int_accuracy']:.2%}, "
+           if "float_accuracy" in summary else "")
+    console.print(f"{summary['samples']} samples of {summary['data']} ({summary['device']}): {acc}"
+                  f"prediction agreement {summary['agreement']:.2%}")
+    table = Table(title=f"Per layer, per inference (integer model, {summary['weight_bits']}-bit weights)")
+    for col in ("layer", "op", "rate", "SOPs", "SOPs (paper)", "MACs", "ANDs", "adds", "updates", "margin"):
+        table.add_column(col, justify="left" if col in ("layer", "op") else "right")
+    for r in rows:
+        rate = r.get("firing_rate", r.get("input_rate"))
+        margin = r.get("overflow_margin_bits")
+        table.add_row(r["name"], r["op"], "" if rate is None else f"{rate:.3f}",
+                      *(si(r[k]) if r[k] else "" for k in ("sops", "sops_paper", "macs", "ands", "adds",
+                                                            "neuron_updates")),
+                      "" if margin is None else f"{margin:.1f} b")
+    table.add_row("total", "", "", *(si(total[k]) for k in ("sops", "sops_paper", "macs", "ands", "adds",
+                                                            "neuron_updates")),
+                  "" if total["min_overflow_margin_bits"] is None else f"{total['min_overflow_margin_bits']:.1f} b",
+                  style="bold")
+    console.print(table)
+    console.print("rate: output firing rate (neurons) or input event rate (synapses); margin: spare bits below the "
+                  "24-bit u/v limit on this data; dense-equivalent MACs (GPU): " + si(total["dense_macs"]))
+
+
+def print_energy(report: dict) -> None:
+    from rich.table import Table
+
+    console = console_for()
+    estimates = report["estimates"]
+    gpu = [e for e in estimates if e["convention"] == "gpu_analytic"]
+    reference = next((e for e in gpu if e["profile"] == "h200_sxm"), gpu[0] if gpu else None)
+    table = Table(title="Energy per inference")
+    for col in ("profile", "convention", "energy", f"{reference['profile']} analytic ÷ this" if reference else "",
+                "figures"):
+        table.add_column(col, justify="right" if col not in ("profile", "convention", "figures") else "left")
+    for e in estimates:
+        kinds = sorted({c["kind"] for c in report["profiles"][e["profile"]]["constants"].values()})
+        ratio = f"{reference['total_J'] / e['total_J']:.2f}" if reference and e["total_J"] else ""
+        table.add_row(e["profile"], e["convention"], joules(e["total_J"]), ratio, "/".join(kinds))
+    measured = report["gpu_measured"]
+    if measured.get("kind") == "measured":
+        table.add_row(measured["gpu"], "measured (NVML)", joules(measured["J_per_image"]), "",
+                      f"idle-subtracted {joules(measured['J_per_image_idle_subtracted'])}, "
+                      f"{measured['images_per_s']:.0f} images/s")
+    console.print(table)
+    if measured.get("kind") != "measured":
+        console.print(f"GPU: {measured['reason']}")
+    layers = Table(title="Energy per layer per inference (µJ)")
+    shown = [e for e in estimates if e["convention"] != "gpu_analytic"]
+    layers.add_column("layer")
+    for e in shown:
+        layers.add_column(f"{e['profile']}\n{e['convention']}", justify="right")
+    names = list(dict.fromkeys(n for e in shown for n in e["per_layer_J"]))
+    for name in names:
+        layers.add_row(name, *(f"{e['per_layer_J'][name] * 1e6:.3f}" if name in e["per_layer_J"] else ""
+                               for e in shown))
+    layers.add_row("total", *(f"{e['total_J'] * 1e6:.3f}" for e in shown), style="bold")
+    console.print(layers)
+    for path in report["plots"]:
+        console.print(f"wrote {path}")
+
+
+def joules(value: float) -> str:
+    for unit, scale in (("mJ", 1e-3), ("µJ", 1e-6), ("nJ", 1e-9)):
+        if abs(value) >= scale:
+            return f"{value / scale:.3f} {unit}"
+    return f"{value:.3g} J"
