@@ -100,7 +100,7 @@ class Simulator:
         if counters:
             counters.samples = x.shape[0]
         spike_counts, outputs = {}, {}
-        self._totals: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
+        self._totals: dict[str, tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]] = {}
         for node in self.graph.nodes.values():
             inputs = [env[i] for i in node.inputs] if node.inputs else [x.to(self.device)]
             try:
@@ -135,28 +135,23 @@ def _synapse_dtype(sim: Simulator, node: Node) -> torch.dtype:
     return torch.float32 if w * sim.bounds[node.inputs[0]] < EXACT_FP32 else torch.float64
 
 
-def _conv_fanout(node: Node, in_shape) -> torch.Tensor:
-    """Number of synapses each input element drives: C_out x output positions whose window covers it."""
-    op = node.op
+def _coverage(in_shape, out_hw, kernel: int, stride: int, padding: int) -> torch.Tensor:
+    """``[H, W]``: how many output windows cover each input position (fan-out per input channel and kernel)."""
     _, h, w = in_shape
-    k = op.weight.shape[-1]
-    ones = torch.ones(1, 1, *node.shape[1:], dtype=torch.float64)
-    cover = F.conv_transpose2d(ones, torch.ones(1, 1, k, k, dtype=torch.float64), stride=op.stride,
-                               padding=op.padding, output_padding=_output_padding(h, w, node.shape[1:], op))
-    return cover[0, 0] * op.weight.shape[0]
-
-
-def _output_padding(h, w, out_hw, op):
-    k = op.weight.shape[-1] if hasattr(op, "weight") else op.kernel
-    return tuple(size - ((o - 1) * op.stride - 2 * op.padding + k) for size, o in zip((h, w), out_hw))
+    ones = torch.ones(1, 1, *out_hw, dtype=torch.float64)
+    output_padding = tuple(size - ((o - 1) * stride - 2 * padding + kernel) for size, o in zip((h, w), out_hw))
+    cover = F.conv_transpose2d(ones, torch.ones(1, 1, kernel, kernel, dtype=torch.float64), stride=stride,
+                               padding=padding, output_padding=output_padding)
+    return cover[0, 0]
 
 
 def prepare_conv(sim: Simulator, node: Node) -> dict:
     op = node.op
     dtype = _synapse_dtype(sim, node)
     in_shape = sim.graph.nodes[node.inputs[0]].shape
+    fanout = _coverage(in_shape, node.shape[1:], op.weight.shape[-1], op.stride, op.padding) * op.weight.shape[0]
     return {"w": sim.tensor(op.weight, dtype), "b": None if op.bias is None else sim.tensor(op.bias, dtype),
-            "dtype": dtype, "fanout": _conv_fanout(node, in_shape).to(sim.device, sim.float_dtype),
+            "dtype": dtype, "fanout": fanout.to(sim.device, sim.float_dtype),
             "macs": int(np.prod(node.shape)) * int(np.prod(op.weight.shape[1:])),
             "analog_input": isinstance(sim.graph.nodes[node.inputs[0]].op, Input)
             and sim.graph.nodes[node.inputs[0]].op.kind == "image"}
@@ -188,11 +183,8 @@ def prepare_lif(sim: Simulator, node: Node) -> dict:
 
 def prepare_pool(sim: Simulator, node: Node) -> dict:
     op = node.op
-    c, h, w = sim.graph.nodes[node.inputs[0]].shape
-    ones = torch.ones(1, 1, *node.shape[1:], dtype=torch.float64)
-    cover = F.conv_transpose2d(ones, torch.ones(1, 1, op.kernel, op.kernel, dtype=torch.float64), stride=op.stride,
-                               padding=op.padding, output_padding=_output_padding(h, w, node.shape[1:], op))
-    return {"fanout": cover[0, 0].to(sim.device, sim.float_dtype)}
+    cover = _coverage(sim.graph.nodes[node.inputs[0]].shape, node.shape[1:], op.kernel, op.stride, op.padding)
+    return {"fanout": cover.to(sim.device, sim.float_dtype)}
 
 
 def prepare_head(sim: Simulator, node: Node) -> dict:
@@ -395,8 +387,14 @@ def run_flatten(sim: Simulator, node: Node, inputs, counters):
     return x.flatten(3).transpose(-1, -2).contiguous()  # [T, B, C, H, W] -> [T, B, N, C]
 
 
-def attention_counts(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, order: str) -> dict[str, torch.Tensor]:
-    """Per-step ANDs and additions of the spike-driven attention on binary [T, B, heads, N, d] tensors.
+def attention_inner(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, order: str) -> torch.Tensor:
+    """The first product of the chosen order on binary [T, B, heads, N, d]: Q Kᵀ (qk_v) or Kᵀ V (q_kv)."""
+    return q @ k.transpose(-2, -1) if order == "qk_v" else k.transpose(-2, -1) @ v
+
+
+def attention_counts(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, inner: torch.Tensor,
+                     order: str) -> dict[str, torch.Tensor]:
+    """Per-step ANDs and additions of the spike-driven attention (``inner`` from ``attention_inner``).
 
     qk_v: S = popcount(q_i AND k_j) (N²d ANDs, sum(S) popcount additions), then M_ic = sum_j S_ij v_jc as additions
     gated by v's spikes: one addition per (i, j, c) with S_ij > 0 and v_jc = 1.
@@ -407,15 +405,13 @@ def attention_counts(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, order: s
     n, d = q.shape[-2], q.shape[-1]
     heads = q.shape[1] * q.shape[2]
     if order == "qk_v":
-        inner = q @ k.transpose(-2, -1)  # [T, B, H, N, N]
         ands = heads * n * n * d
         gated = ((inner > 0).to(v.dtype).sum(-2) * v.sum(-1)).reshape(steps, -1).sum(1)  # sum_j nnz_i(S_ij)|v_j|
     else:
-        inner = k.transpose(-2, -1) @ v  # [T, B, H, d, d]
         ands = heads * n * d * d
         gated = (q.sum(-2) * (inner > 0).to(q.dtype).sum(-1)).reshape(steps, -1).sum(1)  # sum_c |q_c| nnz(R_c)
     popcount = inner.reshape(steps, -1).sum(1)
-    return {"inner": inner, "ands": torch.full((steps,), float(ands)), "adds": (popcount + gated).cpu()}
+    return {"ands": torch.full((steps,), float(ands)), "adds": (popcount + gated).cpu()}
 
 
 def run_attention(sim: Simulator, node: Node, inputs, counters):
@@ -423,16 +419,18 @@ def run_attention(sim: Simulator, node: Node, inputs, counters):
     steps, batch, n, c = inputs[0].shape
     q, k, v = (x.reshape(steps, batch, n, op.num_heads, op.head_dim).transpose(2, 3).to(torch.float32)
                for x in inputs)
-    counts = attention_counts(q, k, v, op.order)
-    m = counts["inner"] @ v if op.order == "qk_v" else q @ counts["inner"]  # exact: values <= N*d*N < 2**24
+    inner = attention_inner(q, k, v, op.order)
+    m = inner @ v if op.order == "qk_v" else q @ inner  # exact: values <= N*d*N < 2**24
     m = m.transpose(2, 3).reshape(steps, batch, n, c).to(sim.float_dtype)
     if counters:
+        counts = attention_counts(q, k, v, inner, op.order)
         counters.add(node.name, "in_events", sum(sim.input_totals(i, x)[1] for i, x in zip(node.inputs, inputs)).cpu())
         counters.add(node.name, "ands", counts["ands"])
         counters.add(node.name, "adds", counts["adds"])
         per_head = 2 * n * n * op.head_dim if op.order == "qk_v" else 2 * n * op.head_dim**2
         counters.add(node.name, "dense_macs", per_head * op.num_heads * batch)
-        counters.maximum(node.name, "max_abs_a", float(m.abs().max()) * (2.0**op.out_shift if op.rewritten else 1))
+        if not sim.quantized:  # calibration reads it (max |M|, the integer before any scale or shift)
+            counters.maximum(node.name, "max_abs_a", float(_abs_max(m)))
     if op.rewritten:
         return _shift(m, op.out_shift) if sim.quantized else m
     return m * op.scale
@@ -456,7 +454,8 @@ def run_head(sim: Simulator, node: Node, inputs, counters):
     return x.mean(2).mean(0) @ p["wt"] + p["b"], None
 
 
-KERNELS = {Input: run_input, Conv2d: run_conv, Dense: run_dense, BatchNorm: run_batchnorm, LIF: run_lif, LoihiLIF: run_loihi_lif,
-           OrPool: run_pool, Add: run_add, Flatten: run_flatten, SpikingAttention: run_attention, Head: run_head}
+KERNELS = {Input: run_input, Conv2d: run_conv, Dense: run_dense, BatchNorm: run_batchnorm, LIF: run_lif,
+           LoihiLIF: run_loihi_lif, OrPool: run_pool, Add: run_add, Flatten: run_flatten,
+           SpikingAttention: run_attention, Head: run_head}
 PREPARE = {Conv2d: prepare_conv, Dense: prepare_dense, LIF: prepare_lif, LoihiLIF: prepare_lif,
            OrPool: prepare_pool, Head: prepare_head}
