@@ -21,6 +21,7 @@ from ..ir.ops import (ACT_SHIFT, BIAS_EXP_MAX, BIAS_MANT_BITS, LIF, SYNAPSES, ST
                       Head, Input, LoihiLIF, SpikingAttention)
 
 STATE_LIMIT = 2 ** (STATE_BITS - 1)
+MIN_WEIGHT_EXP = 0
 CLIP_RATIOS = (1.0, 0.95, 0.9, 0.85, 0.8, 0.75, 0.7, 0.6, 0.5)
 
 
@@ -38,22 +39,26 @@ def weight_levels(bits: int) -> tuple[int, int]:
     return -(2 ** (bits - 1)), 2 ** (bits - 1) - 1
 
 
+def round_weights(weight: np.ndarray, step: float, bits: int) -> tuple[np.ndarray, int]:
+    """(integer mantissas as int8 — at most 8 bits —, number of weights clipped) for one step."""
+    lo, hi = weight_levels(bits)
+    scaled = weight / step
+    return np.clip(np.round(scaled), lo, hi).astype(np.int8), int((np.abs(scaled) > hi + 0.5).sum())
+
+
 def choose_weight_step(weight: np.ndarray, bits: int) -> tuple[float, np.ndarray, int]:
     """(step, integer mantissas, number clipped) minimising the squared weight error over CLIP_RATIOS."""
-    lo, hi = weight_levels(bits)
     peak = float(np.abs(weight).max())
     if peak == 0.0:
         return 1.0, np.zeros(weight.shape, dtype=np.int8), 0
     best = None
     for ratio in CLIP_RATIOS:
-        step = ratio * peak / hi
-        q = np.clip(np.round(weight / step), lo, hi)
+        step = ratio * peak / weight_levels(bits)[1]
+        q, clipped = round_weights(weight, step, bits)
         err = float(((q * step - weight) ** 2).sum())
         if best is None or err < best[0]:
-            best = (err, step, q)
-    _, step, q = best
-    clipped = int((np.abs(weight / step) > hi + 0.5).sum())
-    return step, q.astype(np.int8), clipped  # mantissas of <= 8 bits: int8 storage
+            best = (err, step, q, clipped)
+    return best[1:]
 
 
 def two_adic(values: np.ndarray) -> int:
@@ -82,11 +87,16 @@ def quantize_bias(target: np.ndarray) -> tuple[np.ndarray, int, int]:
 
 
 def _neuron_params(threshold: float, bias: np.ndarray, step: float, max_a: float, max_v: float, T: int,
-                   headroom: float, min_exp: int = WEIGHT_EXP_RANGE[0]) -> dict:
-    """weight_exp, lambda, vth, bias of one LIF whose drive is in units of ``step`` (see the module docstring)."""
+                   headroom: float) -> dict:
+    """weight_exp, lambda, vth, bias of one LIF whose drive is in units of ``step`` (see the module docstring).
+
+    Exponents stay >= 0 (MIN_WEIGHT_EXP): lava's Conv model ignores weight_exp (the exponent is folded into its
+    weights), its attention process shifts left, and a right shift would floor the drive. ``overflow`` in the record
+    says that no exponent fits; the caller then coarsens the weight step.
+    """
     chosen = None
     max_bias = (2 ** (BIAS_MANT_BITS - 1) - 1) * 2**BIAS_EXP_MAX
-    for exp in range(WEIGHT_EXP_RANGE[1], min_exp - 1, -1):
+    for exp in range(WEIGHT_EXP_RANGE[1], MIN_WEIGHT_EXP - 1, -1):
         lam = 2.0 ** (ACT_SHIFT + exp) / step
         fits = (max_a / step * 2.0 ** (ACT_SHIFT + exp) * headroom < STATE_LIMIT
                 and lam * max_v * headroom < STATE_LIMIT
@@ -96,7 +106,7 @@ def _neuron_params(threshold: float, bias: np.ndarray, step: float, max_a: float
             chosen = exp
             break
     overflow = chosen is None
-    exp = min_exp if overflow else chosen
+    exp = MIN_WEIGHT_EXP if overflow else chosen
     lam = 2.0 ** (ACT_SHIFT + exp) / step
     bias_mant, bias_exp, bias_clipped = quantize_bias(lam * bias)
     effective_bias = bias_mant.astype(np.int64) << bias_exp
@@ -145,16 +155,13 @@ def quantize(graph: Graph, calibration: Calibration, weight_bits: int = 8, input
                 w_float = w_float / inp.op.scale  # the synapse now sees round(x * scale)
             step, w_int, clipped = choose_weight_step(w_float, weight_bits)
             bias = src.op.bias if src.op.bias is not None else np.zeros(src.op.weight.shape[0])
-            # Exponents stay >= 0: lava's Conv model ignores weight_exp (the exponent is folded into its weights),
-            # and a right shift would floor the drive. Where the ranges need less, coarsen the weight step instead.
-            coarsened = 0
+            coarsened = 0  # where even exponent 0 overflows, coarsen the weight step instead
             while True:
-                p = _neuron_params(node.op.threshold, bias, step, max_a, max_v, T, headroom, min_exp=0)
+                p = _neuron_params(node.op.threshold, bias, step, max_a, max_v, T, headroom)
                 if not p["record"]["overflow"] or coarsened >= 16:
                     break
                 step, coarsened = step * 2, coarsened + 1
-                lo, hi = weight_levels(weight_bits)
-                w_int = np.clip(np.round(w_float / step), lo, hi).astype(np.int8)
+                w_int, clipped = round_weights(w_float, step, weight_bits)
             p["record"]["step_coarsened_by"] = 2**coarsened
             src.op = dataclasses.replace(src.op, weight=w_int, bias=None, weight_exp=p["weight_exp"],
                                          weight_bits=weight_bits)
