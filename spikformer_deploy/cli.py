@@ -198,9 +198,8 @@ def _energy(model, graph, rows, steps, profiles, x, batch, gpu_seconds, plot_dir
     from .analysis.plots import energy_breakdown_png
     from .gpu_measure import GpuMeasurementUnavailable, measure_float_reference
 
-    weight_bits = next((r.settings["weight_bits"] for r in graph.records if r.name == "quantize"), 8)
     estimates = [e for p in profiles for e in estimate(
-        rows, graph, p, steps, core_counts(map_network(graph, p, weight_bits)) if p.model == "loihi" else None)]
+        rows, graph, p, steps, core_counts(map_network(graph, p)) if p.model == "loihi" else None)]
     try:
         measured = measure_float_reference(model, x, batch=max(batch, 64), seconds=gpu_seconds)
     except GpuMeasurementUnavailable as exc:

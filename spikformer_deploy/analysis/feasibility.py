@@ -61,7 +61,7 @@ def _synapse_of(graph: Graph, node) -> object | None:
     return src if isinstance(src.op, (Conv2d, Dense)) else None
 
 
-def _map_group(graph: Graph, node, profile: Profile, bounds: dict, weight_bits: int) -> GroupMapping:
+def _map_group(graph: Graph, node, profile: Profile, bounds: dict) -> GroupMapping:
     npc = int(profile["neurons_per_core"])
     mem = int(profile["synapse_memory_bits_per_core"])
     axon_limit = int(profile["input_axons_per_core"])
@@ -87,7 +87,7 @@ def _map_group(graph: Graph, node, profile: Profile, bounds: dict, weight_bits: 
             c_out, c_in = syn.op.weight.shape
             kernel, tokenwise = 1, True
             taps = c_in * c_out * node.shape[1]
-        bits = weight_bits
+        bits = syn.op.weight_bits or 8  # a float graph is mapped as if quantized to 8 bits
     else:  # fed by the attention on the embedded cores: no synapses
         return GroupMapping(node.name, neurons, None, 0, 0, 1, 1, math.ceil(neurons / npc), "neurons", 0, 0)
     fan_in = c_in * kernel * kernel * sources
@@ -145,9 +145,9 @@ def pipeline_depths(graph: Graph) -> dict[str, int]:
     return depth
 
 
-def map_network(graph: Graph, profile: Profile, weight_bits: int = 8) -> dict:
+def map_network(graph: Graph, profile: Profile) -> dict:
     bounds = graph.value_bounds()
-    groups = [_map_group(graph, n, profile, bounds, weight_bits) for n in graph.of_type(LIF, LoihiLIF, OrPool)]
+    groups = [_map_group(graph, n, profile, bounds) for n in graph.of_type(LIF, LoihiLIF, OrPool)]
     cores = sum(g.cores for g in groups)
     chips = max(1, math.ceil(cores / profile["cores_per_chip"]))
     return {"groups": groups, "cores": cores, "chips": chips,
@@ -163,8 +163,8 @@ def core_counts(mapping: dict) -> dict:
 
 def check_constraints(graph: Graph, profile: Profile, mapping: dict, rows: list[dict] | None) -> list[Check]:
     checks = []
-    q = next((r for r in graph.records if r.name == "quantize"), None)
-    weight_bits = q.settings.get("weight_bits", 8) if q else 8
+    q = graph.record("quantize")
+    weight_bits = max((n.op.weight_bits or 8 for n in graph.of_type(Conv2d, Dense)), default=8)
     clipped = {k: v["clipped_weights"] for k, v in (q.nodes.items() if q else []) if v.get("clipped_weights")}
     if weight_bits > profile["max_weight_bits"]:
         checks.append(Check("weight precision", "violation", f"{weight_bits}-bit weights exceed the "

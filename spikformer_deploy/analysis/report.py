@@ -13,8 +13,7 @@ from .profiles import Profile
 
 def build_report(graph: Graph, rows: list[dict], profile: Profile, gpu: Profile | None, chips_budget: int | None,
                  data_note: str) -> dict:
-    q = next((r for r in graph.records if r.name == "quantize"), None)
-    mapping = map_network(graph, profile, q.settings.get("weight_bits", 8) if q else 8)
+    mapping = map_network(graph, profile)
     checks = check_constraints(graph, profile, mapping, rows)
     perf = performance(graph, profile, mapping, rows)
     state, reasons = verdict(checks, mapping, chips_budget)

@@ -77,6 +77,10 @@ class Graph:
     def output(self) -> Node:
         return next(reversed(self.nodes.values()))
 
+    def record(self, name: str) -> PassRecord | None:
+        """The record of the last run of pass ``name`` (None if it did not run)."""
+        return next((r for r in reversed(self.records) if r.name == name), None)
+
     def consumers(self, name: str) -> list[Node]:
         return [n for n in self.nodes.values() if name in n.inputs]
 
