@@ -97,15 +97,39 @@ def train(out, epochs, seed):
                f"trained in {report['training_seconds']} s; wrote {out} and {card}")
 
 
-def _default_data(model):
-    """The bundled (digits) model's held-out test split, and its training split for calibration."""
-    from .data import DIGITS_SOURCE, digits_split
+def _dataset(model) -> dict:
+    """The bundled data set a checkpoint was trained on (our own format records it), or {}."""
+    from .data import DIGITS_SOURCE
 
     meta = getattr(model, "source", {}).get("meta", {})
-    if meta.get("data") != DIGITS_SOURCE:
+    return {"data": DIGITS_SOURCE, "split_seed": meta["split"]["seed"]} if meta.get("data") == DIGITS_SOURCE else {}
+
+
+def _inputs(config, data, dataset: dict, samples: int | None = None, synthetic: bool = True):
+    """(inputs, labels or None, calibration inputs, description): the user's ``--data`` (calibration on the same
+    inputs), else the bundled data set's held-out test split (calibration on its training split), else seeded
+    synthetic inputs (when ``synthetic``)."""
+    import torch
+
+    from .data import digits_split, load_data
+
+    if data is not None:
+        x, y = load_data(data, config)
+        x_cal, description = x, str(data)
+    elif dataset:
+        x_cal, _, x, y = digits_split(config.img_size, seed=dataset["split_seed"])
+        description = "digits test split (held out)"
+    elif synthetic:
+        x = torch.rand(config.input_shape(batch=samples or 2), generator=torch.Generator().manual_seed(0))
+        if config.variant == "cifar10dvs":
+            x = (x < 0.1).float()
+        x_cal, y = x, None
+        description = "synthetic inputs (uniform images / 10 % events): rates and ranges are only indicative"
+    else:
         raise DeployError("this checkpoint has no bundled data set: give --data (image folder, .npz or .npy)")
-    x_train, _, x_test, y_test = digits_split(model.config.img_size, seed=meta["split"]["seed"])
-    return x_test, y_test, x_train, "digits test split (held out)"
+    if samples is not None:
+        x, y = x[:samples], None if y is None else y[:samples]
+    return x, y, x_cal, description
 
 
 @cli.command()
@@ -135,18 +159,13 @@ def simulate(checkpoint, num_heads, T, img_size, data, batch, weight_bits, input
     from .analysis import layer_rows, totals
     from .backends.sim import Simulator
     from .counters import Counters
-    from .data import load_data
     from .pipeline import integer_graph_from
 
     if (profiles or plot_dir) and not energy:
         raise DeployError("--profile and --plot need --energy")
     path, model = load_model(checkpoint, num_heads, T, img_size)
     profile_list = _load_profiles(profiles) if energy else []
-    if data is None:
-        x, y, x_cal, data_name = _default_data(model)
-    else:
-        x, y = load_data(data, model.config)
-        x_cal, data_name = x, str(data)
+    x, y, x_cal, data_name = _inputs(model.config, data, _dataset(model), synthetic=False)
     x_cal = x_cal[:calibration_samples]
     if device == "auto":
         device = "cuda" if torch.cuda.is_available() else "cpu"
@@ -247,20 +266,17 @@ def _write_atomically(directory: Path, writers: dict) -> list[str]:
 def export_cmd(checkpoint, num_heads, T, img_size, target, out, data, calibration_samples, weight_bits, input_bits,
                force, as_json):
     """Write an artifact directory: integer IR, target files (Lava/netx, NIR, ONNX) and a manifest."""
-    from .data import load_data
     from .export import export, sha256, targets
 
     names = targets() if target == "all" else [t.strip() for t in target.split(",") if t.strip()]
     path, model = load_model(checkpoint, num_heads, T, img_size)
-    if data is None:
-        _, _, x_cal, _ = _default_data(model)
-    else:
-        x_cal, _ = load_data(data, model.config)
+    _, _, x_cal, _ = _inputs(model.config, data, _dataset(model), synthetic=False)
     out = out or Path(f"{path.stem.split('.')[0]}.deploy")
     with progress("exporting", quiet=as_json) as bar:
         bar.add_task("export", total=None)
         manifest = export(model, out, names, x_cal[:calibration_samples], weight_bits, input_bits, force,
-                          source={"checkpoint": path.name, "sha256": sha256(path), "layout": model.source["layout"]})
+                          source={"checkpoint": path.name, "sha256": sha256(path), "layout": model.source["layout"],
+                                  "dataset": _dataset(model)})
     if as_json:
         click.echo(json.dumps(manifest, indent=2))
     else:
@@ -291,18 +307,15 @@ def report(source, target, chips, fmt, out, data, samples, num_heads, T, img_siz
     from .pipeline import integer_graph
 
     if source is not None and source.is_dir():
-        manifest = verify_files(source)
         graph, model = load_graph(source), None
-        bundled = manifest.get("source", {}).get("checkpoint") == BUNDLED_MODEL.name
-        config = graph.config
+        config, dataset = graph.config, verify_files(source).get("source", {}).get("dataset", {})
     else:
         _, model = load_model(source, num_heads, T, img_size)
-        config, bundled = model.config, model.source.get("meta", {}).get("data") is not None
-    x, note = _inputs_for(config, data, bundled, samples or (64 if data is not None or bundled else 2))
-    if not (data is not None or bundled):
-        note += ": rates and ranges are only indicative"
-    if model is not None:
-        graph = integer_graph(model, x)
+        config, dataset = model.config, _dataset(model)
+    x, _, x_cal, description = _inputs(config, data, dataset, samples or (64 if data is not None or dataset else 2))
+    note = f"{len(x)} inputs of {description}"
+    if model is not None:  # quantized as export does: calibrated on (up to) 256 calibration inputs
+        graph = integer_graph(model, x_cal[:256])
     counters = Simulator(graph).run(x).counters
     result = build_report(graph, layer_rows(graph, counters), load_profile(target), load_profile("h200_sxm"), chips,
                           note)
@@ -345,8 +358,7 @@ def verify(artifact, data, samples, integrity_only, as_json):
         from .backends.netx import NETX_FILE, run_netx_stem
 
         graph = load_graph(artifact)
-        x, note = _inputs_for(graph.config, data, manifest.get("source", {}).get("checkpoint") == BUNDLED_MODEL.name,
-                              samples)
+        x, _, _, note = _inputs(graph.config, data, manifest.get("source", {}).get("dataset", {}), samples)
         start = time.perf_counter()
         sim = Simulator(graph, record="spikes").run(x)
         sim_s = time.perf_counter() - start
@@ -380,24 +392,6 @@ def verify(artifact, data, samples, integrity_only, as_json):
                 click.echo(f"netx stem vs simulator: {'equal' if result['netx_stem_equal'] else 'DIFFER'}")
     if not ok:
         raise DeployError("Lava and the simulator disagree (see above)")
-
-
-def _inputs_for(config, data, bundled: bool, samples: int):
-    """Inputs for a run: the user's data, the bundled model's test split, or seeded synthetic inputs."""
-    import torch
-
-    from .data import digits_split, load_data
-
-    if data is not None:
-        x, _ = load_data(data, config)
-        return x[:samples], f"{min(samples, len(x))} inputs from {data}"
-    if bundled:
-        return digits_split(config.img_size, seed=0)[2][:samples], "the digits test split"
-    gen = torch.Generator().manual_seed(0)
-    x = torch.rand(config.input_shape(batch=samples), generator=gen)
-    if config.variant == "cifar10dvs":
-        x = (x < 0.1).float()
-    return x, "synthetic inputs (uniform images / 10 % events)"
 
 
 def main(argv=None) -> int:
