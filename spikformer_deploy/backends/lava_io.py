@@ -5,6 +5,8 @@ a Var, and ``Var.get()`` of megabytes takes minutes; a file that the parent read
 """
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 from lava.magma.core.decorator import implements, requires, tag
 from lava.magma.core.model.py.model import PyLoihiProcessModel
@@ -40,6 +42,48 @@ class Recorder(AbstractProcess):
 
 def open_recording(path: str, steps: int, shape: tuple[int, ...], mode: str) -> np.memmap:
     return np.memmap(path, dtype=np.int32, mode=mode, shape=(steps, *shape))
+
+
+def source_data(op: Input, x: np.ndarray, T: int, steps: int) -> np.ndarray:
+    """The input for ``io.source.RingBuffer``: each sample's T frames back to back, (W, H, C, steps), zeros after."""
+    frames = input_frames(op, np.asarray(x, dtype=np.float64), T)
+    data = np.stack([to_whc(frames[b, t]) for b in range(len(frames)) for t in range(T)], axis=-1)
+    return np.concatenate([data, np.zeros((*data.shape[:3], steps - data.shape[-1]))], axis=-1).astype(np.int32)
+
+
+def attach_recorder(port, steps: int, path: str) -> tuple[str, tuple[int, ...]]:
+    """Record ``port`` at every step of the run into ``path``; returns (path, shape). The Recorder joins the
+    process graph through its connection."""
+    shape = tuple(int(d) for d in port.shape)
+    open_recording(path, steps, shape, "w+").flush()
+    port.connect(Recorder(shape=shape, steps=steps, path=path).a_in)
+    return path, shape
+
+
+def run_fixed_pt(process, steps: int) -> None:
+    """Run the process graph of ``process`` on Loihi2SimCfg(fixed_pt) for ``steps`` steps, then stop it."""
+    from lava.magma.core.run_conditions import RunSteps
+    from lava.magma.core.run_configs import Loihi2SimCfg
+
+    try:
+        with warnings.catch_warnings():  # lava also searches the building module for custom ProcessModels
+            warnings.filterwarnings("ignore", message="Cannot import module", category=UserWarning)
+            process.run(condition=RunSteps(num_steps=steps), run_cfg=Loihi2SimCfg(select_tag="fixed_pt"))
+    finally:
+        process.stop()
+
+
+def read_aligned(recording: tuple[str, tuple[int, ...]], steps: int, depth: int, T: int, batch: int,
+                 ir_shape: tuple[int, ...]) -> np.ndarray:
+    """A recording of a node whose step-0 output appears at Lava step ``depth``, as ``[T, B, ...]`` in the
+    simulator's layout (images [T, B, C, H, W], tokens [T, B, N, C] with token n = h * W + w)."""
+    path, shape = recording
+    idx = np.array([[depth - 1 + b * T + t for b in range(batch)] for t in range(T)])
+    cube = np.moveaxis(np.array(open_recording(path, steps, shape, "r")), 0, -1)[..., idx]  # (W, H, C, T, B)
+    if len(ir_shape) == 3:
+        return np.ascontiguousarray(cube.transpose(3, 4, 2, 1, 0))
+    w, h, c = cube.shape[:3]
+    return np.ascontiguousarray(cube.transpose(3, 4, 1, 0, 2).reshape(T, batch, h * w, c))
 
 
 @implements(proc=Recorder, protocol=LoihiProtocol)

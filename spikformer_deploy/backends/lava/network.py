@@ -21,7 +21,6 @@ from __future__ import annotations
 import os
 import tempfile
 import time
-import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -30,7 +29,7 @@ import numpy as np
 from ...errors import DeployError
 from ...ir import Graph
 from ...ir.ops import LIF, Add, Conv2d, Dense, Flatten, Head, Input, LoihiLIF, OrPool, SpikingAttention
-from ..lava_io import Recorder, input_frames, open_recording, to_whc
+from ..lava_io import attach_recorder, read_aligned, run_fixed_pt, source_data
 
 GRADED_BITS = 24
 
@@ -71,45 +70,27 @@ class LavaNetwork:
     def run(self, x: np.ndarray, record: set[str] | None = None) -> LavaResult:
         """Run inputs ``x`` (the model's input batch, float) back to back; ``record``: nodes whose spikes to return
         (default: every neuron and OR node)."""
-        from lava.magma.core.run_conditions import RunSteps
-        from lava.magma.core.run_configs import Loihi2SimCfg
-
         start = time.perf_counter()
         g, T = self.graph, self.T
         x = np.asarray(x, dtype=np.float64)
         batch = x.shape[0]
         record = record if record is not None else {n.name for n in g.of_type(LIF, LoihiLIF, OrPool)}
+        head = g.output
         builder = _Builder(g, T, batch, self.bounds)
         ports, depth = builder.build(x)
-        head = g.output
-        steps = max(depth.values()) + batch * T + 1
+        steps = builder.steps
         with tempfile.TemporaryDirectory(prefix="spikformer-lava-") as tmp:
-            files = {name: builder.record(ports[name], steps, os.path.join(tmp, f"{i}.bin"))
-                     for i, name in enumerate([*sorted(record), head.inputs[0]])}
-            first = builder.processes[0]
-            try:
-                with warnings.catch_warnings():  # lava also searches network.py for the attention's ProcessModel
-                    warnings.filterwarnings("ignore", message="Cannot import module", category=UserWarning)
-                    first.run(condition=RunSteps(num_steps=steps), run_cfg=Loihi2SimCfg(select_tag="fixed_pt"))
-            finally:
-                first.stop()
-            data = {name: np.array(open_recording(path, steps, shape, "r")) for name, (path, shape) in files.items()}
-        outputs = {name: self._align(g.nodes[name].shape, data[name], depth[name], batch) for name in record}
-        counts = self._align(g.nodes[head.inputs[0]].shape, data[head.inputs[0]], depth[head.inputs[0]], batch)
-        counts = counts.sum(axis=(0, 2)).astype(np.int64)  # tokens [T, B, N, C] -> [B, C]
+            names = [*sorted(record), head.inputs[0]]
+            files = {name: attach_recorder(ports[name], steps, os.path.join(tmp, f"{i}.bin"))
+                     for i, name in enumerate(names)}
+            run_fixed_pt(builder.source, steps)
+            data = {name: read_aligned(files[name], steps, depth[name], T, batch, g.nodes[name].shape)
+                    for name in names}
+        outputs = {name: data[name] for name in record}
+        counts = data[head.inputs[0]].sum(axis=(0, 2)).astype(np.int64)  # tokens [T, B, N, C] -> [B, C]
         int_logits = counts @ head.op.weight.astype(np.int64).T + head.op.bias.astype(np.int64)
-        return LavaResult(outputs, int_logits, int_logits.argmax(1), steps, len(builder.processes),
+        return LavaResult(outputs, int_logits, int_logits.argmax(1), steps, len(builder.processes) + len(names),
                           time.perf_counter() - start)
-
-    def _align(self, shape, data: np.ndarray, depth: int, batch: int) -> np.ndarray:
-        """Recording ``(steps, W, H, C)`` -> ``[T, B, ...]`` in the simulator's layout."""
-        T = self.T
-        idx = np.array([[depth - 1 + i * T + t for i in range(batch)] for t in range(T)])
-        cube = np.moveaxis(data, 0, -1)[..., idx]  # (W, H, C, T, B)
-        if len(shape) == 3:
-            return np.ascontiguousarray(cube.transpose(3, 4, 2, 1, 0))  # [T, B, C, H, W]
-        w, h, c = cube.shape[:3]
-        return np.ascontiguousarray(cube.transpose(3, 4, 1, 0, 2).reshape(T, batch, h * w, c))  # [T, B, N, C]
 
 
 class _Builder:
@@ -120,14 +101,6 @@ class _Builder:
     def add(self, proc):
         self.processes.append(proc)
         return proc
-
-    def record(self, port, steps: int, path: str):
-        """Record ``port`` at every step of the run into ``path``; returns (path, shape)."""
-        shape = tuple(int(d) for d in port.shape)
-        open_recording(path, steps, shape, "w+").flush()
-        proc = self.add(Recorder(shape=shape, steps=steps, path=path))
-        port.connect(proc.a_in)
-        return path, shape
 
     def conv(self, port, weight, shape, graded, stride=1, padding=0, groups=1):
         from lava.proc.conv.process import Conv
@@ -171,10 +144,10 @@ class _Builder:
                 continue  # on the host, from the recorded residual stream
             shape = _grid(node.shape)
             if isinstance(op, Input):
-                frames = input_frames(op, x, self.T)  # [B, T, C, H, W] integers
-                data = np.stack([to_whc(frames[b, t]) for b in range(self.batch) for t in range(self.T)], axis=-1)
-                data = np.concatenate([data, np.zeros((*data.shape[:3], 1))], axis=-1)  # quiet after the last input
-                ports[name], depth[name] = self.add(Source(data=data.astype(np.int32))).s_out, 1
+                # one quiet step after the last input; the ring buffer then repeats, but that reaches each layer only
+                # after its last recorded step
+                self.source = self.add(Source(data=source_data(op, x, self.T, self.batch * self.T + 1)))
+                ports[name], depth[name] = self.source.s_out, 1
             elif isinstance(op, (Conv2d, Dense)):
                 src = node.inputs[0]
                 w = op.weight.astype(np.int64) * 2**op.weight_exp
@@ -222,6 +195,7 @@ class _Builder:
                 ports[name], depth[name] = proc.a_out, depth[q]
             else:
                 raise DeployError(f"the Lava backend has no mapping for {op.type} ({name})")
+        self.steps = max(depth.values()) + self.batch * self.T + 1
         return ports, depth
 
 

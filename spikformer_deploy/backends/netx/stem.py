@@ -14,7 +14,6 @@ import contextlib
 import io
 import os
 import tempfile
-import warnings
 from pathlib import Path
 
 import numpy as np
@@ -97,41 +96,20 @@ def run_netx_stem(path: Path, graph: Graph, x: np.ndarray) -> dict[str, np.ndarr
     with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
         # lava-dl prints notes about CUDA and optional toolboxes when imported
         from lava.lib.dl import netx
-    from lava.magma.core.run_conditions import RunSteps
-    from lava.magma.core.run_configs import Loihi2SimCfg
     from lava.proc.io.source import RingBuffer as Source
 
-    from ..lava_io import Recorder, input_frames, open_recording, to_whc
+    from ..lava_io import attach_recorder, read_aligned, run_fixed_pt, source_data
 
     T = graph.config.T
     inp = graph.input.op
     net = netx.hdf5.Network(net_config=str(path), input_message_bits=inp.bits or 8, reset_interval=T, reset_offset=1)
-    frames = input_frames(inp, np.asarray(x, dtype=np.float64), T)
-    batch = len(frames)
-    data = np.stack([to_whc(frames[b, t]) for b in range(batch) for t in range(T)], axis=-1)
+    batch = len(x)
     steps = len(net.layers) + batch * T + 1
-    data = np.concatenate([data, np.zeros((*data.shape[:3], steps - data.shape[-1]))], axis=-1).astype(np.int32)
-    source = Source(data=data)
+    source = Source(data=source_data(inp, x, T, steps))
     source.s_out.connect(net.inp)
-    names = stem_layers(graph)
     with tempfile.TemporaryDirectory(prefix="spikformer-netx-") as tmp:
-        files = []
-        for i, layer in enumerate(net.layers):
-            shape = tuple(int(d) for d in layer.out.shape)
-            path_i = os.path.join(tmp, f"{i}.bin")
-            open_recording(path_i, steps, shape, "w+").flush()
-            recorder = Recorder(shape=shape, steps=steps, path=path_i)
-            layer.out.connect(recorder.a_in)
-            files.append((path_i, shape))
-        try:
-            with warnings.catch_warnings():
-                warnings.filterwarnings("ignore", message="Cannot import module", category=UserWarning)
-                net.run(condition=RunSteps(num_steps=steps), run_cfg=Loihi2SimCfg(select_tag="fixed_pt"))
-        finally:
-            net.stop()
-        out = {}
-        for depth, (name, (p, shape)) in enumerate(zip(names, files), start=2):
-            rec = np.moveaxis(np.array(open_recording(p, steps, shape, "r")), 0, -1)  # (W, H, C, steps)
-            idx = np.array([[depth - 1 + b * T + t for b in range(batch)] for t in range(T)])
-            out[name] = np.ascontiguousarray(rec[..., idx].transpose(3, 4, 2, 1, 0))
-    return out
+        files = [attach_recorder(layer.out, steps, os.path.join(tmp, f"{i}.bin")) for i, layer in enumerate(net.layers)]
+        run_fixed_pt(net, steps)
+        # layer i's step-0 output appears at Lava step i + 2 (input at step 1, one synapse delay per layer)
+        return {name: read_aligned(rec, steps, depth, T, batch, graph.nodes[name].shape)
+                for depth, (name, rec) in enumerate(zip(stem_layers(graph), files), start=2)}
