@@ -219,9 +219,9 @@ def check_constraints(graph: Graph, profile: Profile, mapping: dict, rows: list[
                         "split their input channels across cores and add partial-sum neurons (counted in the "
                         "mapping)" if too_wide else "", too_wide))
     ssa = [r for r in rows or [] if r["op"] == "SpikingAttention"]
-    steps = rows and max(1, graph.config.T)
     if graph.of_type(SpikingAttention):
-        ops = sum(r["ands"] / 32 + r["adds"] for r in ssa) / steps if ssa else None
+        # per step: 32-bit word ANDs plus additions, from the counts per inference
+        ops = sum(r["ands"] / 32 + r["adds"] for r in ssa) / graph.config.T if ssa else None
         rate = profile["embedded_cores_per_chip"] * mapping["chips"] * profile["embedded_ops_per_s"]
         text = (f"Q Kᵀ V has no fixed synapses: it runs on the embedded x86 cores "
                 f"({int(profile['embedded_cores_per_chip'])} per chip)")
