@@ -1,4 +1,5 @@
-"""Shared test helpers (importable as `support`: pytest.ini puts tests/ on sys.path). The original-code fixtures live in ../shared beside the checkout (CI has them there too)."""
+"""Shared test helpers (importable as `support`: pytest.ini puts tests/ on sys.path). The original-code fixtures are
+copied into tests/fixtures (see its README): a missing fixture fails a test, it never skips it."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -9,7 +10,7 @@ import torch
 from spikformer_deploy.model import SpikformerConfig
 
 REPO = Path(__file__).resolve().parent.parent
-FIXTURES = REPO.parent / "shared" / "fixtures" / "original"
+FIXTURES = REPO / "tests" / "fixtures" / "original"
 BUNDLED = REPO / "models" / "spikformer_digits.pth"
 
 # variant -> (checkpoint file, options the checkpoint does not record)
@@ -27,7 +28,7 @@ SMALL_CONFIG = SpikformerConfig("cifar10", dim=32, depth=2, num_heads=2, mlp_rat
 def fixture_dir(variant: str) -> Path:
     d = FIXTURES / variant
     if not d.is_dir():
-        pytest.skip(f"original-code fixtures not found at {d}")
+        pytest.fail(f"original-code fixtures not found at {d} (tests/fixtures is part of the repository)")
     return d
 
 
