@@ -12,7 +12,8 @@ from spikformer_deploy.backends.lava import build_network
 from spikformer_deploy.backends.sim import Simulator
 from spikformer_deploy.cli import BUNDLED_MODEL
 from spikformer_deploy.data import digits_split
-from spikformer_deploy.export import export, sha256
+from spikformer_deploy.artifact import sha256
+from spikformer_deploy.export import export
 
 out = Path(sys.argv[1] if len(sys.argv) > 1 else "out/example")
 model = load_checkpoint(BUNDLED_MODEL)

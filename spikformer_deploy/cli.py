@@ -193,10 +193,10 @@ def simulate(checkpoint, num_heads, T, img_size, data, batch, weight_bits, input
     if y is not None:
         summary["float_accuracy"] = (float_pred == y).double().mean().item()
         summary["int_accuracy"] = (int_pred == y).double().mean().item()
-    energy_report = _energy(model, int_graph, rows, counters.T, profile_list, x, batch, gpu_seconds, plot_dir) \
+    energy_report = _energy(model, int_graph, rows, profile_list, x, batch, gpu_seconds, plot_dir) \
         if energy else None
     if as_json:
-        click.echo(json.dumps({**summary, "totals_per_inference": totals(rows), "layers": rows,
+        click.echo(json.dumps({**summary, "totals_per_inference": totals(rows), "layers": [r.to_dict() for r in rows],
                                **({"energy": energy_report} if energy_report else {})}, indent=2))
         return
     print_simulation(summary, rows, totals(rows))
@@ -210,7 +210,7 @@ def _load_profiles(names):
     return [load_profile(n) for n in (names or builtin_profiles())]
 
 
-def _energy(model, graph, rows, steps, profiles, x, batch, gpu_seconds, plot_dir) -> dict:
+def _energy(model, graph, rows, profiles, x, batch, gpu_seconds, plot_dir) -> dict:
     """Estimates for every profile, the measured GPU reference where CUDA is present, and the optional plots."""
     from .analysis import estimate
     from .analysis.feasibility import core_counts, map_network
@@ -218,7 +218,7 @@ def _energy(model, graph, rows, steps, profiles, x, batch, gpu_seconds, plot_dir
     from .gpu_measure import GpuMeasurementUnavailable, measure_float_reference
 
     estimates = [e for p in profiles for e in estimate(
-        rows, graph, p, steps, core_counts(map_network(graph, p)) if p.model == "loihi" else None)]
+        rows, graph, p, core_counts(map_network(graph, p)) if p.model == "loihi" else None)]
     try:
         measured = measure_float_reference(model, x, batch=max(batch, 64), seconds=gpu_seconds)
     except GpuMeasurementUnavailable as exc:
@@ -266,7 +266,8 @@ def _write_atomically(directory: Path, writers: dict) -> list[str]:
 def export_cmd(checkpoint, num_heads, T, img_size, target, out, data, calibration_samples, weight_bits, input_bits,
                force, as_json):
     """Write an artifact directory: integer IR, target files (Lava/netx, NIR, ONNX) and a manifest."""
-    from .export import export, sha256, targets
+    from .artifact import sha256
+    from .export import export, targets
 
     names = targets() if target == "all" else [t.strip() for t in target.split(",") if t.strip()]
     path, model = load_model(checkpoint, num_heads, T, img_size)
@@ -302,13 +303,13 @@ def report(source, target, chips, fmt, out, data, samples, num_heads, T, img_siz
     from .analysis import layer_rows, load_profile
     from .analysis.report import build_report, json_safe, to_html, to_markdown
     from .backends.sim import Simulator
-    from .export import verify_files
-    from .ir.serialize import load_graph
+    from .artifact import load_artifact
+    from .model import SpikformerConfig
     from .pipeline import integer_graph
 
     if source is not None and source.is_dir():
-        graph, model = load_graph(source), None
-        config, dataset = graph.config, verify_files(source).get("source", {}).get("dataset", {})
+        (graph, manifest), model = load_artifact(source), None
+        config, dataset = SpikformerConfig.from_dict(manifest["config"]), manifest.get("source", {}).get("dataset", {})
     else:
         _, model = load_model(source, num_heads, T, img_size)
         config, dataset = model.config, _dataset(model)
@@ -348,8 +349,9 @@ def verify(artifact, data, samples, integrity_only, as_json):
     import numpy as np
 
     from .backends.sim import Simulator
-    from .export import verify_files
+    from .artifact import verify_files
     from .ir.serialize import load_graph
+    from .model import SpikformerConfig
 
     manifest = verify_files(artifact)
     result = {"artifact": str(artifact), "files_checked": len(manifest["files"])}
@@ -358,7 +360,8 @@ def verify(artifact, data, samples, integrity_only, as_json):
         from .backends.netx import NETX_FILE, run_netx_stem
 
         graph = load_graph(artifact)
-        x, _, _, note = _inputs(graph.config, data, manifest.get("source", {}).get("dataset", {}), samples)
+        x, _, _, note = _inputs(SpikformerConfig.from_dict(manifest["config"]), data,
+                                manifest.get("source", {}).get("dataset", {}), samples)
         start = time.perf_counter()
         sim = Simulator(graph, record="spikes").run(x)
         sim_s = time.perf_counter() - start

@@ -27,7 +27,7 @@ def progress(label: str, quiet: bool = False):
                     disable=quiet or not console.is_terminal, transient=True)
 
 
-def print_simulation(summary: dict, rows: list[dict], total: dict) -> None:
+def print_simulation(summary: dict, rows: list, total: dict) -> None:
     from rich.table import Table
 
     console = console_for()
@@ -39,10 +39,10 @@ def print_simulation(summary: dict, rows: list[dict], total: dict) -> None:
     for col in ("layer", "op", "rate", "SOPs", "SOPs (paper)", "MACs", "ANDs", "adds", "updates", "margin"):
         table.add_column(col, justify="left" if col in ("layer", "op") else "right")
     for r in rows:
-        rate = r.get("firing_rate", r.get("input_rate"))
-        margin = r.get("overflow_margin_bits")
-        table.add_row(r["name"], r["op"], "" if rate is None else f"{rate:.3f}",
-                      *(si(r[k]) if r[k] else "" for k in ("sops", "sops_paper", "macs", "ands", "adds",
+        rate = r.firing_rate if r.firing_rate is not None else r.input_rate
+        margin = r.overflow_margin_bits
+        table.add_row(r.name, r.op, "" if rate is None else f"{rate:.3f}",
+                      *(si(getattr(r, k)) if getattr(r, k) else "" for k in ("sops", "sops_paper", "macs", "ands", "adds",
                                                             "neuron_updates")),
                       "" if margin is None else f"{margin:.1f} b")
     table.add_row("total", "", "", *(si(total[k]) for k in ("sops", "sops_paper", "macs", "ands", "adds",

@@ -1,4 +1,5 @@
-"""One error hierarchy. Each error carries the one-line message a user sees; the CLI prints it and exits non-zero."""
+"""One error hierarchy, every class of it here. Each error carries the one-line message a user sees; the CLI prints it
+and exits non-zero."""
 
 
 class DeployError(Exception):
@@ -17,3 +18,27 @@ class ConfigError(DeployError):
 
 class DataError(DeployError):
     """Input data has the wrong shape, type or values."""
+
+
+class GraphError(DeployError):
+    """The deploy graph is malformed (a pass or a file broke it), or of the wrong dialect for its consumer."""
+
+
+class UnsupportedOpError(GraphError):
+    """A backend or analysis has no mapping for an op of the graph."""
+
+    def __init__(self, consumer: str, op_type: str, node: str, reason: str = ""):
+        super().__init__(f"{consumer} cannot handle {op_type} node {node}" + (f": {reason}" if reason else ""))
+        self.consumer, self.op_type, self.node = consumer, op_type, node
+
+
+class ArtifactError(DeployError):
+    """An artifact directory cannot be written, or does not match its manifest."""
+
+
+class ProfileError(DeployError):
+    """A hardware profile is missing, malformed or lacks a constant."""
+
+
+class GpuMeasurementUnavailable(DeployError):
+    """The measured GPU reference cannot run here (no CUDA, no NVML, unsupported GPU)."""

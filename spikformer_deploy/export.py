@@ -17,18 +17,14 @@ from pathlib import Path
 
 import torch
 
-from .errors import DeployError
+from .artifact import MANIFEST, sha256
+from .errors import ArtifactError
 from .ir.serialize import save_graph
 from .model import Spikformer
 from .pipeline import integer_graph_from
 
-MANIFEST = "manifest.json"
 DEPENDENCIES = ("torch", "numpy", "lava-nc", "lava-dl", "nir", "nirtorch", "snntorch", "onnx", "onnxruntime",
                 "safetensors", "h5py")
-
-
-class ArtifactError(DeployError):
-    pass
 
 
 def _writers():
@@ -36,7 +32,7 @@ def _writers():
     from .backends.netx import write_netx_stem
     from .backends.nir import write_nir
     from .backends.onnx import write_onnx
-    from .ir import trace
+    from .frontends import trace
     from .passes import fold_batchnorm
 
     # loihi2: the Lava process graph is built from graph.json + params.safetensors (every artifact has them);
@@ -49,14 +45,6 @@ def _writers():
 
 def targets() -> list[str]:
     return sorted(_writers())
-
-
-def sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def versions() -> dict[str, str]:
@@ -126,23 +114,3 @@ def _replace_dir(new: Path, dest: Path) -> None:
     os.replace(new, dest)
     if old is not None:
         shutil.rmtree(old) if old.is_dir() else old.unlink()
-
-
-def verify_files(directory: Path) -> dict:
-    """Check the manifest and the sha256 of every file it lists; returns the manifest."""
-    directory = Path(directory)
-    if not directory.is_dir():
-        raise ArtifactError(f"{directory} is not an artifact directory")
-    try:
-        manifest = json.loads((directory / MANIFEST).read_text())
-    except FileNotFoundError:
-        raise ArtifactError(f"{directory}: missing {MANIFEST}") from None
-    except json.JSONDecodeError as exc:
-        raise ArtifactError(f"{directory / MANIFEST}: not valid JSON ({exc.msg})") from None
-    for name, digest in manifest.get("files", {}).items():
-        path = directory / name
-        if not path.is_file():
-            raise ArtifactError(f"{directory}: missing {name} (listed in {MANIFEST})")
-        if sha256(path) != digest:
-            raise ArtifactError(f"{directory}: {name} does not match its sha256 in {MANIFEST}")
-    return manifest

@@ -12,11 +12,7 @@ import time
 
 import torch
 
-from .errors import DeployError
-
-
-class GpuMeasurementUnavailable(DeployError):
-    pass
+from .errors import GpuMeasurementUnavailable
 
 
 class _Nvml:

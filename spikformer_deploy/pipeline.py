@@ -10,7 +10,8 @@ import torch
 
 from .backends.sim import Simulator
 from .counters import Counters
-from .ir import Graph, trace
+from .frontends import trace
+from .ir import Graph
 from .model import Spikformer
 from .passes import Calibration, fold_batchnorm, quantize, rewrite_ssa, run_passes
 

@@ -6,7 +6,7 @@ import pytest
 from support import run_cli
 
 from spikformer_deploy.cli import main
-from spikformer_deploy.export import MANIFEST, sha256
+from spikformer_deploy.artifact import MANIFEST, sha256
 
 
 

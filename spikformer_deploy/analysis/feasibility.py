@@ -17,9 +17,11 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..ir import Graph
-from ..ir.ops import LIF, Add, Conv2d, Dense, Flatten, LoihiLIF, OrPool, SpikingAttention
+from ..ir import Graph, OpTable
+from ..ir.ops import Add, Conv2d, Flatten, OrPool, SpikingAttention
+from .layers import LayerStats
 from .profiles import Profile
+from .timing import latency, step_time
 
 SYSTEMS = ((1, "a single Loihi chip"), (8, "Kapoho Point (8 chips)"), (32, "Kapoho Point stack (32 chips)"),
            (1152, "Hala Point (1,152 chips)"))
@@ -56,40 +58,46 @@ def valid_taps(h: int, w: int, k: int, stride: int, pad: int, h_out: int, w_out:
     return axis(h, h_out) * axis(w, w_out)
 
 
-def _synapse_of(graph: Graph, node) -> object | None:
-    src = graph.nodes[node.inputs[0]]
-    return src if isinstance(src.op, (Conv2d, Dense)) else None
+def _map_pool(graph: Graph, node, profile: Profile, bounds: dict) -> GroupMapping:
+    """A depthwise k x k OR with 1-bit weights."""
+    c, h, w = graph.nodes[node.inputs[0]].shape
+    op = node.op
+    taps = valid_taps(h, w, op.kernel, op.stride, op.padding, *node.shape[1:]) * c
+    return _map_cores(node, profile, None, taps, kernel=op.kernel, c_in=1, c_out=c, bits=1, sources=1,
+                      tokenwise=False)
 
 
-def _map_group(graph: Graph, node, profile: Profile, bounds: dict) -> GroupMapping:
+def _map_neuron(graph: Graph, node, profile: Profile, bounds: dict) -> GroupMapping:
+    """A LIF group and the synapse that feeds it; fed by the attention (embedded cores), it has no synapses."""
+    syn = graph.nodes[node.inputs[0]]
+    if not syn.op.synapse:
+        npc = int(profile["neurons_per_core"])
+        neurons = int(np.prod(node.shape))
+        return GroupMapping(node.name, neurons, None, 0, 0, 1, 1, math.ceil(neurons / npc), "neurons", 0, 0)
+    graded = int(profile["graded_spike_bits"]) > 0
+    src_shape = graph.nodes[syn.inputs[0]].shape
+    residual = isinstance(graph.nodes[syn.inputs[0]].op, (Add, Flatten))
+    sources = int(bounds[syn.inputs[0]]) if residual and not graded else 1
+    if isinstance(syn.op, Conv2d):
+        c_out, c_in, kernel, _ = syn.op.weight.shape
+        taps = valid_taps(src_shape[1], src_shape[2], kernel, syn.op.stride, syn.op.padding, *node.shape[1:])
+        taps *= c_in * c_out
+        tokenwise = False
+    else:
+        c_out, c_in = syn.op.weight.shape
+        kernel, tokenwise = 1, True
+        taps = c_in * c_out * node.shape[1]
+    bits = syn.op.weight_bits or 8  # a float graph is mapped as if quantized to 8 bits
+    return _map_cores(node, profile, syn.name, taps, kernel, c_in, c_out, bits, sources, tokenwise)
+
+
+def _map_cores(node, profile: Profile, synapse: str | None, taps: int, kernel: int, c_in: int, c_out: int,
+               bits: int, sources: int, tokenwise: bool) -> GroupMapping:
     npc = int(profile["neurons_per_core"])
     mem = int(profile["synapse_memory_bits_per_core"])
     axon_limit = int(profile["input_axons_per_core"])
-    graded = int(profile["graded_spike_bits"]) > 0
     shared = bool(profile["shared_conv_weights"])
     neurons = int(np.prod(node.shape))
-    syn = _synapse_of(graph, node) if isinstance(node.op, (LIF, LoihiLIF)) else None
-    if isinstance(node.op, OrPool):  # depthwise k x k OR, 1-bit weights
-        c, h, w = graph.nodes[node.inputs[0]].shape
-        op = node.op
-        taps = valid_taps(h, w, op.kernel, op.stride, op.padding, *node.shape[1:]) * c
-        kernel, c_in, c_out, bits, sources, tokenwise = op.kernel, 1, c, 1, 1, False
-    elif syn is not None:
-        src_shape = graph.nodes[syn.inputs[0]].shape
-        residual = isinstance(graph.nodes[syn.inputs[0]].op, (Add, Flatten))
-        sources = int(bounds[syn.inputs[0]]) if residual and not graded else 1
-        if isinstance(syn.op, Conv2d):
-            c_out, c_in, kernel, _ = syn.op.weight.shape
-            taps = valid_taps(src_shape[1], src_shape[2], kernel, syn.op.stride, syn.op.padding, *node.shape[1:])
-            taps *= c_in * c_out
-            tokenwise = False
-        else:
-            c_out, c_in = syn.op.weight.shape
-            kernel, tokenwise = 1, True
-            taps = c_in * c_out * node.shape[1]
-        bits = syn.op.weight_bits or 8  # a float graph is mapped as if quantized to 8 bits
-    else:  # fed by the attention on the embedded cores: no synapses
-        return GroupMapping(node.name, neurons, None, 0, 0, 1, 1, math.ceil(neurons / npc), "neurons", 0, 0)
     fan_in = c_in * kernel * kernel * sources
     positions = neurons // c_out
 
@@ -131,23 +139,22 @@ def _map_group(graph: Graph, node, profile: Profile, bounds: dict) -> GroupMappi
         limited_by = "neurons"
     else:
         limited_by = "synaptic memory" if per_core(best[0], max(1, best[1] - 1))[1] > mem else "input axons"
-    return GroupMapping(node.name, neurons, syn.name if syn else None, fan_in, taps * sources, sources, parts,
-                        cores, limited_by, syn_bits, axons)
+    return GroupMapping(node.name, neurons, synapse, fan_in, taps * sources, sources, parts, cores, limited_by,
+                        syn_bits, axons)
 
 
-def pipeline_depths(graph: Graph) -> dict[str, int]:
-    """Time steps from the input to each node on Loihi: every synapse (and the attention on the x86 cores) adds one
-    step of delay; neurons, OR units and sums add none."""
-    depth = {}
-    for node in graph.nodes.values():
-        before = max((depth[i] for i in node.inputs), default=0)
-        depth[node.name] = before + (1 if isinstance(node.op, (Conv2d, Dense, SpikingAttention, OrPool)) else 0)
-    return depth
+def _no_cores(graph: Graph, node, profile: Profile, bounds: dict) -> None:
+    """Not a neuron group: on the host (input, head), the embedded cores (attention) or inside its consumers'
+    synapses (residual relays, reshapes)."""
+
+
+MAPPERS = OpTable("the core mapper", {OrPool: _map_pool},
+                  by_traits=lambda cls: _map_neuron if cls.neuron_group else _no_cores)
 
 
 def map_network(graph: Graph, profile: Profile) -> dict:
     bounds = graph.value_bounds()
-    groups = [_map_group(graph, n, profile, bounds) for n in graph.of_type(LIF, LoihiLIF, OrPool)]
+    groups = [MAPPERS(n)(graph, n, profile, bounds) for n in graph.having("neuron_group")]
     cores = sum(g.cores for g in groups)
     chips = max(1, math.ceil(cores / profile["cores_per_chip"]))
     return {"groups": groups, "cores": cores, "chips": chips,
@@ -161,10 +168,10 @@ def core_counts(mapping: dict) -> dict:
             "chips": mapping["chips"]}
 
 
-def check_constraints(graph: Graph, profile: Profile, mapping: dict, rows: list[dict] | None) -> list[Check]:
+def _precision_checks(graph: Graph, profile: Profile, mapping: dict, rows) -> list[Check]:
     checks = []
     q = graph.record("quantize")
-    weight_bits = max((n.op.weight_bits or 8 for n in graph.of_type(Conv2d, Dense)), default=8)
+    weight_bits = max((n.op.weight_bits or 8 for n in graph.having("synapse")), default=8)
     clipped = {k: v["clipped_weights"] for k, v in (q.nodes.items() if q else []) if v.get("clipped_weights")}
     if weight_bits > profile["max_weight_bits"]:
         checks.append(Check("weight precision", "violation", f"{weight_bits}-bit weights exceed the "
@@ -180,84 +187,98 @@ def check_constraints(graph: Graph, profile: Profile, mapping: dict, rows: list[
         worst = max(thr, key=thr.get)
         checks.append(Check("threshold precision", "ok" if thr[worst] < 1e-3 else "info",
                             f"17-bit thresholds; largest relative threshold error {thr[worst]:.2e} ({worst})"))
-    if rows is not None:
-        margins = {r["name"]: r["overflow_margin_bits"] for r in rows if r.get("overflow_margin_bits") is not None}
-        bad = sorted(k for k, m in margins.items() if m < 0.01)
-        tight = sorted(k for k, m in margins.items() if 0.01 <= m < 1)
-        status = "violation" if bad else "info" if tight else "ok"
-        checks.append(Check("24-bit state", status,
-                            f"smallest margin below the 24-bit u/v limit on the data: "
-                            f"{min(margins.values()):.2f} bits" if margins else "no integer neurons ran",
-                            "recalibrate with more data or lower headroom" if bad else "", bad + tight))
+    return checks
+
+
+def _state_checks(graph: Graph, profile: Profile, mapping: dict, rows) -> list[Check]:
+    if rows is None:
+        return []
+    margins = {r.name: r.overflow_margin_bits for r in rows if r.overflow_margin_bits is not None}
+    bad = sorted(k for k, m in margins.items() if m < 0.01)
+    tight = sorted(k for k, m in margins.items() if 0.01 <= m < 1)
+    status = "violation" if bad else "info" if tight else "ok"
+    return [Check("24-bit state", status,
+                  f"smallest margin below the 24-bit u/v limit on the data: {min(margins.values()):.2f} bits"
+                  if margins else "no integer neurons ran",
+                  "recalibrate with more data or lower headroom" if bad else "", bad + tight)]
+
+
+def _residual_checks(graph: Graph, profile: Profile, mapping: dict, rows) -> list[Check]:
     bounds = graph.value_bounds()
     residual = max((bounds[n.name] for n in graph.of_type(Add)), default=1)
     payload = math.ceil(math.log2(residual + 1))
     graded = int(profile["graded_spike_bits"])
     if graded == 0:
         split = [g.name for g in mapping["groups"] if g.sources > 1]
-        checks.append(Check("residual stream", "change", f"values up to {residual:g} need graded spikes; this chip "
-                            f"has none", f"split each consumer's synapses over the {residual:g} binary sources "
-                            f"(W(a+b) = Wa + Wb; counted in the mapping)", split))
+        stream = Check("residual stream", "change", f"values up to {residual:g} need graded spikes; this chip has "
+                       f"none", f"split each consumer's synapses over the {residual:g} binary sources (W(a+b) = Wa "
+                       f"+ Wb; counted in the mapping)", split)
     elif payload > graded:
-        checks.append(Check("residual stream", "violation", f"values up to {residual:g} need {payload}-bit payloads, "
-                            f"the chip carries {graded}"))
+        stream = Check("residual stream", "violation", f"values up to {residual:g} need {payload}-bit payloads, "
+                       f"the chip carries {graded}")
     else:
-        checks.append(Check("residual stream", "ok", f"graded spikes: values up to {residual:g} need {payload} "
-                            f"payload bits of {graded}"))
-    depth = pipeline_depths(graph)
+        stream = Check("residual stream", "ok", f"graded spikes: values up to {residual:g} need {payload} payload "
+                       f"bits of {graded}")
+    depth = graph.pipeline_depths()
     needed = {n.name: max(depth[i] for i in n.inputs) - min(depth[i] for i in n.inputs) for n in graph.of_type(Add)}
     longest = max(needed.values(), default=0)
-    checks.append(Check("delays", "ok" if longest <= profile["max_delay"] else "change",
-                        f"residual paths differ by up to {longest} steps (limit {int(profile['max_delay'])}); the "
-                        f"shorter path of each sum is delayed", "" if longest <= profile["max_delay"] else
-                        "chain relay neurons on the skip path", [k for k, v in needed.items() if v]))
+    delays = Check("delays", "ok" if longest <= profile["max_delay"] else "change",
+                   f"residual paths differ by up to {longest} steps (limit {int(profile['max_delay'])}); the shorter "
+                   f"path of each sum is delayed", "" if longest <= profile["max_delay"] else
+                   "chain relay neurons on the skip path", [k for k, v in needed.items() if v])
+    return [stream, delays]
+
+
+def _fan_in_checks(graph: Graph, profile: Profile, mapping: dict, rows) -> list[Check]:
     too_wide = [g.name for g in mapping["groups"] if g.input_parts > 1]
     widest = max(mapping["groups"], key=lambda g: g.fan_in)
-    checks.append(Check("fan-in", "change" if too_wide else "ok",
-                        f"largest fan-in {widest.fan_in} synapses per neuron ({widest.name}); "
-                        f"{len(too_wide)} group(s) exceed one core's input axons or synaptic memory",
-                        "split their input channels across cores and add partial-sum neurons (counted in the "
-                        "mapping)" if too_wide else "", too_wide))
-    ssa = [r for r in rows or [] if r["op"] == "SpikingAttention"]
-    if graph.of_type(SpikingAttention):
-        # per step: 32-bit word ANDs plus additions, from the counts per inference
-        ops = sum(r["ands"] / 32 + r["adds"] for r in ssa) / graph.config.T if ssa else None
-        rate = profile["embedded_cores_per_chip"] * mapping["chips"] * profile["embedded_ops_per_s"]
-        text = (f"Q Kᵀ V has no fixed synapses: it runs on the embedded x86 cores "
-                f"({int(profile['embedded_cores_per_chip'])} per chip)")
-        if ops is not None:
-            text += f"; {ops:,.0f} word-ANDs and additions per step, ~{ops / rate * 1e6:.1f} µs per step there"
-        checks.append(Check("attention placement", "change", text,
-                            "attention process on the embedded cores (graded output into attn_lif)",
-                            [n.name for n in graph.of_type(SpikingAttention)]))
+    return [Check("fan-in", "change" if too_wide else "ok",
+                  f"largest fan-in {widest.fan_in} synapses per neuron ({widest.name}); {len(too_wide)} group(s) "
+                  f"exceed one core's input axons or synaptic memory",
+                  "split their input channels across cores and add partial-sum neurons (counted in the mapping)"
+                  if too_wide else "", too_wide)]
+
+
+def _attention_checks(graph: Graph, profile: Profile, mapping: dict, rows) -> list[Check]:
+    if not graph.of_type(SpikingAttention):
+        return []
+    ssa = [r for r in rows or [] if r.op == "SpikingAttention"]
+    # per step: 32-bit word ANDs plus additions, from the counts per inference
+    ops = sum(r.ands / 32 + r.adds for r in ssa) / graph.steps if ssa else None
+    rate = profile["embedded_cores_per_chip"] * mapping["chips"] * profile["embedded_ops_per_s"]
+    text = (f"Q Kᵀ V has no fixed synapses: it runs on the embedded x86 cores "
+            f"({int(profile['embedded_cores_per_chip'])} per chip)")
+    if ops is not None:
+        text += f"; {ops:,.0f} word-ANDs and additions per step, ~{ops / rate * 1e6:.1f} µs per step there"
+    return [Check("attention placement", "change", text,
+                  "attention process on the embedded cores (graded output into attn_lif)",
+                  [n.name for n in graph.of_type(SpikingAttention)])]
+
+
+def _input_checks(graph: Graph, profile: Profile, mapping: dict, rows) -> list[Check]:
     inp = graph.input.op
-    if inp.kind == "image":
-        status = "ok" if graded >= (inp.bits or 8) else "change"
-        checks.append(Check("input encoding", status,
-                            f"the first conv sees the analog image as {inp.bits or 8}-bit graded spikes "
-                            f"({int(np.prod(inp.shape)):,} values per step, injected by the host)",
-                            "" if status == "ok" else "run the first conv on the host or rate-code the input"))
-    else:
-        checks.append(Check("input encoding", "ok", "event frames: binary events (counts > 1 as graded spikes)"))
-    return checks
+    if inp.kind != "image":
+        return [Check("input encoding", "ok", "event frames: binary events (counts > 1 as graded spikes)")]
+    status = "ok" if int(profile["graded_spike_bits"]) >= (inp.bits or 8) else "change"
+    return [Check("input encoding", status,
+                  f"the first conv sees the analog image as {inp.bits or 8}-bit graded spikes "
+                  f"({int(np.prod(inp.shape)):,} values per step, injected by the host)",
+                  "" if status == "ok" else "run the first conv on the host or rate-code the input")]
 
 
-def performance(graph: Graph, profile: Profile, mapping: dict, rows: list[dict]) -> dict:
-    """Steps per inference, per-step latency from the per-op timings, inferences per second."""
-    by_name = {r["name"]: r for r in rows}
-    T = graph.config.T
-    step = 0.0
-    slowest = None
-    for g in mapping["groups"]:
-        synops = by_name.get(g.synapse_node or g.name, {}).get("event_synops", 0.0) / T
-        t = (synops / g.cores) * profile["t_synop"] + math.ceil(g.neurons / g.cores) * profile["t_neuron"]
-        if t > step:
-            step, slowest = t, g.name
-    depth = max(pipeline_depths(graph).values())
-    steps = T + depth
-    return {"time_steps": steps, "pipeline_depth": depth, "step_latency_s": step, "slowest_group": slowest,
-            "latency_s": steps * step, "inferences_per_s": 1.0 / (steps * step) if step else None,
-            "pipelined_inferences_per_s": 1.0 / (T * step) if step else None}
+CHECKS = (_precision_checks, _state_checks, _residual_checks, _fan_in_checks, _attention_checks, _input_checks)
+
+
+def check_constraints(graph: Graph, profile: Profile, mapping: dict, rows: list[LayerStats] | None) -> list[Check]:
+    """Every constraint at once, in report order (``rows``: the data's per-layer stats, for state margins and
+    attention load; None checks the graph alone)."""
+    return [check for check_group in CHECKS for check in check_group(graph, profile, mapping, rows)]
+
+
+def performance(graph: Graph, profile: Profile, mapping: dict, rows: list[LayerStats]) -> dict:
+    """Steps per inference, per-step latency (``analysis.timing``, as the energy model), inferences per second."""
+    step, slowest = step_time(graph, rows, core_counts(mapping)["cores"], profile)
+    return {**latency(graph, step), "slowest_group": slowest}
 
 
 def verdict(checks: list[Check], mapping: dict, chips_budget: int | None) -> tuple[str, list[str]]:

@@ -1,15 +1,51 @@
 """Per-layer table of the simulator's counters (per inference), with the 24-bit overflow margin."""
 from __future__ import annotations
 
+import dataclasses
 import math
+from dataclasses import dataclass
 
 import numpy as np
 
 from ..counters import Counters
-from ..ir import Graph
-from ..ir.ops import LIF, STATE_BITS, Add, Conv2d, Dense, Flatten, Head, Input, LoihiLIF, OrPool, SpikingAttention
+from ..ir import Graph, Node, OpTable
+from ..ir.ops import STATE_BITS, Add, BatchNorm, Dense, Head, Input, LoihiLIF, OrPool, SpikingAttention
 
 STATE_MAX = 2 ** (STATE_BITS - 1) - 1
+COUNTS = ("in_events", "sops", "sops_paper", "macs", "dense_macs", "ands", "adds", "neuron_updates", "spikes")
+
+
+@dataclass
+class LayerStats:
+    """One node's work per inference (averaged over the samples run), from the simulator's counters
+    (``counters.COUNTER_DOC``); the optional fields exist only where they mean something (None elsewhere)."""
+
+    name: str
+    op: str
+    shape: list[int]
+    neurons: int
+    in_events: float = 0.0
+    sops: float = 0.0
+    sops_paper: float = 0.0
+    macs: float = 0.0
+    dense_macs: float = 0.0
+    ands: float = 0.0
+    adds: float = 0.0
+    neuron_updates: float = 0.0
+    spikes: float = 0.0
+    firing_rate: float | None = None  # neuron groups: spikes per neuron update
+    input_rate: float | None = None  # synapses, attention, head: non-zero inputs per input element
+    analog_input: bool | None = None  # synapses, OR pools: reads the analog image
+    binary_input: bool | None = None  # reads binary spikes (not the graded residual stream)
+    event_synops: float | None = None  # synaptic events whatever their payload
+    overflow_margin_bits: float | None = None  # integer neurons: spare bits below the 24-bit u/v limit
+    max_abs_u: float | None = None
+    max_abs_v: float | None = None
+    max_value: int | None = None  # residual sums: largest value (number of binary sources)
+
+    def to_dict(self) -> dict:
+        """JSON view: the fields that apply to this node."""
+        return {k: v for k, v in dataclasses.asdict(self).items() if v is not None}
 
 
 def overflow_margin_bits(max_abs: float) -> float | None:
@@ -17,47 +53,82 @@ def overflow_margin_bits(max_abs: float) -> float | None:
     return None if max_abs <= 0 else math.log2(STATE_MAX / max_abs)
 
 
-def layer_rows(graph: Graph, counters: Counters) -> list[dict]:
+def _input_rate(graph: Graph, node: Node, row: LayerStats, counters: Counters) -> None:
+    elems = int(np.prod(graph.nodes[node.inputs[0]].shape)) * len(node.inputs) * counters.T
+    row.input_rate = row.in_events / elems if elems else 0.0
+
+
+def _synapse_row(graph: Graph, node: Node, row: LayerStats, counters: Counters) -> None:
+    _input_rate(graph, node, row, counters)
+    _event_synops(graph, node, row, counters)
+
+
+def _event_synops(graph: Graph, node: Node, row: LayerStats, counters: Counters) -> None:
+    """Synaptic events whatever their payload: a graded spike drives each synapse once."""
+    source = graph.nodes[node.inputs[0]]
+    row.analog_input = isinstance(source.op, Input) and source.op.kind == "image"
+    row.binary_input = graph.value_bounds()[source.name] == 1
+    row.event_synops = (row.macs if row.analog_input else
+                           row.in_events * node.op.weight.shape[0] if isinstance(node.op, Dense) else
+                           row.sops if row.binary_input else
+                           row.sops * row.in_events / max(counters.total(node.name, "in_value"), 1e-300))
+
+
+def _neuron_row(graph: Graph, node: Node, row: LayerStats, counters: Counters) -> None:
+    row.firing_rate = row.spikes / row.neuron_updates if row.neuron_updates else 0.0
+
+
+def _pool_row(graph: Graph, node: Node, row: LayerStats, counters: Counters) -> None:
+    _neuron_row(graph, node, row, counters)
+    _event_synops(graph, node, row, counters)
+
+
+def _integer_neuron_row(graph: Graph, node: Node, row: LayerStats, counters: Counters) -> None:
+    _neuron_row(graph, node, row, counters)
+    m = counters.maxima.get(node.name, {})
+    margins = [overflow_margin_bits(m.get(k, 0.0)) for k in ("max_abs_u", "max_abs_v")]
+    margins = [x for x in margins if x is not None]
+    row.overflow_margin_bits = min(margins) if margins else None
+    row.max_abs_u, row.max_abs_v = m.get("max_abs_u", 0.0), m.get("max_abs_v", 0.0)
+
+
+def _add_row(graph: Graph, node: Node, row: LayerStats, counters: Counters) -> None:
+    row.max_value = len(node.inputs)
+
+
+def _plain_row(graph: Graph, node: Node, row: LayerStats, counters: Counters) -> None:
+    """The counts alone."""
+
+
+def _no_row(graph: Graph, node: Node, row: LayerStats, counters: Counters) -> None:
+    """Moves values without work of its own: no row."""
+
+
+def _by_traits(cls) -> callable:
+    return _synapse_row if cls.synapse else _neuron_row if cls.spiking else _no_row
+
+
+ROWS = OpTable("the per-layer table", {
+    LoihiLIF: _integer_neuron_row, OrPool: _pool_row, Add: _add_row, SpikingAttention: _input_rate,
+    Head: _input_rate, BatchNorm: _plain_row}, by_traits=_by_traits)
+
+
+def layer_rows(graph: Graph, counters: Counters) -> list[LayerStats]:
     """One row per node that does work: counts per inference (averaged over the samples run)."""
     rows = []
-    steps = counters.T
-    bounds = graph.value_bounds()
     for node in graph.nodes.values():
-        if isinstance(node.op, (Input, Flatten)):
+        if ROWS(node) is _no_row:
             continue
-        c = {name: counters.total(node.name, name) for name in counters.counts.get(node.name, {})}
-        m = counters.maxima.get(node.name, {})
-        row = {"name": node.name, "op": node.op.type, "shape": list(node.shape), "neurons": int(np.prod(node.shape)),
-               **{k: c.get(k, 0.0) for k in ("in_events", "sops", "sops_paper", "macs", "dense_macs", "ands",
-                                            "adds", "neuron_updates", "spikes")}}
-        if isinstance(node.op, (LIF, LoihiLIF, OrPool)):
-            row["firing_rate"] = row["spikes"] / row["neuron_updates"] if row["neuron_updates"] else 0.0
-        if isinstance(node.op, (Conv2d, Dense, Head, SpikingAttention)):
-            elems = int(np.prod(graph.nodes[node.inputs[0]].shape)) * len(node.inputs) * steps
-            row["input_rate"] = c.get("in_events", 0.0) / elems if elems else 0.0
-        if isinstance(node.op, (Conv2d, Dense, OrPool)):
-            source = graph.nodes[node.inputs[0]]
-            row["analog_input"] = isinstance(source.op, Input) and source.op.kind == "image"
-            row["binary_input"] = bounds[source.name] == 1
-            # synaptic events whatever their payload: a graded spike drives each synapse once
-            row["event_synops"] = (row["macs"] if row["analog_input"] else
-                                   row["in_events"] * node.op.weight.shape[0] if isinstance(node.op, Dense) else
-                                   row["sops"] if row["binary_input"] else
-                                   row["sops"] * row["in_events"] / max(c.get("in_value", 0.0), 1e-300))
-        if isinstance(node.op, LoihiLIF):
-            margins = [overflow_margin_bits(m.get(k, 0.0)) for k in ("max_abs_u", "max_abs_v")]
-            margins = [x for x in margins if x is not None]
-            row["overflow_margin_bits"] = min(margins) if margins else None
-            row["max_abs_u"], row["max_abs_v"] = m.get("max_abs_u", 0.0), m.get("max_abs_v", 0.0)
-        if isinstance(node.op, Add):
-            row["max_value"] = len(node.inputs)
+        row = LayerStats(node.name, node.op.type, list(node.shape), int(np.prod(node.shape)),
+                         **{k: counters.total(node.name, k) for k in COUNTS})
+        ROWS(node)(graph, node, row, counters)
         rows.append(row)
     return rows
 
 
-def totals(rows: list[dict]) -> dict:
+def totals(rows: list[LayerStats]) -> dict:
     keys = ("sops", "sops_paper", "macs", "dense_macs", "ands", "adds", "neuron_updates", "spikes")
-    out = {k: float(sum(r[k] for r in rows)) for k in keys}
-    margins = [r["overflow_margin_bits"] for r in rows if r.get("overflow_margin_bits") is not None]
+    out = {k: float(sum(getattr(r, k) for r in rows)) for k in keys}
+    margins = [r.overflow_margin_bits for r in rows if r.overflow_margin_bits is not None]
     out["min_overflow_margin_bits"] = min(margins) if margins else None
     return out

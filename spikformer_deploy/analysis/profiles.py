@@ -10,7 +10,7 @@ from pathlib import Path
 
 import yaml
 
-from ..errors import DeployError
+from ..errors import ProfileError
 
 PROFILE_DIR = Path(__file__).resolve().parents[2] / "hw_profiles"
 KINDS = ("measured", "published", "estimate")
@@ -31,10 +31,6 @@ REQUIRED = {
 }
 DIMENSION = {"pJ": "J", "nJ": "J", "J": "J", "ns": "s", "us": "s", "s": "s", "W": "W", "mW": "W",
              "TFLOP/s": "FLOP/s", "GFLOP/s": "FLOP/s", "count": "count", "ratio": "ratio", "hops": "hops"}
-
-
-class ProfileError(DeployError):
-    pass
 
 
 @dataclass(frozen=True)

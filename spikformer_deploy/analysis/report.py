@@ -8,22 +8,23 @@ import math
 from ..ir import Graph
 from .energy import estimate
 from .feasibility import check_constraints, core_counts, map_network, performance, verdict
+from .layers import LayerStats
 from .profiles import Profile
 
 
-def build_report(graph: Graph, rows: list[dict], profile: Profile, gpu: Profile | None, chips_budget: int | None,
+def build_report(graph: Graph, rows: list[LayerStats], profile: Profile, gpu: Profile | None, chips_budget: int | None,
                  data_note: str) -> dict:
     mapping = map_network(graph, profile)
     checks = check_constraints(graph, profile, mapping, rows)
     perf = performance(graph, profile, mapping, rows)
     state, reasons = verdict(checks, mapping, chips_budget)
-    energy = [e.to_dict() for e in estimate(rows, graph, profile, graph.config.T, core_counts(mapping))]
+    energy = [e.to_dict() for e in estimate(rows, graph, profile, core_counts(mapping))]
     if gpu is not None:
-        energy += [e.to_dict() for e in estimate(rows, graph, gpu, graph.config.T)]
-    cfg = graph.config
+        energy += [e.to_dict() for e in estimate(rows, graph, gpu)]
+    cfg = graph.meta.get("model", {})  # the source model's description, where the graph came from one
     return {
-        "model": {"variant": cfg.variant, "depth": cfg.depth, "dim": cfg.dim, "heads": cfg.num_heads, "T": cfg.T,
-                  "input": list(graph.input.op.shape)},
+        "model": {"variant": cfg.get("variant"), "depth": cfg.get("depth"), "dim": cfg.get("dim"),
+                  "heads": cfg.get("num_heads"), "T": graph.steps, "input": list(graph.input.op.shape)},
         "target": {"profile": profile.name, "title": profile.title, "chips_budget": chips_budget},
         "verdict": {"state": state, "reasons": reasons},
         "data": data_note,
@@ -35,7 +36,7 @@ def build_report(graph: Graph, rows: list[dict], profile: Profile, gpu: Profile 
         "energy": energy,
         "limits": {k: {"value": c.value, "unit": c.unit, "kind": c.kind, "source": c.source}
                    for k, c in profile.constants.items()},
-        "layers": rows,
+        "layers": [r.to_dict() for r in rows],
     }
 
 

@@ -1,6 +1,10 @@
-"""The deploy IR: a typed graph of synapses, neuron groups, OR pools, residual sums, the SSA core and the head."""
-from . import ops
-from .graph import Graph, GraphError, Node, PassRecord
-from .trace import trace
+"""The deploy IR: a typed graph of synapses, neuron groups, OR pools, residual sums, the SSA core and the head.
 
-__all__ = ["Graph", "GraphError", "Node", "PassRecord", "trace", "ops"]
+It depends on nothing above it: frontends (``spikformer_deploy.frontends``) build it, passes rewrite it, backends and
+analyses read it."""
+from . import ops
+from ..errors import GraphError
+from .graph import Graph, Node, PassRecord
+from .optable import OpTable
+
+__all__ = ["Graph", "GraphError", "Node", "OpTable", "PassRecord", "ops"]

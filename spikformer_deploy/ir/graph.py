@@ -6,13 +6,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..errors import DeployError
-from ..model.config import SpikformerConfig
-from .ops import Op
-
-
-class GraphError(DeployError):
-    """The graph is malformed (a pass or a file broke it)."""
+from ..errors import GraphError
+from .ops import DIALECTS, FLOAT, INTEGER, Input, Op
 
 
 @dataclass
@@ -34,8 +29,16 @@ class PassRecord:
 
 
 class Graph:
-    def __init__(self, config: SpikformerConfig):
-        self.config = config
+    """Nodes in topological order, of one ``dialect`` (``float`` or ``integer``: see ``ops``). Self-contained: T is
+    the input node's ``steps``, the token grid follows from the shapes (``grid``), the class count is the output's
+    size. ``meta`` carries what describes the source (e.g. ``{"model": <model config>}``) and nothing a backend
+    needs."""
+
+    def __init__(self, dialect: str = FLOAT, meta: dict | None = None):
+        if dialect not in DIALECTS:
+            raise GraphError(f"unknown dialect {dialect!r}; choose from {', '.join(DIALECTS)}")
+        self.dialect = dialect
+        self.meta = dict(meta or {})
         self.nodes: dict[str, Node] = {}
         self.records: list[PassRecord] = []
 
@@ -53,9 +56,9 @@ class Graph:
         self.nodes[name] = Node(name, op, tuple(inputs), tuple(int(d) for d in shape), dict(meta))
         return name
 
-    def copy(self) -> "Graph":
-        """A shallow structural copy: passes replace ops instead of mutating them, so sharing ops is safe."""
-        g = Graph(self.config)
+    def copy(self, dialect: str | None = None) -> "Graph":
+        """A structural copy sharing the (immutable) ops; ``dialect``: the copy's, for a pass that changes it."""
+        g = Graph(dialect or self.dialect, self.meta)
         g.nodes = {n: Node(node.name, node.op, node.inputs, node.shape, dict(node.meta))
                    for n, node in self.nodes.items()}
         g.records = list(self.records)
@@ -77,6 +80,26 @@ class Graph:
     def output(self) -> Node:
         return next(reversed(self.nodes.values()))
 
+    @property
+    def steps(self) -> int:
+        """T: time steps per inference."""
+        return self.input.op.steps
+
+    @property
+    def integer(self) -> bool:
+        return self.dialect == INTEGER
+
+    def grid(self, name: str) -> tuple[int, int, int]:
+        """``(C, H, W)`` of a node's output: images as they are, token maps ``[C, N]`` on the grid of the image they
+        were flattened from (token n = h * W + w), found by walking up their first inputs."""
+        node = self.nodes[name]
+        while len(node.shape) == 2:
+            node = self.nodes[node.inputs[0]]
+        if len(node.shape) != 3:
+            raise GraphError(f"{name} has no image grid (shape {list(self.nodes[name].shape)})")
+        (h, w), c = node.shape[1:], self.nodes[name].shape[0]
+        return (c, h, w)
+
     def record(self, name: str) -> PassRecord | None:
         """The record of the last run of pass ``name`` (None if it did not run)."""
         return next((r for r in reversed(self.records) if r.name == name), None)
@@ -87,6 +110,10 @@ class Graph:
     def of_type(self, *types) -> list[Node]:
         return [n for n in self.nodes.values() if isinstance(n.op, types)]
 
+    def having(self, trait: str) -> list[Node]:
+        """Nodes whose op has the trait (``"synapse"``, ``"spiking"``, ``"neuron_group"``)."""
+        return [n for n in self.nodes.values() if getattr(n.op, trait)]
+
     def last_uses(self) -> dict[str, str]:
         """For each node, the name of the last node that reads it (to free simulator buffers early)."""
         last = {}
@@ -96,29 +123,31 @@ class Graph:
         return last
 
     def value_bounds(self) -> dict[str, float]:
-        """Largest |value| each node can output in the integer graph: spikes 1, residual sums add their inputs,
-        the input its bit width; other nodes (drives, logits) are unbounded here."""
-        from .ops import LIF, Add, Flatten, Input, LoihiLIF, OrPool
-
+        """Largest |value| each node can output in the integer dialect (``Op.out_bound``): spikes 1, residual sums
+        add their inputs, the input its bit width; drives and logits are unbounded here."""
         bound: dict[str, float] = {}
         for node in self.nodes.values():
-            op = node.op
-            if isinstance(op, Input):
-                bits = op.bits or 8
-                bound[node.name] = float(2 ** (bits - 1) if op.signed else 2**bits - 1)
-            elif isinstance(op, (LIF, LoihiLIF, OrPool)):
-                bound[node.name] = 1.0
-            elif isinstance(op, Add):
-                bound[node.name] = sum(bound[i] for i in node.inputs)
-            elif isinstance(op, Flatten):
-                bound[node.name] = bound[node.inputs[0]]
-            else:
-                bound[node.name] = float("inf")
+            bound[node.name] = node.op.out_bound(*(bound[i] for i in node.inputs))
         return bound
 
+    def pipeline_depths(self) -> dict[str, int]:
+        """The one delay rule (``Op.delay``): the Lava step at which each node's output for step 0 of an input
+        appears. The host injects the input at step 1; every synapse hop (synapses, OR pools, residual relays) adds
+        one step; neurons, the attention and the host-side head add none. Sums wait for their latest input."""
+        depth: dict[str, int] = {}
+        for node in self.nodes.values():
+            depth[node.name] = max((depth[i] for i in node.inputs), default=0) + node.op.delay
+        return depth
+
     def validate(self) -> None:
+        """Structure (inputs defined before use, shapes), one input first, and every op admitted by the dialect."""
+        if self.nodes and not isinstance(self.input.op, Input):
+            raise GraphError(f"the first node {self.input.name} is {self.input.op.type}, not Input")
         seen = set()
         for node in self.nodes.values():
+            problem = node.op.dialect_error(self.dialect)
+            if problem:
+                raise GraphError(f"node {node.name}: {problem}")
             for i in node.inputs:
                 if i not in seen:
                     raise GraphError(f"node {node.name} reads {i}, which is not defined before it")
@@ -131,7 +160,7 @@ class Graph:
     def to_dict(self) -> dict:
         """JSON-ready description; arrays are summarised (shape, dtype, range), not written out."""
         return {
-            "config": self.config.to_dict(),
+            "dialect": self.dialect, "meta": _jsonable(self.meta),
             "nodes": [{"name": n.name, "op": n.op.type, "inputs": list(n.inputs), "shape": list(n.shape),
                        "attributes": _jsonable(n.op.attributes()),
                        "arrays": {k: _summary(v) for k, v in n.op.arrays().items()},
@@ -145,7 +174,7 @@ class Graph:
 
     def __str__(self) -> str:
         width = max(len(n) for n in self.nodes) if self.nodes else 0
-        lines = [f"Graph({self.config.variant} {self.config.depth}-{self.config.dim}, T={self.config.T}, "
+        lines = [f"Graph({self.dialect}, T={self.steps if self.nodes else '?'}, "
                  f"passes: {', '.join(r.name for r in self.records) or 'none'})"]
         for n in self.nodes.values():
             attrs = ", ".join(f"{k}={v}" for k, v in n.op.attributes().items() if v is not None)

@@ -1,13 +1,19 @@
-"""Deploy-IR operations: one dataclass per concept (as in NIR), each knowing its output shape.
+"""Deploy-IR operations: one frozen dataclass per concept (as in NIR), each knowing its output shape and its traits.
 
-Tensors flow channel-first, per sample and per time step: images ``[C, H, W]``, token maps ``[C, N]``. Arrays are
-float before ``quantize`` and integer after it. Semantics of every op are defined by the simulator's kernels
-(``backends/sim``); the docstrings state them.
+Tensors flow channel-first, per sample and per time step: images ``[C, H, W]``, token maps ``[C, N]``. A graph is of
+one dialect, ``float`` (before ``quantize``) or ``integer`` (after it); each op says which dialects admit it and which
+of its arrays are integer there, and ``Graph.validate`` checks both, so no backend has to guess. Ops are immutable and
+their arrays read-only: a pass builds new ops (``dataclasses.replace``) and cannot change its input graph. Semantics of
+every op are defined by the simulator's kernels (``backends/sim``); the docstrings state them.
+
+Adding an op: its class here (traits + ``out_shape``), then one entry in each backend's and analysis' ``OpTable``
+(or an explicit "unsupported" reason there); ``tests/ir/test_op_tables.py`` checks that none is missing.
 """
 from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
+from typing import ClassVar
 
 import numpy as np
 
@@ -20,12 +26,54 @@ ACT_SHIFT = 6  # a_in << 6 into u; vth << 6
 DECAY_UNITY = 4096
 WEIGHT_EXP_RANGE = (-8, 7)
 
+FLOAT, INTEGER = "float", "integer"
+DIALECTS = (FLOAT, INTEGER)
+UNBOUNDED = float("inf")
+
 
 class Op:
-    """Base of all ops. Subclasses are dataclasses; ``arrays`` lists their numpy fields."""
+    """Base of all ops. Subclasses are frozen dataclasses; ``arrays`` lists their numpy fields.
+
+    Traits (class attributes) tell every consumer what it needs without an ``isinstance`` chain:
+    ``spiking``: the output is binary spikes; ``synapse``: fixed weighted connections (synaptic memory on chip);
+    ``neuron_group``: occupies neurons (cores) on chip; ``delay``: time steps the op adds on Loihi (one per synapse
+    hop: the pipeline depth of the graph is the sum along the longest path); ``dialects``: the graph dialects that
+    admit the op; ``integer_arrays``: the arrays that hold integers in the integer dialect (floats in the float one).
+    """
+
+    spiking: ClassVar[bool] = False
+    synapse: ClassVar[bool] = False
+    neuron_group: ClassVar[bool] = False
+    delay: ClassVar[int] = 0
+    dialects: ClassVar[tuple[str, ...]] = DIALECTS
+    integer_arrays: ClassVar[tuple[str, ...]] = ()
+
+    def __post_init__(self):
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            if isinstance(value, np.ndarray) and value.flags.writeable:
+                view = value.view()
+                view.flags.writeable = False
+                object.__setattr__(self, f.name, view)
+            elif isinstance(value, list):  # JSON gives lists where the op holds tuples
+                object.__setattr__(self, f.name, tuple(value))
 
     def out_shape(self, *in_shapes: tuple[int, ...]) -> tuple[int, ...]:
         raise NotImplementedError
+
+    def out_bound(self, *in_bounds: float) -> float:
+        """Largest |value| of the output in the integer dialect, given the inputs' bounds."""
+        return 1.0 if self.spiking else UNBOUNDED
+
+    def dialect_error(self, dialect: str) -> str | None:
+        """Why this op cannot stand in a graph of ``dialect`` (None: it can)."""
+        if dialect not in self.dialects:
+            return f"{self.type} has no place in the {dialect} dialect"
+        for name in self.integer_arrays:
+            a = getattr(self, name)
+            if a is not None and np.issubdtype(a.dtype, np.integer) != (dialect == INTEGER):
+                return f"{self.type}.{name} is {a.dtype} in the {dialect} dialect"
+        return None
 
     def arrays(self) -> dict[str, np.ndarray]:
         return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)
@@ -40,29 +88,40 @@ class Op:
         return type(self).__name__
 
 
-def _is_int(a: np.ndarray | None) -> bool:
-    return a is not None and np.issubdtype(a.dtype, np.integer)
+op = dataclass(frozen=True, eq=False)  # ops compare by identity: their arrays have no single truth value
 
 
-@dataclass
+@op
 class Input(Op):
-    """Model input. ``image``: an analog image repeated each step (quantized to ``bits``-bit graded values as
-    ``round(x * scale)``); ``events``: event-count frames, one per step (integers already)."""
+    """Model input, injected by the host (its values reach the first synapse one step later). ``image``: an analog
+    image repeated for ``steps`` time steps (integer dialect: ``bits``-bit graded values ``round(x * scale)``);
+    ``events``: event-count frames, one per step (integers already; ``steps`` is the model's frame count)."""
 
     shape: tuple[int, ...]
     kind: str  # "image" | "events"
+    steps: int  # time steps per inference (T)
     scale: float | None = None  # set by quantize
     bits: int | None = None
     signed: bool = False
+    delay: ClassVar[int] = 1
 
     def out_shape(self):
         return tuple(self.shape)
 
+    def out_bound(self):
+        bits = self.bits or 8
+        return float(2 ** (bits - 1) if self.signed else 2**bits - 1)
 
-@dataclass
+    def dialect_error(self, dialect):
+        if dialect == INTEGER and self.bits is None:
+            return "Input has no bit width in the integer dialect (quantize sets it)"
+        return super().dialect_error(dialect)
+
+
+@op
 class Conv2d(Op):
-    """2-D convolution synapse, ``torch.conv2d`` orientation. Quantized: ``a = (w * s) << weight_exp``
-    (arithmetic shift right when negative); the bias then lives in the neuron."""
+    """2-D convolution synapse, ``torch.conv2d`` orientation. Integer: ``a = (w * s) << weight_exp`` (arithmetic
+    shift right when negative); the bias then lives in the neuron."""
 
     weight: np.ndarray  # [C_out, C_in, kh, kw]
     bias: np.ndarray | None = None
@@ -70,6 +129,9 @@ class Conv2d(Op):
     padding: int = 1
     weight_exp: int = 0
     weight_bits: int | None = None
+    synapse: ClassVar[bool] = True
+    delay: ClassVar[int] = 1
+    integer_arrays: ClassVar[tuple[str, ...]] = ("weight",)
 
     def out_shape(self, s):
         c, h, w = s
@@ -78,48 +140,47 @@ class Conv2d(Op):
         return (self.weight.shape[0], (h + 2 * self.padding - k) // self.stride + 1,
                 (w + 2 * self.padding - k) // self.stride + 1)
 
-    @property
-    def quantized(self) -> bool:
-        return _is_int(self.weight)
 
-
-@dataclass
+@op
 class Dense(Op):
-    """Token-wise linear synapse (1x1 conv): ``y[:, n] = W x[:, n] (+ b)``. Quantized like ``Conv2d``."""
+    """Token-wise linear synapse (1x1 conv): ``y[:, n] = W x[:, n] (+ b)``. Integer like ``Conv2d``."""
 
     weight: np.ndarray  # [C_out, C_in]
     bias: np.ndarray | None = None
     weight_exp: int = 0
     weight_bits: int | None = None
+    synapse: ClassVar[bool] = True
+    delay: ClassVar[int] = 1
+    integer_arrays: ClassVar[tuple[str, ...]] = ("weight",)
 
     def out_shape(self, s):
         assert_channels(self, s[0], self.weight.shape[1])
         return (self.weight.shape[0], *s[1:])
 
-    @property
-    def quantized(self) -> bool:
-        return _is_int(self.weight)
 
-
-@dataclass
+@op
 class BatchNorm(Op):
     """Eval-mode batch norm as a per-channel affine map ``y = x * scale + shift`` (removed by fold_batchnorm)."""
 
     scale: np.ndarray
     shift: np.ndarray
+    dialects: ClassVar[tuple[str, ...]] = (FLOAT,)
 
     def out_shape(self, s):
         return tuple(s)
 
 
-@dataclass
+@op
 class LIF(Op):
     """spikingjelly LIF (tau, v_threshold, hard reset to 0, ties fire) written on the scale ``V = tau * h``:
     ``V_t = V_{t-1} * (1 - s_{t-1}) / tau + x_t``, spike iff ``V_t >= tau * v_threshold``. With tau = 2 this is
-    Loihi's LIF with du = 4095 and dv = 2048."""
+    Loihi's LIF with du = 4095 and dv = 2048. Float dialect only: ``quantize`` turns it into ``LoihiLIF``."""
 
     v_threshold: float
     tau: float = 2.0
+    spiking: ClassVar[bool] = True
+    neuron_group: ClassVar[bool] = True
+    dialects: ClassVar[tuple[str, ...]] = (FLOAT,)
 
     def out_shape(self, s):
         return tuple(s)
@@ -130,7 +191,7 @@ class LIF(Op):
         return self.tau * self.v_threshold
 
 
-@dataclass
+@op
 class LoihiLIF(Op):
     """Loihi 2 fixed-point LIF, exactly lava's ``PyLifModelBitAcc``: ``u = wrap24(u*(4096-(du+1)) >> 12 + a << 6)``,
     ``v = clip24(v*(4096-dv) >> 12 + u + bias_mant << bias_exp)`` (shifts toward zero), spike iff ``v > vth << 6``,
@@ -142,6 +203,10 @@ class LoihiLIF(Op):
     du: int = 4095
     dv: int = 2048
     scale: float = 1.0
+    spiking: ClassVar[bool] = True
+    neuron_group: ClassVar[bool] = True
+    dialects: ClassVar[tuple[str, ...]] = (INTEGER,)
+    integer_arrays: ClassVar[tuple[str, ...]] = ("bias_mant",)
 
     def out_shape(self, s):
         return tuple(s)
@@ -151,13 +216,17 @@ class LoihiLIF(Op):
         return self.bias_mant.astype(np.int64) << self.bias_exp
 
 
-@dataclass
+@op
 class OrPool(Op):
-    """MaxPool2d on binary spikes, i.e. an OR over each window (padding never wins: spikes are >= 0)."""
+    """MaxPool2d on binary spikes, i.e. an OR over each window (padding never wins: spikes are >= 0). On chip: a
+    depthwise synapse of ones (one step) into OR neurons."""
 
     kernel: int = 3
     stride: int = 2
     padding: int = 1
+    spiking: ClassVar[bool] = True
+    neuron_group: ClassVar[bool] = True
+    delay: ClassVar[int] = 1
 
     def out_shape(self, s):
         c, h, w = s
@@ -165,30 +234,41 @@ class OrPool(Op):
                 (w + 2 * self.padding - self.kernel) // self.stride + 1)
 
 
-@dataclass
+@op
 class Add(Op):
-    """Residual sum of spike tensors: graded integer values (0 .. number of summed binary sources)."""
+    """Residual sum of spike tensors: graded integer values (0 .. number of summed binary sources). On chip: a
+    relay whose input port sums the delay-balanced inputs (one step)."""
+
+    delay: ClassVar[int] = 1
 
     def out_shape(self, *shapes):
         if len(set(map(tuple, shapes))) != 1:
             raise ValueError(f"Add of different shapes {shapes}")
         return tuple(shapes[0])
 
+    def out_bound(self, *in_bounds):
+        return float(sum(in_bounds))
 
-@dataclass
+
+@op
 class Flatten(Op):
-    """Image ``[C, H, W]`` to tokens ``[C, H*W]`` (row-major, as the original's ``flatten(-2)``)."""
+    """Image ``[C, H, W]`` to tokens ``[C, H*W]`` (row-major, as the original's ``flatten(-2)``). The grid (H, W)
+    stays known: ``Graph.grid``."""
 
     def out_shape(self, s):
         return (s[0], s[1] * s[2])
 
+    def out_bound(self, bound):
+        return bound
 
-@dataclass
+
+@op
 class SpikingAttention(Op):
     """Spiking self-attention core on binary q, k, v ``[C, N]`` split into heads of ``head_dim`` channels:
     ``M = Q Kᵀ V`` per head (integers: AND + popcount, then additions gated by spikes), output ``M * scale`` before
     ``rewrite_ssa`` and ``M << out_shift`` after it (the scale then sits in attn_lif's threshold).
-    ``order``: ``"qk_v"`` computes (Q Kᵀ) V (~N²d), ``"q_kv"`` computes Q (Kᵀ V) (~N d²); same integers."""
+    ``order``: ``"qk_v"`` computes (Q Kᵀ) V (~N²d), ``"q_kv"`` computes Q (Kᵀ V) (~N d²); same integers.
+    On chip it runs on the embedded cores within the step its inputs arrive (no synapse hop)."""
 
     num_heads: int
     head_dim: int
@@ -202,25 +282,27 @@ class SpikingAttention(Op):
             raise ValueError(f"q, k, v shapes differ: {q}, {k}, {v}")
         return tuple(q)
 
+    def dialect_error(self, dialect):
+        if dialect == INTEGER and not self.rewritten:
+            return "SpikingAttention must be rewritten (rewrite_ssa) in the integer dialect"
+        return super().dialect_error(dialect)
 
-@dataclass
+
+@op
 class Head(Op):
-    """Classifier: mean over tokens and time steps of the last residual stream, then ``W x + b``. Quantized: integer
-    sums (no division; argmax is unchanged by 1/(N*T)), integer weights, ``bias`` pre-multiplied by N*T;
-    ``scale`` maps integer logits back to float logits."""
+    """Classifier on the host: mean over tokens and time steps of the last residual stream, then ``W x + b``.
+    Integer: integer sums (no division; argmax is unchanged by 1/(N*T)), integer weights, ``bias`` pre-multiplied by
+    N*T; ``scale`` maps integer logits back to float logits. Its output size is the class count."""
 
     weight: np.ndarray  # [classes, C]
     bias: np.ndarray
     weight_bits: int | None = None
     scale: float | None = None
+    integer_arrays: ClassVar[tuple[str, ...]] = ("weight", "bias")
 
     def out_shape(self, s):
         assert_channels(self, s[0], self.weight.shape[1])
         return (self.weight.shape[0],)
-
-    @property
-    def quantized(self) -> bool:
-        return _is_int(self.weight)
 
 
 def assert_channels(op: Op, got: int, expected: int) -> None:
@@ -230,6 +312,3 @@ def assert_channels(op: Op, got: int, expected: int) -> None:
 
 OP_TYPES: dict[str, type[Op]] = {cls.__name__: cls for cls in (
     Input, Conv2d, Dense, BatchNorm, LIF, LoihiLIF, OrPool, Add, Flatten, SpikingAttention, Head)}
-
-SYNAPSES = (Conv2d, Dense)
-NEURONS = (LIF, LoihiLIF)

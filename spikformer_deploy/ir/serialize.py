@@ -10,12 +10,12 @@ from pathlib import Path
 
 import numpy as np
 
-from ..model.config import SpikformerConfig
-from .graph import Graph, GraphError, PassRecord, _jsonable
+from ..errors import GraphError
+from .graph import Graph, PassRecord, _jsonable
 from .ops import OP_TYPES
 
 FORMAT = "spikformer-deploy-ir"
-VERSION = 1
+VERSION = 2  # 2: the graph is self-contained (dialect, T on the input node); the model config is metadata
 GRAPH_FILE = "graph.json"
 PARAMS_FILE = "params.safetensors"
 
@@ -26,7 +26,8 @@ def graph_to_json(graph: Graph) -> str:
         nodes.append({"name": n.name, "op": n.op.type, "inputs": list(n.inputs), "shape": list(n.shape),
                       "attributes": _jsonable(n.op.attributes()), "arrays": sorted(n.op.arrays()),
                       "meta": _jsonable(n.meta)})
-    data = {"format": FORMAT, "version": VERSION, "config": graph.config.to_dict(), "nodes": nodes,
+    data = {"format": FORMAT, "version": VERSION, "dialect": graph.dialect, "meta": _jsonable(graph.meta),
+            "nodes": nodes,
             "records": [{"name": r.name, "settings": _jsonable(r.settings), "nodes": _jsonable(r.nodes)}
                         for r in graph.records]}
     return json.dumps(data, indent=1, sort_keys=True) + "\n"
@@ -59,7 +60,7 @@ def load_graph(directory: Path) -> Graph:
         raise GraphError(f"{directory}: unreadable graph ({str(exc).splitlines()[0]})") from None
     if data.get("format") != FORMAT or data.get("version") != VERSION:
         raise GraphError(f"{directory / GRAPH_FILE}: not a {FORMAT} v{VERSION} file")
-    graph = Graph(SpikformerConfig.from_dict(data["config"]))
+    graph = Graph(data["dialect"], data["meta"])
     for entry in data["nodes"]:
         cls = OP_TYPES.get(entry["op"])
         if cls is None:
@@ -70,9 +71,6 @@ def load_graph(directory: Path) -> Graph:
             if name not in arrays:
                 raise GraphError(f"{directory / PARAMS_FILE}: missing array {name}")
             fields[key] = arrays[name]
-        for key in ("shape",):  # tuples come back from JSON as lists
-            if key in fields and isinstance(fields[key], list):
-                fields[key] = tuple(fields[key])
         graph.add(entry["name"], cls(**fields), entry["inputs"], **entry["meta"])
         if list(graph.nodes[entry["name"]].shape) != entry["shape"]:
             raise GraphError(f"{directory / GRAPH_FILE}: {entry['name']} has shape {entry['shape']}, "

@@ -6,7 +6,7 @@ import dataclasses
 import numpy as np
 
 from ..ir import Graph, GraphError, PassRecord
-from ..ir.ops import SYNAPSES, BatchNorm
+from ..ir.ops import BatchNorm
 
 
 def fold_batchnorm(graph: Graph) -> Graph:
@@ -15,7 +15,7 @@ def fold_batchnorm(graph: Graph) -> Graph:
     for bn_node in g.of_type(BatchNorm):
         (src,) = bn_node.inputs
         syn = g.nodes[src]
-        if not isinstance(syn.op, SYNAPSES) or len(g.consumers(src)) != 1:
+        if not syn.op.synapse or len(g.consumers(src)) != 1:
             raise GraphError(f"cannot fold {bn_node.name}: its input {src} is not a synapse read only by it")
         scale, shift = bn_node.op.scale, bn_node.op.shift
         w = syn.op.weight * scale.reshape(-1, *([1] * (syn.op.weight.ndim - 1)))

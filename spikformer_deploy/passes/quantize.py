@@ -15,10 +15,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..errors import ConfigError
-from ..ir import Graph, GraphError, PassRecord
-from ..ir.ops import (ACT_SHIFT, BIAS_EXP_MAX, BIAS_MANT_BITS, LIF, SYNAPSES, STATE_BITS, VTH_BITS, WEIGHT_EXP_RANGE,
-                      Head, Input, LoihiLIF, SpikingAttention)
+from ..errors import ConfigError, GraphError
+from ..ir import Graph, PassRecord
+from ..ir.ops import (ACT_SHIFT, BIAS_EXP_MAX, BIAS_MANT_BITS, FLOAT, INTEGER, LIF, STATE_BITS, VTH_BITS,
+                      WEIGHT_EXP_RANGE, Head, Input, LoihiLIF, SpikingAttention)
 
 STATE_LIMIT = 2 ** (STATE_BITS - 1)
 MIN_WEIGHT_EXP = 0
@@ -129,10 +129,12 @@ def quantize(graph: Graph, calibration: Calibration, weight_bits: int = 8, input
         raise ConfigError(f"weight bits must be 2..8 (Loihi 2 synapses), got {weight_bits}")
     if not 2 <= input_bits <= 8:
         raise ConfigError(f"input bits must be 2..8, got {input_bits}")
+    if graph.dialect != FLOAT:
+        raise GraphError(f"quantize takes a float graph, this one is {graph.dialect}")
     if any(isinstance(n.op, SpikingAttention) and not n.op.rewritten for n in graph.nodes.values()):
         raise GraphError("quantize needs rewrite_ssa first (the attention scale must sit in attn_lif's threshold)")
-    g = graph.copy()
-    T = g.config.T
+    g = graph.copy(dialect=INTEGER)
+    T = g.steps
     record = PassRecord("quantize", settings={"weight_bits": weight_bits, "input_bits": input_bits,
                                               "headroom": headroom, "calibration_samples": calibration.samples})
     inp = g.input
@@ -149,7 +151,7 @@ def quantize(graph: Graph, calibration: Calibration, weight_bits: int = 8, input
         src = g.nodes[node.inputs[0]]
         stats = {**calibration.maxima.get(src.name, {}), **calibration.maxima.get(node.name, {})}
         max_a, max_v = stats.get("max_abs_a", 0.0), stats.get("max_abs_v", 0.0)
-        if isinstance(src.op, SYNAPSES):
+        if src.op.synapse:
             w_float = src.op.weight
             if isinstance(g.nodes[src.inputs[0]].op, Input):
                 w_float = w_float / inp.op.scale  # the synapse now sees round(x * scale)

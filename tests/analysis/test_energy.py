@@ -41,7 +41,7 @@ def test_every_builtin_profile_gives_estimates(bundled_run):
     for name in builtin_profiles():
         p = load_profile(name)
         mapping = core_counts(map_network(graph, p)) if p.model == "loihi" else None
-        for e in estimate(rows, graph, p, steps, mapping):
+        for e in estimate(rows, graph, p, mapping):
             assert e.total > 0 and e.total == pytest.approx(sum(e.per_layer.values()))
             assert all(v >= 0 for v in e.per_layer.values()) and e.assumptions
 
@@ -49,29 +49,29 @@ def test_every_builtin_profile_gives_estimates(bundled_run):
 def test_per_op_conventions_match_their_formulas(bundled_run):
     graph, rows, steps = bundled_run
     cmos = load_profile("cmos45nm")
-    paper, corrected = estimate(rows, graph, cmos, steps)
-    synapses = [r for r in rows if r["op"] in ("Conv2d", "Dense", "Head")]
-    expected = sum(4.6e-12 * r["macs"] + 0.9e-12 * r["sops_paper"] for r in synapses)
+    paper, corrected = estimate(rows, graph, cmos)
+    synapses = [r for r in rows if r.op in ("Conv2d", "Dense", "Head")]
+    expected = sum(4.6e-12 * r.macs + 0.9e-12 * r.sops_paper for r in synapses)
     assert paper.total == pytest.approx(expected, rel=1e-12)
-    graded = [r for r in rows if r["op"] == "Dense" and not r["binary_input"]]
-    assert {r["name"].rsplit(".", 1)[1] for r in graded} == {"q_linear", "k_linear", "v_linear", "fc1_linear"}
+    graded = [r for r in rows if r.op == "Dense" and not r.binary_input]
+    assert {r.name.rsplit(".", 1)[1] for r in graded} == {"q_linear", "k_linear", "v_linear", "fc1_linear"}
     for r in graded:  # residual-stream readers pay a MAC per synaptic event in the corrected convention
-        assert corrected.per_layer[r["name"]] == pytest.approx(4.6e-12 * r["in_events"] * 64 * (4 if "fc1" in
-                                                                                              r["name"] else 1))
+        assert corrected.per_layer[r.name] == pytest.approx(4.6e-12 * r.in_events * 64 * (4 if "fc1" in
+                                                                                              r.name else 1))
     assert corrected.per_layer["block.0.attn.ssa"] == pytest.approx(0.9e-12 * next(
-        r["adds"] for r in rows if r["op"] == "SpikingAttention"))
+        r.adds for r in rows if r.op == "SpikingAttention"))
 
 
 def test_loihi_convention_matches_its_formula(bundled_run):
     graph, rows, steps = bundled_run
     p = load_profile("loihi")
     mapping = core_counts(map_network(graph, p))
-    (e,) = estimate(rows, graph, p, steps, mapping)
-    synops = sum(r["event_synops"] for r in rows if r["op"] in ("Conv2d", "Dense", "OrPool"))
-    updates = sum(r["neuron_updates"] for r in rows)
-    spikes = sum(r["spikes"] for r in rows if r["op"] in ("LoihiLIF", "OrPool"))
-    host = sum(r["ands"] + r["adds"] for r in rows if r["op"] == "SpikingAttention") + \
-        sum(r["macs"] + r["adds"] for r in rows if r["op"] == "Head")
+    (e,) = estimate(rows, graph, p, mapping)
+    synops = sum(r.event_synops for r in rows if r.op in ("Conv2d", "Dense", "OrPool"))
+    updates = sum(r.neuron_updates for r in rows)
+    spikes = sum(r.spikes for r in rows if r.op in ("LoihiLIF", "OrPool"))
+    host = sum(r.ands + r.adds for r in rows if r.op == "SpikingAttention") + \
+        sum(r.macs + r.adds for r in rows if r.op == "Head")
     dynamic = 23.6e-12 * synops + 81e-12 * updates + (1.7e-12 + 2 * 3.5e-12) * spikes + 0.9e-12 * host
     assert e.total - e.per_layer["static"] == pytest.approx(dynamic, rel=1e-9)
     assert e.extra["chips"] == mapping["chips"] == 1 and e.extra["cores"] == mapping["total_cores"]
@@ -80,8 +80,8 @@ def test_loihi_convention_matches_its_formula(bundled_run):
 
 def test_gpu_analytic_is_flops_over_rate(bundled_run):
     graph, rows, steps = bundled_run
-    (e,) = estimate(rows, graph, load_profile("h200_sxm"), steps)
-    flops = 2 * sum(r["dense_macs"] for r in rows)
+    (e,) = estimate(rows, graph, load_profile("h200_sxm"))
+    flops = 2 * sum(r.dense_macs for r in rows)
     assert e.extra["flops"] == flops
     assert e.total == pytest.approx(700 * flops / (989.4e12 * 0.35))
     assert e.extra["idle_subtracted_J"] == pytest.approx((700 - 80) * flops / (989.4e12 * 0.35))
@@ -94,3 +94,16 @@ def test_gpu_measurement_says_why_without_cuda():
         pytest.skip("CUDA present: the measured path runs instead")
     with pytest.raises(GpuMeasurementUnavailable, match="CUDA is not available"):
         measure_float_reference(load_checkpoint(BUNDLED), torch.zeros(1, 1, 16, 16))
+
+
+def test_energy_and_report_share_one_latency_model(bundled_run):
+    from spikformer_deploy.analysis.feasibility import performance
+
+    graph, rows, _ = bundled_run
+    p = load_profile("loihi2")
+    mapping = map_network(graph, p)
+    (e,) = estimate(rows, graph, p, core_counts(mapping))
+    perf = performance(graph, p, mapping, rows)
+    assert e.extra["step_time_s"] == perf["step_latency_s"] > 0
+    assert e.extra["latency_s"] == perf["latency_s"] == perf["time_steps"] * perf["step_latency_s"]
+    assert perf["time_steps"] == graph.steps + max(graph.pipeline_depths().values())

@@ -7,6 +7,8 @@ import torch
 
 from support import load_fixture
 
+from spikformer_deploy.analysis import layer_rows, load_profile
+from spikformer_deploy.analysis.report import build_report
 from spikformer_deploy.backends.lava import LavaNetwork
 from spikformer_deploy.backends.netx import run_netx_stem, stem_layers, write_netx_stem
 from spikformer_deploy.backends.sim import Simulator
@@ -31,7 +33,12 @@ def test_lava_equals_simulator_on_fixture_configs(variant):
     model, x = eight_inputs(variant)
     graph = integer_graph(model, x)
     sim = Simulator(graph, record="spikes").run(x)
-    lava = LavaNetwork(graph).run(x.numpy())
+    network = LavaNetwork(graph)
+    lava = network.run(x.numpy())
+    # one delay rule: the report's pipeline depth is the depth of the Lava graph whose spikes are checked below
+    report = build_report(graph, layer_rows(graph, sim.counters), load_profile("loihi2"), None, None, "fixture")
+    assert report["performance"]["pipeline_depth"] == max(network.depths.values())
+    assert lava.steps == max(network.depths.values()) + len(x) * graph.steps + 1
     assert set(lava.outputs) == set(sim.outputs)
     for name, spikes in lava.outputs.items():
         np.testing.assert_array_equal(spikes, sim.outputs[name].numpy(), err_msg=name)

@@ -13,7 +13,8 @@ from spikformer_deploy.backends.nir import from_nir, read_nir, stem_subgraph, to
 from spikformer_deploy.backends.onnx import write_onnx
 from spikformer_deploy.backends.sim import Simulator
 from spikformer_deploy.data import digits_split
-from spikformer_deploy.ir import GraphError, trace
+from spikformer_deploy.frontends import trace
+from spikformer_deploy.ir import GraphError
 from spikformer_deploy.passes import fold_batchnorm
 
 

@@ -3,8 +3,6 @@ import numpy as np
 import pytest
 import torch
 
-from support import SMALL_CONFIG
-
 from spikformer_deploy.backends.sim import Simulator
 from spikformer_deploy.ir import Graph
 from spikformer_deploy.ir.ops import Dense, Flatten, Head, Input, LoihiLIF
@@ -12,8 +10,8 @@ from spikformer_deploy.ir.ops import Dense, Flatten, Head, Input, LoihiLIF
 
 def one_layer_graph(w, weight_exp, vth, bias_mant, bias_exp):
     n_out, n_in = w.shape
-    g = Graph(SMALL_CONFIG)
-    g.add("input", Input(shape=(n_in, 1, 1), kind="events", bits=8), [])
+    g = Graph("integer")
+    g.add("input", Input(shape=(n_in, 1, 1), kind="events", steps=8, bits=8), [])
     g.add("tokens", Flatten(), ["input"])
     g.add("dense", Dense(weight=w, weight_exp=weight_exp, weight_bits=8), ["tokens"])
     g.add("lif", LoihiLIF(vth=vth, bias_mant=bias_mant, bias_exp=bias_exp), ["dense"])

@@ -6,7 +6,8 @@ import pytest
 
 from support import fixture_dir, load_fixture
 
-from spikformer_deploy.ir import Graph, GraphError, trace
+from spikformer_deploy.frontends import trace
+from spikformer_deploy.ir import Graph, GraphError
 from spikformer_deploy.ir.ops import LIF, Add, OrPool, SpikingAttention
 
 

@@ -7,8 +7,9 @@ from support import load_fixture
 
 from spikformer_deploy.backends.sim import Simulator
 from spikformer_deploy.errors import ConfigError
-from spikformer_deploy.ir import GraphError, trace
-from spikformer_deploy.ir.ops import LIF, SYNAPSES, BatchNorm, Head, LoihiLIF, SpikingAttention
+from spikformer_deploy.frontends import trace
+from spikformer_deploy.ir import GraphError
+from spikformer_deploy.ir.ops import LIF, BatchNorm, Head, LoihiLIF, SpikingAttention
 from spikformer_deploy.passes import (Calibration, cheaper_order, fold_batchnorm, quantize,
                                       run_passes)
 from spikformer_deploy.pipeline import calibrate, float_graph, integer_graph
@@ -19,7 +20,7 @@ def test_fold_batchnorm_keeps_every_spike(fixture_variant):
     traced = trace(model)
     folded = fold_batchnorm(traced)
     assert not folded.of_type(BatchNorm) and traced.of_type(BatchNorm)
-    assert all(n.op.bias is not None for n in folded.of_type(*SYNAPSES))
+    assert all(n.op.bias is not None for n in folded.having("synapse"))
     a, b = Simulator(traced).run(x), Simulator(folded).run(x)
     for name in spikes:
         assert torch.equal(a.spike_counts[name], b.spike_counts[name]), name
@@ -46,7 +47,7 @@ def test_quantized_parameters_fit_loihi_formats(bits):
     model, x, *_ = load_fixture("cifar10")
     g = integer_graph(model, x, weight_bits=bits)
     lo, hi = -(2 ** (bits - 1)), 2 ** (bits - 1) - 1
-    for n in g.of_type(*SYNAPSES):
+    for n in g.having("synapse"):
         assert np.issubdtype(n.op.weight.dtype, np.integer) and n.op.bias is None
         assert lo <= n.op.weight.min() and n.op.weight.max() <= hi
         assert -8 <= n.op.weight_exp <= 7 and n.op.weight_bits == bits

@@ -10,8 +10,10 @@ Mapping of the integer IR (Lava layout ``(W, H, C)``; tokens stay on their grid,
 - ``Add`` -> a depthwise identity ``Conv`` whose InPort sums the (delay-balanced) inputs: graded spikes;
 - ``SpikingAttention`` -> ``SpikingSelfAttention`` (attention.py);
 - ``Head`` -> on the host: integer sums of the last residual stream over tokens and the T steps, then ``w c + b``.
-Every synapse delays by one step, so a node's output for input i, step t appears at Lava step
-``depth + i * T + t``. The shallower input of each sum passes through identity Convs until depths match. A LIF
+Every synapse hop delays by one step (``Graph.pipeline_depths``, the one delay rule the report uses too), so a
+node's output for input i, step t appears at Lava step ``depth + i * T + t``; the builder counts the hops it actually
+builds and checks them against the rule. The shallower input of each sum passes through identity Convs until
+depths match. A LIF
 integrates its bias from the first step on, before its data arrives: ``io.reset.Reset`` zeroes each neuron's ``v``
 just before its first real step of every input (period T). Garbage from those warm-up steps reaches the next layer
 only before that layer's own reset, so the result equals the layer-synchronous simulator spike for spike.
@@ -26,9 +28,11 @@ from pathlib import Path
 
 import numpy as np
 
-from ...errors import DeployError
-from ...ir import Graph
-from ...ir.ops import LIF, Add, Conv2d, Dense, Flatten, Head, Input, LoihiLIF, OrPool, SpikingAttention
+from ...artifact import load_artifact
+from ...errors import DeployError, GraphError
+from ...ir import Graph, Node, OpTable
+from ...ir.ops import (LIF, Add, BatchNorm, Conv2d, Dense, Flatten, Head, Input, LoihiLIF, OrPool,
+                       SpikingAttention)
 from ..lava_io import attach_recorder, read_aligned, run_fixed_pt, source_data
 
 GRADED_BITS = 24
@@ -44,28 +48,26 @@ class LavaResult:
     seconds: float
 
 
-def _grid(shape) -> tuple[int, int, int]:
-    """IR shape -> Lava (W, H, C); token maps [C, N] live on their square grid."""
-    if len(shape) == 3:
-        c, h, w = shape
-    else:
-        c, n = shape
-        h = w = int(round(n**0.5))
-    return (int(w), int(h), int(c))
+def lava_shape(graph: Graph, name: str) -> tuple[int, int, int]:
+    """A node's output in Lava's (W, H, C) layout; token maps live on their image grid."""
+    c, h, w = graph.grid(name)
+    return (w, h, c)
 
 
 class LavaNetwork:
     """Builds and runs the process graph of an integer deploy graph (one build per ``run``)."""
 
     def __init__(self, graph: Graph):
-        if not any(isinstance(n.op, LoihiLIF) for n in graph.nodes.values()):
-            raise DeployError("the Lava backend needs the integer graph of an export (graph.json)")
-        for n in graph.of_type(Conv2d, Dense):
+        if not graph.integer:
+            raise GraphError(f"the Lava backend needs the integer graph of an export, this one is {graph.dialect}")
+        for n in graph.having("synapse"):
             if n.op.weight_exp < 0:
                 raise DeployError(f"{n.name}: weight_exp {n.op.weight_exp} < 0 cannot be folded into lava's Conv")
+        for node in graph.nodes.values():
+            LOWERING(node)  # every op has a lowering before anything is built
         self.graph = graph
-        self.T = graph.config.T
-        self.bounds = graph.value_bounds()
+        self.T = graph.steps
+        self.depths: dict[str, int] = {}  # synapse hops counted while building (checked against the rule)
 
     def run(self, x: np.ndarray, record: set[str] | None = None) -> LavaResult:
         """Run inputs ``x`` (the model's input batch, float) back to back; ``record``: nodes whose spikes to return
@@ -74,17 +76,23 @@ class LavaNetwork:
         g, T = self.graph, self.T
         x = np.asarray(x, dtype=np.float64)
         batch = x.shape[0]
-        record = record if record is not None else {n.name for n in g.of_type(LIF, LoihiLIF, OrPool)}
+        record = record if record is not None else {n.name for n in g.having("spiking")}
         head = g.output
-        builder = _Builder(g, T, batch, self.bounds)
-        ports, depth = builder.build(x)
-        steps = builder.steps
+        builder = _Builder(g, T, batch, x)
+        for node in g.nodes.values():
+            LOWERING(node)(builder, node)
+        if builder.depth != builder.rule:
+            wrong = next(k for k in builder.rule if builder.depth.get(k) != builder.rule[k])
+            raise DeployError(f"Lava graph: {wrong} arrives at step {builder.depth.get(wrong)}, the delay rule says "
+                              f"{builder.rule[wrong]}")
+        self.depths = dict(builder.depth)
+        steps = max(builder.depth.values()) + batch * T + 1
         with tempfile.TemporaryDirectory(prefix="spikformer-lava-") as tmp:
             names = [*sorted(record), head.inputs[0]]
-            files = {name: attach_recorder(ports[name], steps, os.path.join(tmp, f"{i}.bin"))
+            files = {name: attach_recorder(builder.ports[name], steps, os.path.join(tmp, f"{i}.bin"))
                      for i, name in enumerate(names)}
             run_fixed_pt(builder.source, steps)
-            data = {name: read_aligned(files[name], steps, depth[name], T, batch, g.nodes[name].shape)
+            data = {name: read_aligned(files[name], steps, builder.depth[name], T, batch, g.nodes[name].shape)
                     for name in names}
         outputs = {name: data[name] for name in record}
         counts = data[head.inputs[0]].sum(axis=(0, 2)).astype(np.int64)  # tokens [T, B, N, C] -> [B, C]
@@ -94,9 +102,15 @@ class LavaNetwork:
 
 
 class _Builder:
-    def __init__(self, graph: Graph, T: int, batch: int, bounds: dict):
-        self.g, self.T, self.batch, self.bounds = graph, T, batch, bounds
+    """Lava processes for one run; ``ports[node]``: the OutPort carrying the node's output, ``depth[node]``: the
+    synapse hops actually built up to it (the input arrives at step 1)."""
+
+    def __init__(self, graph: Graph, T: int, batch: int, x: np.ndarray):
+        self.g, self.T, self.batch, self.x = graph, T, batch, x
+        self.bounds = graph.value_bounds()
+        self.rule = graph.pipeline_depths()
         self.processes = []
+        self.ports, self.depth = {}, {}
 
     def add(self, proc):
         self.processes.append(proc)
@@ -131,78 +145,92 @@ class _Builder:
             port = self.conv(port, np.ones((c, 1, 1, 1)), shape, True, groups=c)
         return port
 
-    def build(self, x: np.ndarray):
+    def set(self, node: Node, port, depth: int) -> None:
+        self.ports[node.name], self.depth[node.name] = port, depth
+
+    # -- lowerings: one per op type (LOWERING) ---------------------------------------------------------------------
+    def input(self, node: Node) -> None:
         from lava.proc.io.source import RingBuffer as Source
 
+        # one quiet step after the last input; the ring buffer then repeats, but that reaches each layer only after
+        # its last recorded step
+        self.source = self.add(Source(data=source_data(node.op, self.x, self.T, self.batch * self.T + 1)))
+        self.set(node, self.source.s_out, 1)
+
+    def synapse(self, node: Node) -> None:
+        op, src = node.op, node.inputs[0]
+        w = op.weight.astype(np.int64) * 2**op.weight_exp
+        if isinstance(op, Conv2d):
+            lava_w = w[:, :, ::-1, ::-1].transpose(0, 3, 2, 1)  # true convolution, (C_out, W, H, C_in)
+            args = dict(stride=op.stride, padding=op.padding)
+        else:
+            lava_w = w[:, None, None, :]
+            args = {}
+        port = self.conv(self.ports[src], lava_w, lava_shape(self.g, src), self.bounds[src] > 1, **args)
+        self.set(node, port, self.depth[src] + 1)
+
+    def lif(self, node: Node) -> None:
+        op, src = node.op, node.inputs[0]
+        port = self.neuron(self.ports[src], lava_shape(self.g, node.name), self.depth[src], op.vth, op.du, op.dv,
+                           op.bias_mant.reshape(-1), op.bias_exp)
+        self.set(node, port, self.depth[src])
+
+    def or_pool(self, node: Node) -> None:
+        op, src = node.op, node.inputs[0]
+        shape = lava_shape(self.g, node.name)
+        c = shape[2]
+        summed = self.conv(self.ports[src], np.ones((c, op.kernel, op.kernel, 1)), lava_shape(self.g, src), False,
+                           stride=op.stride, padding=op.padding, groups=c)
+        depth = self.depth[src] + 1
+        self.set(node, self.neuron(summed, shape, depth, vth=0, du=4095, dv=4095), depth)
+
+    def add_relay(self, node: Node) -> None:
+        from lava.proc.conv.process import Conv
+
+        shape = lava_shape(self.g, node.name)
+        target = self.rule[node.name] - 1  # every input waits for the latest one
+        waits = {i: max(0, target - self.depth[i]) for i in node.inputs}
+        relay_in = [self.delayed(self.ports[i], shape, waits[i]) for i in node.inputs]
+        c = shape[2]
+        relay = self.add(Conv(weight=np.ones((c, 1, 1, 1), dtype=np.int32), input_shape=shape, groups=c,
+                              num_message_bits=GRADED_BITS))
+        for port in relay_in:  # the InPort sums every connection: the residual sum, graded
+            port.connect(relay.s_in)
+        arrivals = {self.depth[i] + waits[i] for i in node.inputs}
+        if len(arrivals) != 1:
+            raise DeployError(f"{node.name}: inputs arrive at steps {sorted(arrivals)}")
+        self.set(node, relay.a_out, arrivals.pop() + 1)
+
+    def same_port(self, node: Node) -> None:
+        """Flatten: Lava keeps the grid; tokens are its positions."""
+        src = node.inputs[0]
+        self.set(node, self.ports[src], self.depth[src])
+
+    def attention(self, node: Node) -> None:
         from .attention import SpikingSelfAttention
 
-        g = self.g
-        ports, depth = {}, {}
-        for node in g.nodes.values():
-            op, name = node.op, node.name
-            if isinstance(op, Head):
-                continue  # on the host, from the recorded residual stream
-            shape = _grid(node.shape)
-            if isinstance(op, Input):
-                # one quiet step after the last input; the ring buffer then repeats, but that reaches each layer only
-                # after its last recorded step
-                self.source = self.add(Source(data=source_data(op, x, self.T, self.batch * self.T + 1)))
-                ports[name], depth[name] = self.source.s_out, 1
-            elif isinstance(op, (Conv2d, Dense)):
-                src = node.inputs[0]
-                w = op.weight.astype(np.int64) * 2**op.weight_exp
-                if isinstance(op, Conv2d):
-                    lava_w = w[:, :, ::-1, ::-1].transpose(0, 3, 2, 1)  # true convolution, (C_out, W, H, C_in)
-                    args = dict(stride=op.stride, padding=op.padding)
-                else:
-                    lava_w = w[:, None, None, :]
-                    args = {}
-                ports[name] = self.conv(ports[src], lava_w, _grid(g.nodes[src].shape), self.bounds[src] > 1, **args)
-                depth[name] = depth[src] + 1
-            elif isinstance(op, LoihiLIF):
-                src = node.inputs[0]
-                bias = op.bias_mant.reshape(-1)
-                ports[name] = self.neuron(ports[src], shape, depth[src], op.vth, op.du, op.dv, bias, op.bias_exp)
-                depth[name] = depth[src]
-            elif isinstance(op, OrPool):
-                src = node.inputs[0]
-                c = shape[2]
-                summed = self.conv(ports[src], np.ones((c, op.kernel, op.kernel, 1)), _grid(g.nodes[src].shape),
-                                   False, stride=op.stride, padding=op.padding, groups=c)
-                depth[name] = depth[src] + 1
-                ports[name] = self.neuron(summed, shape, depth[name], vth=0, du=4095, dv=4095)
-            elif isinstance(op, Add):
-                target = max(depth[i] for i in node.inputs)
-                relay_in = [self.delayed(ports[i], shape, target - depth[i]) for i in node.inputs]
-                c = shape[2]
-                from lava.proc.conv.process import Conv
+        op, (q, k, v) = node.op, node.inputs
+        if not self.depth[q] == self.depth[k] == self.depth[v]:
+            raise DeployError(f"{node.name}: q, k, v arrive at different steps")
+        proc = self.add(SpikingSelfAttention(shape=lava_shape(self.g, node.name), num_heads=op.num_heads,
+                                             head_dim=op.head_dim, order=op.order, out_shift=op.out_shift))
+        for port_name, src in zip(("q", "k", "v"), node.inputs):
+            self.ports[src].connect(getattr(proc, port_name))
+        self.set(node, proc.a_out, self.depth[q])
 
-                relay = self.add(Conv(weight=np.ones((c, 1, 1, 1), dtype=np.int32), input_shape=shape, groups=c,
-                                      num_message_bits=GRADED_BITS))
-                for port in relay_in:  # the InPort sums every connection: the residual sum, graded
-                    port.connect(relay.s_in)
-                ports[name], depth[name] = relay.a_out, target + 1
-            elif isinstance(op, Flatten):
-                ports[name], depth[name] = ports[node.inputs[0]], depth[node.inputs[0]]
-            elif isinstance(op, SpikingAttention):
-                q, k, v = node.inputs
-                if not depth[q] == depth[k] == depth[v]:
-                    raise DeployError(f"{name}: q, k, v arrive at different steps")
-                proc = self.add(SpikingSelfAttention(shape=shape, num_heads=op.num_heads, head_dim=op.head_dim,
-                                                     order=op.order, out_shift=op.out_shift))
-                for port_name, src in zip(("q", "k", "v"), node.inputs):
-                    ports[src].connect(getattr(proc, port_name))
-                ports[name], depth[name] = proc.a_out, depth[q]
-            else:
-                raise DeployError(f"the Lava backend has no mapping for {op.type} ({name})")
-        self.steps = max(depth.values()) + self.batch * self.T + 1
-        return ports, depth
+    def host_head(self, node: Node) -> None:
+        """On the host, from the recorded residual stream (``LavaNetwork.run``)."""
+        self.depth[node.name] = self.depth[node.inputs[0]]
+
+
+LOWERING = OpTable("the Lava backend", {
+    Input: _Builder.input, Conv2d: _Builder.synapse, Dense: _Builder.synapse, LoihiLIF: _Builder.lif,
+    OrPool: _Builder.or_pool, Add: _Builder.add_relay, Flatten: _Builder.same_port,
+    SpikingAttention: _Builder.attention, Head: _Builder.host_head,
+}, unsupported={LIF: "float neurons have no Lava form; export the integer graph",
+                BatchNorm: "fold it into its synapse first (fold_batchnorm)"})
 
 
 def build_network(directory: Path) -> LavaNetwork:
     """The Lava network of an artifact directory (checked against its manifest first)."""
-    from ...export import verify_files
-    from ...ir.serialize import load_graph
-
-    verify_files(directory)
-    return LavaNetwork(load_graph(directory))
+    return LavaNetwork(load_artifact(directory)[0])

@@ -19,102 +19,147 @@ Input: ``nir.Input`` of one step's input ``[C, H, W]`` (an image repeated T time
 """
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
 
-from ...ir import Graph, GraphError
-from ...ir.ops import LIF, Add, Conv2d, Dense, Flatten, Head, Input, OrPool, SpikingAttention
-from ...model.config import SpikformerConfig
+from ...errors import GraphError
+from ...ir import Graph, Node, OpTable
+from ...ir.ops import (LIF, OP_TYPES, Add, BatchNorm, Conv2d, Dense, Flatten, Head, Input, LoihiLIF, OrPool,
+                       SpikingAttention)
 
 NIR_FILE = "model.nir"
 DT = 1e-4  # seconds per time step (snnTorch's importer hard-codes it)
 KEY = "spikformer_deploy"
+VERSION = 2  # 2: T and the model description on the input node ("steps", "model" as JSON)
 
 
-def _grid(shape) -> tuple[int, int, int]:
-    """[C, N] token maps live on their square grid in NIR."""
-    if len(shape) == 3:
-        return tuple(int(d) for d in shape)
-    c, n = shape
-    side = int(round(n**0.5))
-    return (int(c), side, side)
+def _meta(node) -> dict:
+    return (node.metadata or {}).get(KEY, {})
 
 
-def _scale_one(shape, **meta):
+def _array(a: np.ndarray | None) -> np.ndarray | None:
+    """A writable copy for the NIR node: the IR's arrays are read-only, and NIR consumers (snnTorch) adopt them."""
+    return None if a is None else np.array(a)
+
+
+def _annotated(op: str, **meta) -> dict:
+    return {KEY: {"op": op, **meta}}
+
+
+# -- writing: one function per op type, each giving the chain of NIR nodes that carries the op ---------------------
+def _write_input(graph: Graph, node: Node) -> list:
     import nir
 
-    return nir.Scale(scale=np.ones(_grid(shape), dtype=np.float32), metadata={KEY: meta})
+    op = node.op
+    return [(node.name, nir.Input(input_type=np.array(op.shape), metadata=_annotated(
+        "Input", kind=op.kind, steps=op.steps, model=json.dumps(graph.meta.get("model", {}), sort_keys=True))))]
+
+
+def _write_conv(graph: Graph, node: Node) -> list:
+    import nir
+
+    op = node.op
+    return [(node.name, nir.Conv2d(input_shape=tuple(graph.grid(node.inputs[0])[1:]), weight=_array(op.weight),
+                                   stride=op.stride, padding=op.padding, dilation=1, groups=1, bias=_array(op.bias),
+                                   metadata=_annotated("Conv2d")))]
+
+
+def _write_dense(graph: Graph, node: Node) -> list:
+    import nir
+
+    op = node.op
+    return [(node.name, nir.Conv2d(input_shape=graph.grid(node.inputs[0])[1:], weight=_array(op.weight[:, :, None, None]),
+                                   stride=1, padding=0, dilation=1, groups=1, bias=_array(op.bias),
+                                   metadata=_annotated("Dense")))]
+
+
+def _write_lif(graph: Graph, node: Node) -> list:
+    import nir
+
+    op = node.op
+    shape = graph.grid(node.name)
+    full = lambda v: np.full(shape, v, dtype=np.float32)  # noqa: E731
+    return [(node.name, nir.LIF(tau=full(op.tau * DT), r=full(1.0), v_leak=full(0.0),
+                                v_threshold=full(op.v_threshold), metadata=_annotated(
+                                    "LIF", tau_steps=op.tau, v_threshold=op.v_threshold, dt=DT,
+                                    discretization="forward Euler, dt = 1e-4 s", fires_on="v >= v_threshold (ties fire)",
+                                    reset="hard, to 0")))]
+
+
+def _write_or_pool(graph: Graph, node: Node) -> list:
+    import nir
+
+    op = node.op
+    k, s, p = (np.array([v, v]) for v in (op.kernel, op.stride, op.padding))
+    return [(f"{node.name}.sum", nir.SumPool2d(kernel_size=k, stride=s, padding=p, metadata=_annotated("OrPool"))),
+            (node.name, nir.Threshold(threshold=np.zeros(node.shape, dtype=np.float32),
+                                      metadata=_annotated("OrPool")))]
+
+
+def _scale_one(graph: Graph, node: Node, op: str, **meta):
+    import nir
+
+    return [(node.name, nir.Scale(scale=np.ones(graph.grid(node.name), dtype=np.float32),
+                                  metadata=_annotated(op, **meta)))]
+
+
+def _write_add(graph: Graph, node: Node) -> list:
+    return _scale_one(graph, node, "Add")
+
+
+def _write_flatten(graph: Graph, node: Node) -> list:
+    return _scale_one(graph, node, "Flatten", note="tokens = this grid, row-major")
+
+
+def _write_attention(graph: Graph, node: Node) -> list:
+    op = node.op
+    if op.rewritten:
+        raise GraphError("write NIR from the float graph before rewrite_ssa (attn_lif keeps its original threshold)")
+    return _scale_one(graph, node, "SpikingAttention", operands=list(node.inputs), num_heads=op.num_heads,
+                      head_dim=op.head_dim, scale=op.scale, order=op.order,
+                      meaning="per head: (Q K^T V) * scale on binary q, k, v (a NIR extension: a generic reader sees "
+                              "q + k + v)")
+
+
+def _write_head(graph: Graph, node: Node) -> list:
+    import nir
+
+    grid = graph.grid(node.inputs[0])
+    return [(f"{node.name}.pool", nir.AvgPool2d(kernel_size=np.array(grid[1:]), stride=np.array(grid[1:]),
+                                                padding=np.array([0, 0]), metadata=_annotated("Head"))),
+            (f"{node.name}.flatten", nir.Flatten(input_type={"input": np.array([grid[0], 1, 1])}, start_dim=0,
+                                                 end_dim=-1, metadata=_annotated("Head"))),
+            (node.name, nir.Affine(weight=_array(node.op.weight), bias=_array(node.op.bias),
+                                   metadata=_annotated("Head", logits="mean over time steps of this output")))]
+
+
+_FLOAT_ONLY = "NIR carries the float graph (export writes it before quantization)"
+TO_NIR = OpTable("the NIR writer", {
+    Input: _write_input, Conv2d: _write_conv, Dense: _write_dense, LIF: _write_lif, OrPool: _write_or_pool,
+    Add: _write_add, Flatten: _write_flatten, SpikingAttention: _write_attention, Head: _write_head,
+}, unsupported={LoihiLIF: _FLOAT_ONLY, BatchNorm: "fold it into its synapse first (fold_batchnorm)"})
 
 
 def to_nir(graph: Graph):
+    """One time step of the float graph as a NIR graph: each op becomes a chain of NIR nodes (its table entry); the
+    chain's first node reads the inputs' last nodes, NIR summing converging edges."""
     import nir
 
-    if any(isinstance(n.op, SpikingAttention) and n.op.rewritten for n in graph.nodes.values()):
-        raise GraphError("write NIR from the float graph before rewrite_ssa (attn_lif keeps its original threshold)")
-    cfg = graph.config
-    nodes, edges = {}, []
-    tail = {}  # IR node -> NIR node that carries its output
+    if graph.integer:
+        raise GraphError(f"NIR export takes the float graph, this one is {graph.dialect}")
+    nodes, edges, tail = {}, [], {}  # tail: IR node -> the NIR node that carries its output
     for node in graph.nodes.values():
-        op, name = node.op, node.name
-        if isinstance(op, Input):
-            nodes[name] = nir.Input(input_type=np.array(op.shape),
-                                    metadata={KEY: {"op": "Input", "kind": op.kind, "T": cfg.T,
-                                                    "config": {k: str(v) for k, v in cfg.to_dict().items()}}})
-        elif isinstance(op, Conv2d):
-            if op.quantized:
-                raise GraphError("NIR export takes the float graph")
-            nodes[name] = nir.Conv2d(input_shape=tuple(graph.nodes[node.inputs[0]].shape[1:]), weight=op.weight,
-                                     stride=op.stride, padding=op.padding, dilation=1, groups=1, bias=op.bias,
-                                     metadata={KEY: {"op": "Conv2d"}})
-        elif isinstance(op, Dense):
-            grid = _grid(graph.nodes[node.inputs[0]].shape)
-            nodes[name] = nir.Conv2d(input_shape=grid[1:], weight=op.weight[:, :, None, None], stride=1, padding=0,
-                                     dilation=1, groups=1, bias=op.bias, metadata={KEY: {"op": "Dense"}})
-        elif isinstance(op, LIF):
-            shape = _grid(node.shape)
-            full = lambda v: np.full(shape, v, dtype=np.float32)  # noqa: E731
-            nodes[name] = nir.LIF(tau=full(op.tau * DT), r=full(1.0), v_leak=full(0.0), v_threshold=full(op.v_threshold),
-                                  metadata={KEY: {"op": "LIF", "tau_steps": op.tau, "v_threshold": op.v_threshold,
-                                                  "dt": DT, "discretization": "forward Euler, dt = 1e-4 s",
-                                                  "fires_on": "v >= v_threshold (ties fire)", "reset": "hard, to 0"}})
-        elif isinstance(op, OrPool):
-            k, s, p = (np.array([v, v]) for v in (op.kernel, op.stride, op.padding))
-            nodes[f"{name}.sum"] = nir.SumPool2d(kernel_size=k, stride=s, padding=p, metadata={KEY: {"op": "OrPool"}})
-            nodes[name] = nir.Threshold(threshold=np.zeros(node.shape, dtype=np.float32),
-                                        metadata={KEY: {"op": "OrPool"}})
-            edges.append((f"{name}.sum", name))
-            tail[name] = name
-            edges.append((tail[node.inputs[0]], f"{name}.sum"))
-            continue
-        elif isinstance(op, Add):
-            nodes[name] = _scale_one(node.shape, op="Add")
-        elif isinstance(op, Flatten):
-            nodes[name] = _scale_one(node.shape, op="Flatten", note="tokens = this grid, row-major")
-        elif isinstance(op, SpikingAttention):
-            nodes[name] = _scale_one(node.shape, op="SpikingAttention", operands=list(node.inputs),
-                                     num_heads=op.num_heads, head_dim=op.head_dim, scale=op.scale, order=op.order,
-                                     meaning="per head: (Q K^T V) * scale on binary q, k, v (a NIR extension: a "
-                                             "generic reader sees q + k + v)")
-        elif isinstance(op, Head):
-            grid = _grid(graph.nodes[node.inputs[0]].shape)
-            nodes[f"{name}.pool"] = nir.AvgPool2d(kernel_size=np.array(grid[1:]), stride=np.array(grid[1:]),
-                                                  padding=np.array([0, 0]), metadata={KEY: {"op": "Head"}})
-            nodes[f"{name}.flatten"] = nir.Flatten(input_type={"input": np.array([grid[0], 1, 1])}, start_dim=0,
-                                                   end_dim=-1, metadata={KEY: {"op": "Head"}})
-            nodes[name] = nir.Affine(weight=op.weight, bias=op.bias,
-                                     metadata={KEY: {"op": "Head", "logits": "mean over time steps of this output"}})
-            edges += [(tail[node.inputs[0]], f"{name}.pool"), (f"{name}.pool", f"{name}.flatten"),
-                      (f"{name}.flatten", name)]
-            tail[name] = name
-            continue
-        else:
-            raise GraphError(f"NIR export: no mapping for {op.type} ({name})")
-        tail[name] = name
-        edges += [(tail[i], name) for i in node.inputs]
-    nodes["output"] = nir.Output(output_type=np.array([cfg.num_classes]))
+        chain = TO_NIR(node)(graph, node)
+        nodes.update(chain)
+        keys = [k for k, _ in chain]
+        edges += [(tail[i], keys[0]) for i in node.inputs] + list(zip(keys, keys[1:]))
+        tail[node.name] = keys[-1]
+    nodes["output"] = nir.Output(output_type=np.array(graph.output.shape))
     edges.append((tail[graph.output.name], "output"))
-    return nir.NIRGraph(nodes=nodes, edges=edges, metadata={KEY: {"format": "spikformer-deploy NIR", "version": 1}})
+    return nir.NIRGraph(nodes=nodes, edges=edges, metadata={KEY: {"format": "spikformer-deploy NIR",
+                                                                 "version": VERSION}})
 
 
 def write_nir(graph: Graph, directory: Path) -> list[Path]:
@@ -125,6 +170,7 @@ def write_nir(graph: Graph, directory: Path) -> list[Path]:
     return [path]
 
 
+# -- reading: one function per op type; the leading nodes of a multi-node chain pass their input through ----------
 def read_nir(path: Path) -> Graph:
     import nir
 
@@ -136,77 +182,85 @@ def read_nir(path: Path) -> Graph:
         raise GraphError(f"cannot read NIR file {path}: {str(exc).splitlines()[0] if str(exc) else exc}") from None
 
 
-def _meta(node) -> dict:
-    return (node.metadata or {}).get(KEY, {})
+def _read_input(g: Graph, key, node, meta, inputs, nodes, sources):
+    g.meta = {"model": json.loads(_text(meta.get("model", "{}")))}
+    return Input(shape=tuple(int(d) for d in node.input_type["input"]), kind=_text(meta["kind"]),
+                 steps=int(meta["steps"]))
 
 
-def _config(meta: dict) -> SpikformerConfig:
-    raw = meta["config"]
-    types = {"variant": str, "mlp_ratio": float}
-    values = {k: types.get(k, int)(v) for k, v in raw.items()}
-    if values["mlp_ratio"] == int(values["mlp_ratio"]):
-        values["mlp_ratio"] = int(values["mlp_ratio"])
-    return SpikformerConfig(**values)
+def _read_conv(g, key, node, meta, inputs, nodes, sources):
+    return Conv2d(weight=np.asarray(node.weight, dtype=np.float64), bias=np.asarray(node.bias),
+                  stride=int(np.ravel(node.stride)[0]), padding=int(np.ravel(node.padding)[0]))
+
+
+def _read_dense(g, key, node, meta, inputs, nodes, sources):
+    return Dense(weight=np.asarray(node.weight, dtype=np.float64)[:, :, 0, 0], bias=np.asarray(node.bias))
+
+
+def _read_lif(g, key, node, meta, inputs, nodes, sources):
+    return LIF(v_threshold=float(meta["v_threshold"]), tau=float(meta["tau_steps"]))
+
+
+def _read_or_pool(g, key, node, meta, inputs, nodes, sources):
+    import nir
+
+    if isinstance(node, nir.SumPool2d):
+        return None
+    pool = nodes[sources[key][0]]
+    return OrPool(kernel=int(pool.kernel_size[0]), stride=int(pool.stride[0]), padding=int(pool.padding[0]))
+
+
+def _read_add(g, key, node, meta, inputs, nodes, sources):
+    return Add()
+
+
+def _read_flatten(g, key, node, meta, inputs, nodes, sources):
+    return Flatten()
+
+
+def _read_attention(g, key, node, meta, inputs, nodes, sources):
+    return SpikingAttention(num_heads=int(meta["num_heads"]), head_dim=int(meta["head_dim"]),
+                            scale=float(meta["scale"]), order=_text(meta["order"]))
+
+
+def _read_head(g, key, node, meta, inputs, nodes, sources):
+    import nir
+
+    if not isinstance(node, nir.Affine):
+        return None
+    return Head(weight=np.asarray(node.weight, dtype=np.float64), bias=np.asarray(node.bias))
+
+
+FROM_NIR = {Input: _read_input, Conv2d: _read_conv, Dense: _read_dense, LIF: _read_lif, OrPool: _read_or_pool,
+            Add: _read_add, Flatten: _read_flatten, SpikingAttention: _read_attention, Head: _read_head}
+FROM_NIR_UNSUPPORTED = TO_NIR.unsupported  # what is never written is never read
 
 
 def from_nir(nir_graph) -> Graph:
-    import nir
-
     """Rebuild the float deploy graph from a NIR graph this module wrote."""
     nodes = nir_graph.nodes
     sources: dict[str, list[str]] = {}
     for a, b in nir_graph.edges:
         sources.setdefault(b, []).append(a)
-    start = next((k for k, n in nodes.items() if _meta(n).get("op") == "Input"), None)
-    if start is None:
+    if not any(_meta(n).get("op") == "Input" for n in nodes.values()):
         raise GraphError("this NIR graph was not written by spikformer-deploy (no annotated input)")
-    cfg = _config(_meta(nodes[start]))
-    g = Graph(cfg)
-    order = _topological(nir_graph)
+    g = Graph()
     resolved = {}  # NIR node -> IR node carrying its output
-
-    def ir_inputs(key):
-        return [resolved[s] for s in sources.get(key, [])]
-
-    for key in order:
-        node, meta = nodes[key], _meta(nodes[key])
-        op = meta.get("op")
+    for key in _topological(nir_graph):
         if key == "output":
             continue
-        if op == "Input":
-            g.add(key, Input(shape=tuple(int(d) for d in node.input_type["input"]), kind=meta["kind"]))
-        elif op == "Conv2d":
-            g.add(key, Conv2d(weight=np.asarray(node.weight, dtype=np.float64), bias=np.asarray(node.bias),
-                              stride=int(np.ravel(node.stride)[0]), padding=int(np.ravel(node.padding)[0])),
-                  ir_inputs(key))
-        elif op == "Dense":
-            w = np.asarray(node.weight, dtype=np.float64)
-            g.add(key, Dense(weight=w[:, :, 0, 0], bias=np.asarray(node.bias)), ir_inputs(key))
-        elif op == "LIF":
-            g.add(key, LIF(v_threshold=float(meta["v_threshold"]), tau=float(meta["tau_steps"])), ir_inputs(key))
-        elif op == "OrPool":
-            if isinstance(node, nir.SumPool2d):
-                resolved[key] = ir_inputs(key)[0]
-                continue
-            pool = nodes[sources[key][0]]
-            g.add(key, OrPool(kernel=int(pool.kernel_size[0]), stride=int(pool.stride[0]),
-                              padding=int(pool.padding[0])), [resolved[sources[key][0]]])
-        elif op == "Add":
-            g.add(key, Add(), ir_inputs(key))
-        elif op == "Flatten":
-            g.add(key, Flatten(), ir_inputs(key))
-        elif op == "SpikingAttention":
-            g.add(key, SpikingAttention(num_heads=int(meta["num_heads"]), head_dim=int(meta["head_dim"]),
-                                        scale=float(meta["scale"]), order=str(meta["order"])),
-                  [resolved[_text(o)] for o in meta["operands"]])
-        elif op == "Head":
-            if not isinstance(node, nir.Affine):
-                resolved[key] = ir_inputs(key)[0]
-                continue
-            g.add(key, Head(weight=np.asarray(node.weight, dtype=np.float64), bias=np.asarray(node.bias)),
-                  ir_inputs(key))
-        else:
+        node, meta = nodes[key], _meta(nodes[key])
+        cls = OP_TYPES.get(_text(meta.get("op", "")))
+        if cls not in FROM_NIR:
             raise GraphError(f"NIR node {key} ({type(node).__name__}) carries no spikformer_deploy annotation")
+        inputs = [resolved[s] for s in sources.get(key, [])]
+        if cls is SpikingAttention:
+            inputs = [resolved[_text(o)] for o in meta["operands"]]
+        op = FROM_NIR[cls](g, key, node, meta, inputs, nodes, sources)
+        if op is None:  # a leading node of the op's chain
+            resolved[key] = inputs[0]
+            continue
+        g.add(key, op, inputs)
         resolved[key] = key
     g.validate()
     return g

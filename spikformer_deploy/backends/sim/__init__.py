@@ -1,6 +1,7 @@
-"""Bit-accurate integer simulator (and float "exact" mode) with per-layer operation counters."""
+"""Bit-accurate integer simulator (and float "exact" mode); operation counters as its observer."""
 from ...counters import COUNTER_DOC, MAXIMA_DOC, Counters
-from .simulator import KERNELS, SimResult, Simulator, attention_counts, attention_inner, is_quantized
+from .counting import COUNTS, CountingObserver
+from .simulator import KERNELS, Observer, SimResult, Simulator, attention_inner
 
-__all__ = ["Simulator", "SimResult", "Counters", "KERNELS", "COUNTER_DOC", "MAXIMA_DOC", "attention_counts",
-           "attention_inner", "is_quantized"]
+__all__ = ["Simulator", "SimResult", "Counters", "KERNELS", "COUNTS", "COUNTER_DOC", "MAXIMA_DOC", "Observer",
+           "CountingObserver", "attention_inner"]

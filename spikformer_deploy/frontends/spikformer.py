@@ -1,12 +1,13 @@
-"""Build the deploy graph from a float Spikformer. Node names are the original module names."""
+"""Frontend: the float deploy graph of a Spikformer (torch module). Node names are the original module names; the
+model's configuration travels as graph metadata (``graph.meta["model"]``), which no backend reads."""
 from __future__ import annotations
 
 import numpy as np
 import torch
 
+from ..ir.graph import Graph
+from ..ir.ops import LIF, Add, BatchNorm, Conv2d, Dense, Flatten, Head, Input, OrPool, SpikingAttention
 from ..model.spikformer import Spikformer, stage_suffix, synapse_kind
-from .graph import Graph
-from .ops import LIF, Add, BatchNorm, Conv2d, Dense, Flatten, Head, Input, OrPool, SpikingAttention
 
 # Product order of each original variant (all give the same integers on binary q, k, v).
 ORIGINAL_ORDER = {"cifar10": "qk_v", "imagenet": "q_kv", "cifar10dvs": "qk_v"}
@@ -40,10 +41,10 @@ def _synapse_bn_lif(g: Graph, parent: torch.nn.Module, prefix: str, names: tuple
 
 def trace(model: Spikformer) -> Graph:
     cfg = model.config
-    g = Graph(cfg)
+    g = Graph(meta={"model": cfg.to_dict()})
     kind = synapse_kind(cfg)
     x = g.add("input", Input(shape=(cfg.in_channels, cfg.img_size, cfg.img_size),
-                             kind="events" if cfg.variant == "cifar10dvs" else "image"))
+                             kind="events" if cfg.variant == "cifar10dvs" else "image", steps=cfg.T))
     sps = model.patch_embed
     for i in range(4):
         sfx = stage_suffix(i)
