@@ -51,11 +51,13 @@ class Check:
     layers: list[str] = field(default_factory=list)
 
 
-def valid_taps(h: int, w: int, k: int, stride: int, pad: int, h_out: int, w_out: int) -> int:
-    """Kernel positions that land inside the input, summed over output positions (padding taps do not exist)."""
-    def axis(n, n_out):
+def valid_taps(h: int, w: int, k, stride, pad, h_out: int, w_out: int) -> int:
+    """Kernel positions that land inside the input, summed over output positions (padding taps do not exist).
+    ``k``, ``stride``, ``pad``: ints or (h, w) pairs."""
+    def axis(n, n_out, k, stride, pad):
         return sum(sum(1 for d in range(k) if 0 <= o * stride - pad + d < n) for o in range(n_out))
-    return axis(h, h_out) * axis(w, w_out)
+    k, stride, pad = (np.broadcast_to(v, 2) for v in (k, stride, pad))
+    return axis(h, h_out, k[0], stride[0], pad[0]) * axis(w, w_out, k[1], stride[1], pad[1])
 
 
 def _map_pool(graph: Graph, node, profile: Profile, bounds: dict) -> GroupMapping:
@@ -79,8 +81,9 @@ def _map_neuron(graph: Graph, node, profile: Profile, bounds: dict) -> GroupMapp
     residual = isinstance(graph.nodes[syn.inputs[0]].op, (Add, Flatten))
     sources = int(bounds[syn.inputs[0]]) if residual and not graded else 1
     if isinstance(syn.op, Conv2d):
-        c_out, c_in, kernel, _ = syn.op.weight.shape
-        taps = valid_taps(src_shape[1], src_shape[2], kernel, syn.op.stride, syn.op.padding, *node.shape[1:])
+        c_out, c_in, kernel, _ = syn.op.weight.shape  # the core budget reads the kernel as square (kh)
+        taps = valid_taps(src_shape[1], src_shape[2], syn.op.weight.shape[-2:], syn.op.stride, syn.op.padding,
+                          *node.shape[1:])
         taps *= c_in * c_out
         tokenwise = False
     else:

@@ -121,24 +121,31 @@ class Input(Op):
 @op
 class Conv2d(Op):
     """2-D convolution synapse, ``torch.conv2d`` orientation. Integer: ``a = (w * s) << weight_exp`` (arithmetic
-    shift right when negative); the bias then lives in the neuron."""
+    shift right when negative); the bias then lives in the neuron. ``stride`` and ``padding`` are (h, w) pairs (an
+    int means the same on both axes)."""
 
     weight: np.ndarray  # [C_out, C_in, kh, kw]
     bias: np.ndarray | None = None
-    stride: int = 1
-    padding: int = 1
+    stride: tuple[int, int] = (1, 1)
+    padding: tuple[int, int] = (1, 1)
     weight_exp: int = 0
     weight_bits: int | None = None
     synapse: ClassVar[bool] = True
     delay: ClassVar[int] = 1
     integer_arrays: ClassVar[tuple[str, ...]] = ("weight",)
 
+    def __post_init__(self):
+        super().__post_init__()
+        for name in ("stride", "padding"):
+            value = getattr(self, name)
+            object.__setattr__(self, name, (int(value), int(value)) if np.isscalar(value) else
+                               tuple(int(v) for v in value))
+
     def out_shape(self, s):
-        c, h, w = s
-        k = self.weight.shape[-1]
+        c, *hw = s
         assert_channels(self, c, self.weight.shape[1])
-        return (self.weight.shape[0], (h + 2 * self.padding - k) // self.stride + 1,
-                (w + 2 * self.padding - k) // self.stride + 1)
+        return (self.weight.shape[0], *((n + 2 * p - k) // st + 1 for n, p, k, st in
+                                        zip(hw, self.padding, self.weight.shape[-2:], self.stride)))
 
 
 @op
@@ -263,6 +270,19 @@ class Flatten(Op):
 
 
 @op
+class Vectorize(Op):
+    """Image ``[C, H, W]`` to one position holding every value, ``[C*H*W, 1, 1]``, in (c, h, w) row-major order:
+    what lava-dl netx's ``flatten`` layer does before a dense layer (its ``transpose([2, 1, 0]).flatten()`` of the
+    (x, y, c) port). A dense layer is then a 1x1 ``Conv2d`` on it."""
+
+    def out_shape(self, s):
+        return (int(np.prod(s)), 1, 1)
+
+    def out_bound(self, bound):
+        return bound
+
+
+@op
 class SpikingAttention(Op):
     """Spiking self-attention core on binary q, k, v ``[C, N]`` split into heads of ``head_dim`` channels:
     ``M = Q Kᵀ V`` per head (integers: AND + popcount, then additions gated by spikes), output ``M * scale`` before
@@ -311,4 +331,4 @@ def assert_channels(op: Op, got: int, expected: int) -> None:
 
 
 OP_TYPES: dict[str, type[Op]] = {cls.__name__: cls for cls in (
-    Input, Conv2d, Dense, BatchNorm, LIF, LoihiLIF, OrPool, Add, Flatten, SpikingAttention, Head)}
+    Input, Conv2d, Dense, BatchNorm, LIF, LoihiLIF, OrPool, Add, Flatten, Vectorize, SpikingAttention, Head)}

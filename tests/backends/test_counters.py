@@ -33,9 +33,10 @@ def random_model(config, seed=0):
 
 
 def conv_fanout(y, x, h, w, k, stride, pad, h_out, w_out):
-    """Output positions whose window covers input (y, x), by enumeration."""
+    """Output positions whose window covers input (y, x), by enumeration (``stride``, ``pad``: ints or (h, w))."""
+    (sy, sx), (py, px) = np.broadcast_to(stride, 2), np.broadcast_to(pad, 2)
     return sum(1 for oy in range(h_out) for ox in range(w_out)
-               if oy * stride - pad <= y < oy * stride - pad + k and ox * stride - pad <= x < ox * stride - pad + k)
+               if oy * sy - py <= y < oy * sy - py + k and ox * sx - px <= x < ox * sx - px + k)
 
 
 def brute_force(graph, node, ins, out, T, B):

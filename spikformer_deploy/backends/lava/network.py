@@ -32,7 +32,7 @@ from ...artifact import load_artifact
 from ...errors import DeployError, GraphError
 from ...ir import Graph, Node, OpTable
 from ...ir.ops import (LIF, Add, BatchNorm, Conv2d, Dense, Flatten, Head, Input, LoihiLIF, OrPool,
-                       SpikingAttention)
+                       SpikingAttention, Vectorize)
 from ..lava_io import attach_recorder, read_aligned, run_fixed_pt, source_data
 
 GRADED_BITS = 24
@@ -87,16 +87,21 @@ class LavaNetwork:
                               f"{builder.rule[wrong]}")
         self.depths = dict(builder.depth)
         steps = max(builder.depth.values()) + batch * T + 1
+        # the head runs on the host from the recorded stream it reads; without a head the output is recorded
+        last = head.inputs[0] if isinstance(head.op, Head) else head.name
         with tempfile.TemporaryDirectory(prefix="spikformer-lava-") as tmp:
-            names = [*sorted(record), head.inputs[0]]
+            names = sorted({*record, last})
             files = {name: attach_recorder(builder.ports[name], steps, os.path.join(tmp, f"{i}.bin"))
                      for i, name in enumerate(names)}
             run_fixed_pt(builder.source, steps)
             data = {name: read_aligned(files[name], steps, builder.depth[name], T, batch, g.nodes[name].shape)
                     for name in names}
         outputs = {name: data[name] for name in record}
-        counts = data[head.inputs[0]].sum(axis=(0, 2)).astype(np.int64)  # tokens [T, B, N, C] -> [B, C]
-        int_logits = counts @ head.op.weight.astype(np.int64).T + head.op.bias.astype(np.int64)
+        if isinstance(head.op, Head):
+            counts = data[last].sum(axis=(0, 2)).astype(np.int64)  # tokens [T, B, N, C] -> [B, C]
+            int_logits = counts @ head.op.weight.astype(np.int64).T + head.op.bias.astype(np.int64)
+        else:  # as the simulator: the output summed over the time steps
+            int_logits = data[last].reshape(T, batch, -1).sum(axis=0).astype(np.int64)
         return LavaResult(outputs, int_logits, int_logits.argmax(1), steps, len(builder.processes) + len(names),
                           time.perf_counter() - start)
 
@@ -116,11 +121,12 @@ class _Builder:
         self.processes.append(proc)
         return proc
 
-    def conv(self, port, weight, shape, graded, stride=1, padding=0, groups=1):
+    def conv(self, port, weight, shape, graded, stride=(1, 1), padding=(0, 0), groups=1):
+        """A lava Conv; ``stride`` and ``padding`` in the IR's (h, w) order (lava's are (x, y))."""
         from lava.proc.conv.process import Conv
 
-        proc = self.add(Conv(weight=weight.astype(np.int32), input_shape=shape, padding=(padding, padding),
-                             stride=(stride, stride), groups=groups, num_message_bits=GRADED_BITS if graded else 0))
+        proc = self.add(Conv(weight=weight.astype(np.int32), input_shape=shape, padding=tuple(padding[::-1]),
+                             stride=tuple(stride[::-1]), groups=groups, num_message_bits=GRADED_BITS if graded else 0))
         port.connect(proc.s_in)
         return proc.a_out
 
@@ -180,7 +186,7 @@ class _Builder:
         shape = lava_shape(self.g, node.name)
         c = shape[2]
         summed = self.conv(self.ports[src], np.ones((c, op.kernel, op.kernel, 1)), lava_shape(self.g, src), False,
-                           stride=op.stride, padding=op.padding, groups=c)
+                           stride=(op.stride,) * 2, padding=(op.padding,) * 2, groups=c)
         depth = self.depth[src] + 1
         self.set(node, self.neuron(summed, shape, depth, vth=0, du=4095, dv=4095), depth)
 
@@ -206,6 +212,12 @@ class _Builder:
         src = node.inputs[0]
         self.set(node, self.ports[src], self.depth[src])
 
+    def vectorize(self, node: Node) -> None:
+        """lava-dl netx's flatten: (x, y, c) -> (c, y, x) -> one vector, as a 1 x 1 map of C*H*W channels."""
+        src = node.inputs[0]
+        port = self.ports[src].transpose([2, 1, 0]).flatten().reshape(lava_shape(self.g, node.name))
+        self.set(node, port, self.depth[src])
+
     def attention(self, node: Node) -> None:
         from .attention import SpikingSelfAttention
 
@@ -225,7 +237,7 @@ class _Builder:
 
 LOWERING = OpTable("the Lava backend", {
     Input: _Builder.input, Conv2d: _Builder.synapse, Dense: _Builder.synapse, LoihiLIF: _Builder.lif,
-    OrPool: _Builder.or_pool, Add: _Builder.add_relay, Flatten: _Builder.same_port,
+    OrPool: _Builder.or_pool, Add: _Builder.add_relay, Flatten: _Builder.same_port, Vectorize: _Builder.vectorize,
     SpikingAttention: _Builder.attention, Head: _Builder.host_head,
 }, unsupported={LIF: "float neurons have no Lava form; export the integer graph",
                 BatchNorm: "fold it into its synapse first (fold_batchnorm)"})

@@ -54,7 +54,7 @@ def _neuron(group, vth: int, du: int, dv: int) -> None:
 def _pool_layer(graph: Graph, node: Node, layer) -> None:
     """An OR pool: a depthwise conv of ones into OR neurons (vth 0, no memory)."""
     op, c = node.op, node.shape[0]
-    _synapse(layer, np.ones((c, 1, op.kernel, op.kernel)), op.stride, op.padding, c)
+    _synapse(layer, np.ones((c, 1, op.kernel, op.kernel)), (op.stride, op.stride), (op.padding, op.padding), c)
     _neuron(layer, vth=0, du=4095, dv=4095)
 
 
@@ -70,10 +70,11 @@ def _lif_layer(graph: Graph, node: Node, layer) -> None:
     _neuron(layer, vth=int(op.vth), du=int(op.du), dv=int(op.dv))
 
 
-def _synapse(layer, weight, stride: int, padding: int, groups: int) -> None:
+def _synapse(layer, weight, stride: tuple[int, int], padding: tuple[int, int], groups: int) -> None:
+    """netx's (y, x) order, as our (h, w)."""
     layer.create_dataset("weight", data=weight.astype(np.int32))
-    layer.create_dataset("stride", data=np.array([stride, stride]))
-    layer.create_dataset("padding", data=np.array([padding, padding]))
+    layer.create_dataset("stride", data=np.array(stride))
+    layer.create_dataset("padding", data=np.array(padding))
     layer.create_dataset("dilation", data=np.array([1, 1]))
     layer.create_dataset("groups", data=groups)
 

@@ -27,7 +27,7 @@ import numpy as np
 from ...errors import GraphError
 from ...ir import Graph, Node, OpTable
 from ...ir.ops import (LIF, OP_TYPES, Add, BatchNorm, Conv2d, Dense, Flatten, Head, Input, LoihiLIF, OrPool,
-                       SpikingAttention)
+                       SpikingAttention, Vectorize)
 
 NIR_FILE = "model.nir"
 DT = 1e-4  # seconds per time step (snnTorch's importer hard-codes it)
@@ -139,7 +139,8 @@ _FLOAT_ONLY = "NIR carries the float graph (export writes it before quantization
 TO_NIR = OpTable("the NIR writer", {
     Input: _write_input, Conv2d: _write_conv, Dense: _write_dense, LIF: _write_lif, OrPool: _write_or_pool,
     Add: _write_add, Flatten: _write_flatten, SpikingAttention: _write_attention, Head: _write_head,
-}, unsupported={LoihiLIF: _FLOAT_ONLY, BatchNorm: "fold it into its synapse first (fold_batchnorm)"})
+}, unsupported={LoihiLIF: _FLOAT_ONLY, BatchNorm: "fold it into its synapse first (fold_batchnorm)",
+                Vectorize: "comes only from netx networks, which are integer graphs (NIR carries float graphs)"})
 
 
 def to_nir(graph: Graph):
@@ -190,7 +191,8 @@ def _read_input(g: Graph, key, node, meta, inputs, nodes, sources):
 
 def _read_conv(g, key, node, meta, inputs, nodes, sources):
     return Conv2d(weight=np.asarray(node.weight, dtype=np.float64), bias=np.asarray(node.bias),
-                  stride=int(np.ravel(node.stride)[0]), padding=int(np.ravel(node.padding)[0]))
+                  stride=tuple(np.broadcast_to(np.ravel(node.stride), 2)),
+                  padding=tuple(np.broadcast_to(np.ravel(node.padding), 2)))
 
 
 def _read_dense(g, key, node, meta, inputs, nodes, sources):

@@ -17,12 +17,13 @@ from ...ir.ops import Add, Conv2d, Dense, Head, Input, OrPool, SpikingAttention
 from .simulator import Observer, Simulator, abs_max
 
 
-def coverage(in_shape, out_hw, kernel: int, stride: int, padding: int) -> torch.Tensor:
+def coverage(in_shape, out_hw, kernel: tuple[int, int], stride: tuple[int, int],
+             padding: tuple[int, int]) -> torch.Tensor:
     """``[H, W]``: how many output windows cover each input position (fan-out per input channel and kernel)."""
-    _, h, w = in_shape
     ones = torch.ones(1, 1, *out_hw, dtype=torch.float64)
-    output_padding = tuple(size - ((o - 1) * stride - 2 * padding + kernel) for size, o in zip((h, w), out_hw))
-    cover = F.conv_transpose2d(ones, torch.ones(1, 1, kernel, kernel, dtype=torch.float64), stride=stride,
+    output_padding = tuple(size - ((o - 1) * s - 2 * p + k)
+                           for size, o, k, s, p in zip(in_shape[1:], out_hw, kernel, stride, padding))
+    cover = F.conv_transpose2d(ones, torch.ones(1, 1, *kernel, dtype=torch.float64), stride=stride,
                                padding=padding, output_padding=output_padding)
     return cover[0, 0]
 
@@ -35,10 +36,11 @@ class CountingObserver(Observer):
         for node in sim.graph.nodes.values():
             op, src = node.op, node.inputs[0] if node.inputs else None
             if isinstance(op, Conv2d):
-                cover = coverage(sim.graph.nodes[src].shape, node.shape[1:], op.weight.shape[-1], op.stride,
+                cover = coverage(sim.graph.nodes[src].shape, node.shape[1:], op.weight.shape[-2:], op.stride,
                                  op.padding) * op.weight.shape[0]
             elif isinstance(op, OrPool):
-                cover = coverage(sim.graph.nodes[src].shape, node.shape[1:], op.kernel, op.stride, op.padding)
+                cover = coverage(sim.graph.nodes[src].shape, node.shape[1:], (op.kernel,) * 2, (op.stride,) * 2,
+                                 (op.padding,) * 2)
             elif isinstance(op, Dense):
                 self.fanout[node.name] = float(op.weight.shape[0])
                 continue

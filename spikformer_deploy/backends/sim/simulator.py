@@ -26,7 +26,7 @@ from ...counters import Counters
 from ...errors import DataError, DeployError
 from ...ir import Graph, Node, OpTable
 from ...ir.ops import (ACT_SHIFT, DECAY_UNITY, LIF, STATE_BITS, Add, BatchNorm, Conv2d, Dense, Flatten, Head, Input,
-                       LoihiLIF, OrPool, SpikingAttention)
+                       LoihiLIF, OrPool, SpikingAttention, Vectorize)
 
 EXACT_FP32 = 2**24
 STATE_MAX = 2 ** (STATE_BITS - 1)
@@ -34,7 +34,7 @@ STATE_MAX = 2 ** (STATE_BITS - 1)
 
 @dataclass
 class SimResult:
-    logits: torch.Tensor  # [B, classes] (float; dequantized for an integer graph)
+    logits: torch.Tensor  # [B, classes] (float; dequantized for an integer graph; no head: output summed over T)
     predictions: torch.Tensor  # [B]
     spike_counts: dict[str, torch.Tensor]  # neuron / OR node -> int64 [T, B]
     counters: Counters | None = None
@@ -125,7 +125,10 @@ class Simulator:
             for i in node.inputs:  # free buffers nobody reads any more
                 if self.last_use.get(i) == node.name:
                     del env[i]
-        logits, int_logits = env[self.graph.output.name]
+        if isinstance(self.graph.output.op, Head):
+            logits, int_logits = env[self.graph.output.name]
+        else:  # a network without a classifier (e.g. netx): its output summed over the time steps
+            logits, int_logits = env[self.graph.output.name].flatten(2).sum(0), None
         return SimResult(logits=logits.float().cpu(), predictions=logits.argmax(1).cpu(), spike_counts=spike_counts,
                          counters=self.observer.finish(), outputs=outputs,
                          int_logits=None if int_logits is None else int_logits.cpu())
@@ -322,6 +325,11 @@ def run_flatten(sim: Simulator, node: Node, inputs):
     return x.flatten(3).transpose(-1, -2).contiguous()  # [T, B, C, H, W] -> [T, B, N, C]
 
 
+def run_vectorize(sim: Simulator, node: Node, inputs):
+    x = inputs[0]
+    return x.reshape(*x.shape[:2], -1, 1, 1)  # [T, B, C, H, W] -> [T, B, C*H*W, 1, 1], (c, h, w) row-major
+
+
 def attention_inner(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, order: str) -> torch.Tensor:
     """The first product of the chosen order on binary [T, B, heads, N, d]: Q Kᵀ (qk_v) or Kᵀ V (q_kv)."""
     return q @ k.transpose(-2, -1) if order == "qk_v" else k.transpose(-2, -1) @ v
@@ -353,7 +361,7 @@ def run_head(sim: Simulator, node: Node, inputs):
 
 KERNELS = OpTable("the simulator", {
     Input: run_input, Conv2d: run_conv, Dense: run_dense, BatchNorm: run_batchnorm, LIF: run_lif,
-    LoihiLIF: run_loihi_lif, OrPool: run_pool, Add: run_add, Flatten: run_flatten, SpikingAttention: run_attention,
-    Head: run_head})
+    LoihiLIF: run_loihi_lif, OrPool: run_pool, Add: run_add, Flatten: run_flatten, Vectorize: run_vectorize,
+    SpikingAttention: run_attention, Head: run_head})
 # per-node constants on the device, built once per Simulator (ops without an entry need none)
 PREPARE = {Conv2d: prepare_conv, Dense: prepare_dense, LIF: prepare_lif, LoihiLIF: prepare_lif, Head: prepare_head}
