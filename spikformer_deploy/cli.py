@@ -22,6 +22,29 @@ def model_options(func):
     return click.argument("checkpoint", required=False, type=click.Path(path_type=Path))(func)
 
 
+NETX_SUFFIX = ".net"  # lava-dl netx HDF5 networks
+
+
+def is_netx(path: Path | None) -> bool:
+    return path is not None and path.suffix == NETX_SUFFIX
+
+
+def netx_graph_and_frames(ctx, path: Path, T, data, fixed: tuple[str, ...]):
+    """A netx network's integer graph and the frames of ``--data``; options in ``fixed`` make no sense for it."""
+    from click.core import ParameterSource
+
+    from .data import load_frames
+    from .frontends import read_netx
+
+    for name in fixed:
+        if ctx.get_parameter_source(name) == ParameterSource.COMMANDLINE:
+            raise DeployError(f"--{name.replace('_', '-')} does not apply to a netx network (its integers are given)")
+    if data is None:
+        raise DeployError("a netx network needs --data: its input frames (.npy/.npz)")
+    graph = read_netx(path, steps=T)
+    return graph, load_frames(data, graph.input.op.shape)
+
+
 def load_model(checkpoint: Path | None, num_heads, T, img_size):
     from .model import load_checkpoint
 
@@ -37,7 +60,8 @@ def load_model(checkpoint: Path | None, num_heads, T, img_size):
 def cli():
     """Deploy a trained Spikformer to neuromorphic hardware (Loihi 2 / Lava, NIR, ONNX).
 
-    Commands take a checkpoint path; without one they use the bundled digits model.
+    Commands take a checkpoint path; without one they use the bundled digits model. ``simulate`` and ``report``
+    also take a lava-dl netx network (``*.net``) with its frames (``--data``).
     """
 
 
@@ -151,9 +175,12 @@ def _inputs(config, data, dataset: dict, samples: int | None = None, synthetic: 
 @click.option("--gpu-seconds", type=click.FloatRange(0.5), default=5.0, show_default=True,
               help="With --energy and CUDA: length of the measured GPU run.")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
-def simulate(checkpoint, num_heads, T, img_size, data, batch, weight_bits, input_bits, calibration_samples, device,
-             energy, profiles, plot_dir, gpu_seconds, as_json):
-    """Run the float and the integer (Loihi 2) model side by side: accuracy, agreement, per-layer counts."""
+@click.pass_context
+def simulate(ctx, checkpoint, num_heads, T, img_size, data, batch, weight_bits, input_bits, calibration_samples,
+             device, energy, profiles, plot_dir, gpu_seconds, as_json):
+    """Run the float and the integer (Loihi 2) model side by side: accuracy, agreement, per-layer counts.
+
+    A netx network (``*.net``) runs as given (integer only) on the frames of ``--data``."""
     import torch
 
     from .analysis import layer_rows, totals
@@ -163,16 +190,22 @@ def simulate(checkpoint, num_heads, T, img_size, data, batch, weight_bits, input
 
     if (profiles or plot_dir) and not energy:
         raise DeployError("--profile and --plot need --energy")
-    path, model = load_model(checkpoint, num_heads, T, img_size)
     profile_list = _load_profiles(profiles) if energy else []
-    x, y, x_cal, data_name = _inputs(model.config, data, _dataset(model), synthetic=False)
-    x_cal = x_cal[:calibration_samples]
     if device == "auto":
         device = "cuda" if torch.cuda.is_available() else "cpu"
     elif device == "cuda" and not torch.cuda.is_available():
         raise DeployError("--device cuda: CUDA is not available here")
-    graph, int_graph = integer_graph_from(model, x_cal, weight_bits, input_bits, batch)
-    float_sim = Simulator(graph, device=device, count=False)
+    if is_netx(checkpoint):
+        path, model, y, data_name = checkpoint, None, None, str(data)
+        int_graph, x = netx_graph_and_frames(ctx, checkpoint, T, data, (
+            "num_heads", "img_size", "weight_bits", "input_bits", "calibration_samples"))
+        float_sim, x_cal = None, x[:0]
+    else:
+        path, model = load_model(checkpoint, num_heads, T, img_size)
+        x, y, x_cal, data_name = _inputs(model.config, data, _dataset(model), synthetic=False)
+        x_cal = x_cal[:calibration_samples]
+        graph, int_graph = integer_graph_from(model, x_cal, weight_bits, input_bits, batch)
+        float_sim = Simulator(graph, device=device, count=False)
     int_sim = Simulator(int_graph, device=device)
     float_pred, int_pred = [], []
     counters = Counters(int_sim.time_steps(x))
@@ -183,13 +216,16 @@ def simulate(checkpoint, num_heads, T, img_size, data, batch, weight_bits, input
             result = int_sim.run(xb)
             counters.merge(result.counters)
             int_pred.append(result.predictions)
-            float_pred.append(float_sim.run(xb).predictions)
+            if float_sim is not None:
+                float_pred.append(float_sim.run(xb).predictions)
             bar.update(task, completed=start + len(xb))
-    float_pred, int_pred = torch.cat(float_pred), torch.cat(int_pred)
     rows = layer_rows(int_graph, counters)
     summary = {"checkpoint": str(path), "data": data_name, "samples": len(x), "device": device,
-               "weight_bits": weight_bits, "input_bits": input_bits, "calibration_samples": len(x_cal),
-               "agreement": (float_pred == int_pred).double().mean().item()}
+               "weight_bits": max((n.op.weight_bits or 8 for n in int_graph.having("synapse")), default=8),
+               "input_bits": int_graph.input.op.bits, "calibration_samples": len(x_cal)}
+    if float_sim is not None:
+        float_pred, int_pred = torch.cat(float_pred), torch.cat(int_pred)
+        summary["agreement"] = (float_pred == int_pred).double().mean().item()
     if y is not None:
         summary["float_accuracy"] = (float_pred == y).double().mean().item()
         summary["int_accuracy"] = (int_pred == y).double().mean().item()
@@ -220,7 +256,12 @@ def _energy(model, graph, rows, profiles, x, batch, gpu_seconds, plot_dir) -> di
     estimates = [e for p in profiles for e in estimate(
         rows, graph, p, core_counts(map_network(graph, p)) if p.model == "loihi" else None)]
     try:
-        measured = measure_float_reference(model, x, batch=max(batch, 64), seconds=gpu_seconds)
+        if model is None:
+            raise GpuMeasurementUnavailable("no float model to run on the GPU (a netx network is integer only)")
+        # batch 1 (latency-bound) and the throughput batch of the analytic model, each beside its estimate
+        batches = sorted({1, *(int(p["throughput_batch"]) for p in profiles if p.model == "gpu")})
+        measured = {"kind": "measured", "runs": [measure_float_reference(model, x, batch=b, seconds=gpu_seconds)
+                                                 for b in batches]}
     except GpuMeasurementUnavailable as exc:
         measured = {"kind": "unavailable", "reason": str(exc)}
     written = []
@@ -298,8 +339,10 @@ def export_cmd(checkpoint, num_heads, T, img_size, target, out, data, calibratio
 @click.option("--num-heads", type=int, default=None)
 @click.option("--T", "T", type=int, default=None)
 @click.option("--img-size", type=int, default=None)
-def report(source, target, chips, fmt, out, data, samples, num_heads, T, img_size):
-    """Hardware feasibility report for a checkpoint or an export directory: cores, chips, limits, verdict."""
+@click.pass_context
+def report(ctx, source, target, chips, fmt, out, data, samples, num_heads, T, img_size):
+    """Hardware feasibility report for a checkpoint, an export directory or a netx network (``*.net``, with its
+    frames in ``--data``): cores, chips, limits, verdict."""
     from .analysis import layer_rows, load_profile
     from .analysis.report import build_report, json_safe, to_html, to_markdown
     from .backends.sim import Simulator
@@ -307,16 +350,23 @@ def report(source, target, chips, fmt, out, data, samples, num_heads, T, img_siz
     from .model import SpikformerConfig
     from .pipeline import integer_graph
 
-    if source is not None and source.is_dir():
-        (graph, manifest), model = load_artifact(source), None
-        config, dataset = SpikformerConfig.from_dict(manifest["config"]), manifest.get("source", {}).get("dataset", {})
+    if is_netx(source):
+        graph, x = netx_graph_and_frames(ctx, source, T, data, ("num_heads", "img_size"))
+        x = x[:samples]
+        note = f"{len(x)} frames of {data}"
     else:
-        _, model = load_model(source, num_heads, T, img_size)
-        config, dataset = model.config, _dataset(model)
-    x, _, x_cal, description = _inputs(config, data, dataset, samples or (64 if data is not None or dataset else 2))
-    note = f"{len(x)} inputs of {description}"
-    if model is not None:  # quantized as export does: calibrated on (up to) 256 calibration inputs
-        graph = integer_graph(model, x_cal[:256])
+        if source is not None and source.is_dir():
+            (graph, manifest), model = load_artifact(source), None
+            config = SpikformerConfig.from_dict(manifest["config"])
+            dataset = manifest.get("source", {}).get("dataset", {})
+        else:
+            _, model = load_model(source, num_heads, T, img_size)
+            config, dataset = model.config, _dataset(model)
+        x, _, x_cal, description = _inputs(config, data, dataset,
+                                           samples or (64 if data is not None or dataset else 2))
+        note = f"{len(x)} inputs of {description}"
+        if model is not None:  # quantized as export does: calibrated on (up to) 256 calibration inputs
+            graph = integer_graph(model, x_cal[:256])
     counters = Simulator(graph).run(x).counters
     result = build_report(graph, layer_rows(graph, counters), load_profile(target), load_profile("h200_sxm"), chips,
                           note)

@@ -33,8 +33,9 @@ def print_simulation(summary: dict, rows: list, total: dict) -> None:
     console = console_for()
     acc = (f"float top-1 {summary['float_accuracy']:.2%}, integer top-1 {summary['int_accuracy']:.2%}, "
            if "float_accuracy" in summary else "")
-    console.print(f"{summary['samples']} samples of {summary['data']} ({summary['device']}): {acc}"
-                  f"prediction agreement {summary['agreement']:.2%}")
+    agreement = f"prediction agreement {summary['agreement']:.2%}" if "agreement" in summary else \
+        "integer network as given (no float model)"
+    console.print(f"{summary['samples']} samples of {summary['data']} ({summary['device']}): {acc}{agreement}")
     table = Table(title=f"Per layer, per inference (integer model, {summary['weight_bits']}-bit weights)")
     for col in ("layer", "op", "rate", "SOPs", "SOPs (paper)", "MACs", "ANDs", "adds", "updates", "margin"):
         table.add_column(col, justify="left" if col in ("layer", "op") else "right")
@@ -68,12 +69,20 @@ def print_energy(report: dict) -> None:
     for e in estimates:
         kinds = sorted({c["kind"] for c in report["profiles"][e["profile"]]["constants"].values()})
         ratio = f"{reference['total_J'] / e['total_J']:.2f}" if reference and e["total_J"] else ""
-        table.add_row(e["profile"], e["convention"], joules(e["total_J"]), ratio, "/".join(kinds))
+        energy = joules(e["total_J"]) + (f" ({joules(e['range_J'][0])}–{joules(e['range_J'][1])})"
+                                         if "range_J" in e else "")
+        table.add_row(e["profile"], e["convention"], energy, ratio, "/".join(kinds))
     measured = report["gpu_measured"]
-    if measured.get("kind") == "measured":
-        table.add_row(measured["gpu"], "measured (NVML)", joules(measured["J_per_image"]), "",
-                      f"idle-subtracted {joules(measured['J_per_image_idle_subtracted'])}, "
-                      f"{measured['images_per_s']:.0f} images/s")
+    for run in measured.get("runs", []):
+        table.add_row(run["gpu"], f"measured (NVML), batch {run['batch']}", joules(run["J_per_image"]), "",
+                      f"idle-subtracted {joules(run['J_per_image_idle_subtracted'])}, "
+                      f"{run['images_per_s']:.0f} images/s")
+    for e in gpu:
+        for key in ("batch_1", "throughput"):
+            run = e[key]
+            table.add_row(e["profile"], f"gpu_analytic, batch {run['batch']}", joules(run["J_per_input"]), "",
+                          f"{run['inputs_per_s']:,.0f} inputs/s, {run['utilisation']:.1%} busy, "
+                          f"{run['power_W']:.0f} W")
     console.print(table)
     if measured.get("kind") != "measured":
         console.print(f"GPU: {measured['reason']}")

@@ -120,13 +120,17 @@ def test_simulate_energy_json_and_plots(tmp_path, capsys):
     assert rc == 0, err
     energy = json.loads(out)["energy"]
     conventions = {(e["profile"], e["convention"]) for e in energy["estimates"]}
-    assert conventions == {("cmos45nm", "paper"), ("cmos45nm", "corrected"), ("loihi2", "loihi"),
-                           ("h200_sxm", "gpu_analytic")}
+    assert conventions == {("cmos45nm", "paper"), ("cmos45nm", "corrected"), ("cmos45nm", "memory_aware"),
+                           ("cmos45nm", "int8_ann"), ("loihi2", "loihi"), ("h200_sxm", "gpu_analytic")}
     for e in energy["estimates"]:
         assert e["total_J"] == pytest.approx(sum(e["per_layer_J"].values()))
+    loihi2 = next(e for e in energy["estimates"] if e["profile"] == "loihi2")
+    assert loihi2["range_J"][0] < loihi2["total_J"] < loihi2["range_J"][1]  # calibrated: always a range
+    gpu = next(e for e in energy["estimates"] if e["profile"] == "h200_sxm")
+    assert gpu["batch_1"]["batch"] == 1 and gpu["throughput"]["batch"] == 256
     assert energy["gpu_measured"]["kind"] in ("measured", "unavailable")
     files = sorted(p.name for p in plots.iterdir())
-    assert len(files) == 4 and all((plots / f).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" for f in files)
+    assert len(files) == 6 and all((plots / f).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" for f in files)
     first = {f: (plots / f).read_bytes() for f in files}
     run_cli(capsys, *args)
     assert {f: (plots / f).read_bytes() for f in files} == first, "same input must give the same bytes"
@@ -141,3 +145,44 @@ def test_simulate_energy_table_and_bad_profile(tmp_path, capsys):
     assert rc == 2 and "constants.e_mac: missing 'source'" in err and err.count("\n") == 1
     rc, _, err = run_cli(capsys, "simulate", "--profile", "loihi")
     assert rc == 2 and "need --energy" in err
+
+
+def test_simulate_and_report_take_a_netx_network(capsys, tmp_path):
+    from support import REPO
+
+    pack = REPO / "calibration" / "loihi2_pilotnet_lif"
+    net, frame = str(pack / "network.net"), pack / "image.npy"
+    chw = tmp_path / "frames.npz"  # a batch of two in [B, C, H, W]: the same frame twice
+    np.savez(chw, x=np.stack([np.load(frame).transpose(2, 1, 0)] * 2))
+    rc, out, err = run_cli(capsys, "simulate", net, "--data", str(frame), "--energy", "--profile", "loihi2",
+                           "--json")
+    assert rc == 0, err
+    data = json.loads(out)
+    assert data["samples"] == 1 and "agreement" not in data
+    (loihi2,) = data["energy"]["estimates"]
+    assert loihi2["range_J"][0] < loihi2["total_J"] < loihi2["range_J"][1]
+    assert data["energy"]["gpu_measured"]["kind"] == "unavailable"
+    rc, out, err = run_cli(capsys, "simulate", net, "--data", str(chw), "--json")
+    assert rc == 0, err
+    again = json.loads(out)
+    assert again["samples"] == 2
+    assert again["totals_per_inference"]["sops"] == pytest.approx(data["totals_per_inference"]["sops"])
+    rc, out, err = run_cli(capsys, "report", net, "--data", str(frame), "--format", "json")
+    assert rc == 0, err
+    report = json.loads(out)
+    assert report["model"]["name"] == "network.net (lava-dl netx)" and report["totals"]["neurons"] == 158_509
+
+
+@pytest.mark.parametrize("args,message", [
+    ((), "needs --data"),
+    (("--data", "FRAME", "--weight-bits", "4"), "--weight-bits does not apply to a netx network"),
+    (("--data", "GT"), "must be numeric"),
+    (("--data", "NET"), "expected a .npy or .npz"),
+])
+def test_netx_bad_input_is_one_line(capsys, args, message):
+    from support import REPO
+
+    pack = REPO / "calibration" / "loihi2_pilotnet_lif"
+    paths = {"FRAME": pack / "image.npy", "GT": pack / "conv-0.npy", "NET": pack / "network.net"}
+    rc, out, err = run_cli(capsys, "simulate", str(pack / "network.net"), *(str(paths.get(a, a)) for a in args))
+    assert rc == 2 and message in err and len(err.strip().splitlines()) == 1 and "Traceback" not in err

@@ -1,4 +1,5 @@
-"""Hardware profiles: every number with a unit, a source and a kind (measured, published, estimate).
+"""Hardware profiles: every number with a unit, a source and a kind (measured, calibrated, published, estimate,
+assumption), and where its source spreads a ``low``-``high`` range.
 
 Built-in profiles live in ``hw_profiles/*.yaml`` at the project root; users may pass their own file.
 """
@@ -13,24 +14,26 @@ import yaml
 from ..errors import ProfileError
 
 PROFILE_DIR = Path(__file__).resolve().parents[2] / "hw_profiles"
-KINDS = ("measured", "published", "estimate")
+KINDS = ("measured", "calibrated", "published", "estimate", "assumption")
+BOUNDS = ("low", "high")
 UNITS = {"pJ": 1e-12, "nJ": 1e-9, "J": 1.0, "ns": 1e-9, "us": 1e-6, "s": 1.0, "W": 1.0, "mW": 1e-3,
-         "TFLOP/s": 1e12, "GFLOP/s": 1e9, "count": 1.0, "ratio": 1.0, "hops": 1.0}
+         "TFLOP/s": 1e12, "GFLOP/s": 1e9, "TB/s": 1e12, "GB/s": 1e9, "count": 1.0, "ratio": 1.0, "hops": 1.0}
 # constants each energy model needs, with the kind of unit each must have
 REQUIRED = {
-    "per_op": {"e_mac": "J", "e_ac": "J"},
+    "per_op": {"e_mac": "J", "e_ac": "J", "e_sram_read_64b": "J", "e_int8_mult": "J", "e_int32_add": "J"},
     "loihi": {"e_synop": "J", "e_neuron_active": "J", "e_neuron_inactive": "J", "e_spike_tile": "J",
               "e_hop_ew": "J", "e_hop_ns": "J", "mean_hops": "hops", "e_host_op": "J", "t_synop": "s",
-              "t_neuron": "s", "static_power_chip": "W", "cores_per_chip": "count", "neurons_per_core": "count",
+              "t_neuron": "s", "t_step_overhead": "s", "static_power_chip": "W", "cores_per_chip": "count", "neurons_per_core": "count",
               "synapse_memory_bits_per_core": "count", "input_axons_per_core": "count",
               "output_axons_per_core": "count", "graded_spike_bits": "count", "max_delay": "count",
               "shared_conv_weights": "count", "embedded_cores_per_chip": "count", "embedded_ops_per_s": "count",
               "max_weight_bits": "count"},
     "gpu": {"tdp": "W", "idle_power": "W", "peak_bf16": "FLOP/s", "peak_fp32": "FLOP/s",
-            "achievable_fraction": "ratio"},
+            "achievable_fraction": "ratio", "mem_bandwidth": "B/s", "launch_latency": "s", "throughput_batch": "count"},
 }
 DIMENSION = {"pJ": "J", "nJ": "J", "J": "J", "ns": "s", "us": "s", "s": "s", "W": "W", "mW": "W",
-             "TFLOP/s": "FLOP/s", "GFLOP/s": "FLOP/s", "count": "count", "ratio": "ratio", "hops": "hops"}
+             "TFLOP/s": "FLOP/s", "GFLOP/s": "FLOP/s", "TB/s": "B/s", "GB/s": "B/s", "count": "count",
+             "ratio": "ratio", "hops": "hops"}
 
 
 @dataclass(frozen=True)
@@ -39,10 +42,20 @@ class Constant:
     unit: str
     kind: str
     source: str
+    low: float | None = None  # the range its source spreads over (e.g. run-to-run), in ``unit``
+    high: float | None = None
 
     @property
     def si(self) -> float:
         return self.value * UNITS[self.unit]
+
+    def at(self, bound: str) -> "Constant":
+        """This constant with its ``low`` or ``high`` end as the value (itself where it has no range)."""
+        end = getattr(self, bound)
+        return self if end is None else Constant(end, self.unit, self.kind, self.source, self.low, self.high)
+
+    def to_dict(self) -> dict:
+        return {k: v for k, v in vars(self).items() if v is not None}
 
 
 @dataclass(frozen=True)
@@ -58,9 +71,18 @@ class Profile:
         """The constant in SI units (J, s, W, FLOP/s)."""
         return self.constants[key].si
 
+    @property
+    def has_ranges(self) -> bool:
+        return any(c.low is not None for c in self.constants.values())
+
+    def at(self, bound: str) -> "Profile":
+        """Every constant at the ``low`` or ``high`` end of its range: the bounds of an estimate."""
+        return Profile(self.name, self.title, self.model, self.notes,
+                       {k: c.at(bound) for k, c in self.constants.items()}, self.path)
+
     def to_dict(self) -> dict:
         return {"name": self.name, "title": self.title, "model": self.model, "notes": self.notes, "path": self.path,
-                "constants": {k: vars(c) for k, c in self.constants.items()}}
+                "constants": {k: c.to_dict() for k, c in self.constants.items()}}
 
 
 def builtin_profiles() -> list[str]:
@@ -109,7 +131,18 @@ def parse_profile(data, path: Path) -> Profile:
             raise ProfileError(f"{field}.unit: unknown unit {entry['unit']!r}; known: {', '.join(UNITS)}")
         if entry["kind"] not in KINDS:
             raise ProfileError(f"{field}.kind: {entry['kind']!r} is not one of {', '.join(KINDS)}")
-        constants[key] = Constant(float(value), entry["unit"], entry["kind"], str(entry["source"]))
+        bounds = {}
+        for bound in BOUNDS:
+            end = entry.get(bound)
+            if end is not None and (isinstance(end, bool) or not isinstance(end, (int, float))
+                                    or not math.isfinite(end) or end < 0):
+                raise ProfileError(f"{field}.{bound}: expected a non-negative number, got {end!r}")
+            bounds[bound] = None if end is None else float(end)
+        if (bounds["low"] is None) != (bounds["high"] is None):
+            raise ProfileError(f"{field}: give both 'low' and 'high', or neither")
+        if bounds["low"] is not None and not bounds["low"] <= value <= bounds["high"]:
+            raise ProfileError(f"{field}: value {value} is outside its range {bounds['low']}..{bounds['high']}")
+        constants[key] = Constant(float(value), entry["unit"], entry["kind"], str(entry["source"]), **bounds)
     for key, dim in REQUIRED[model].items():
         if key not in constants:
             raise ProfileError(f"{where}: constants.{key}: missing (a {model} profile needs it)")

@@ -23,8 +23,9 @@ def build_report(graph: Graph, rows: list[LayerStats], profile: Profile, gpu: Pr
         energy += [e.to_dict() for e in estimate(rows, graph, gpu)]
     cfg = graph.meta.get("model", {})  # the source model's description, where the graph came from one
     return {
-        "model": {"variant": cfg.get("variant"), "depth": cfg.get("depth"), "dim": cfg.get("dim"),
-                  "heads": cfg.get("num_heads"), "T": graph.steps, "input": list(graph.input.op.shape)},
+        "model": {"name": _model_name(cfg), "variant": cfg.get("variant"), "depth": cfg.get("depth"),
+                  "dim": cfg.get("dim"), "heads": cfg.get("num_heads"), "T": graph.steps,
+                  "input": list(graph.input.op.shape)},
         "target": {"profile": profile.name, "title": profile.title, "chips_budget": chips_budget},
         "verdict": {"state": state, "reasons": reasons},
         "data": data_note,
@@ -34,10 +35,16 @@ def build_report(graph: Graph, rows: list[LayerStats], profile: Profile, gpu: Pr
         "checks": [vars(c) for c in checks],
         "performance": perf,
         "energy": energy,
-        "limits": {k: {"value": c.value, "unit": c.unit, "kind": c.kind, "source": c.source}
-                   for k, c in profile.constants.items()},
+        "limits": {k: c.to_dict() for k, c in profile.constants.items()},
         "layers": [r.to_dict() for r in rows],
     }
+
+
+def _model_name(model: dict) -> str:
+    """What the graph came from, from its metadata: a Spikformer's configuration or a netx file."""
+    if "variant" in model:
+        return f"Spikformer {model['depth']}-{model['dim']} ({model['variant']})"
+    return f"{model.get('file', 'network')} ({model.get('source', 'deploy graph')})"
 
 
 def _fmt_time(s):
@@ -46,7 +53,7 @@ def _fmt_time(s):
 
 def to_markdown(r: dict) -> str:
     t, p, m = r["totals"], r["performance"], r["model"]
-    lines = [f"# Feasibility: Spikformer {m['depth']}-{m['dim']} ({m['variant']}) on {r['target']['title']}", "",
+    lines = [f"# Feasibility: {m['name']} on {r['target']['title']}", "",
              f"**Verdict: {r['verdict']['state']}**" + (":" if r["verdict"]["reasons"] else "")]
     lines += [f"- {x}" for x in r["verdict"]["reasons"]]
     lines += ["", f"{t['neurons']:,} neurons, {t['synapses']:,} synapses -> {t['cores']} cores, {t['chips']} chip(s): "
@@ -61,8 +68,9 @@ def to_markdown(r: dict) -> str:
               f"{p['inferences_per_s'] or 0:,.0f} (pipelined: {p['pipelined_inferences_per_s'] or 0:,.0f})", "",
               "## Energy per inference", "", "| profile | convention | energy | kind |", "| --- | --- | --- | --- |"]
     for e in r["energy"]:
-        kind = "measured" if e.get("kind") == "measured" else "estimate"
-        lines.append(f"| {e['profile']} | {e['convention']} | {e['total_J'] * 1e6:.3f} µJ | {kind} |")
+        kind = "measured" if e.get("kind") == "measured" else "calibrated (range)" if "range_J" in e else "estimate"
+        spread = f" ({e['range_J'][0] * 1e6:.3f}–{e['range_J'][1] * 1e6:.3f})" if "range_J" in e else ""
+        lines.append(f"| {e['profile']} | {e['convention']} | {e['total_J'] * 1e6:.3f} µJ{spread} | {kind} |")
     lines += ["", "## Mapping", "", "| group | neurons | fan-in | synapses | cores | limited by |",
               "| --- | ---: | ---: | ---: | ---: | --- |"]
     for g in r["groups"]:

@@ -2,7 +2,8 @@
 
 A step ends when the slowest core is done: per neuron group, its share of the synaptic ops of one step
 (``event_synops`` per inference / T, over its cores) times ``t_synop``, plus its share of neuron updates
-(``ceil(neurons / cores)``) times ``t_neuron``. Latency per inference = (T + pipeline depth) steps.
+(``ceil(neurons / cores)``) times ``t_neuron``; plus a fixed per-step overhead ``t_step_overhead`` (barrier
+synchronisation, host I/O). Latency per inference = (T + pipeline depth) steps.
 """
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ from .profiles import Profile
 def step_time(graph: Graph, rows: list[LayerStats], cores: dict[str, int], profile: Profile) -> tuple[float, str | None]:
     """(seconds per step, slowest neuron group); ``cores``: cores per neuron group (the feasibility mapping)."""
     by_name = {r.name: r for r in rows}
-    slowest, step = None, 0.0
+    slowest, step = None, 0.0  # the busiest group, before the fixed overhead
     for name, n_cores in cores.items():
         node = graph.nodes[name]
         source = graph.nodes[node.inputs[0]]
@@ -26,7 +27,7 @@ def step_time(graph: Graph, rows: list[LayerStats], cores: dict[str, int], profi
         t = synops / n_cores * profile["t_synop"] + math.ceil(neurons / n_cores) * profile["t_neuron"]
         if t > step:
             step, slowest = t, name
-    return step, slowest
+    return step + profile["t_step_overhead"], slowest
 
 
 def latency(graph: Graph, step: float) -> dict:

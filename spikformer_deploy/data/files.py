@@ -35,6 +35,25 @@ def load_data(path: str | Path, config: SpikformerConfig) -> tuple[torch.Tensor,
     return x, y
 
 
+def load_frames(path: str | Path, shape: tuple[int, ...]) -> torch.Tensor:
+    """Frames for a network whose input is ``shape`` = [C, H, W] (a netx network): ``.npy``/``.npz`` (``x``) of one
+    frame or a batch, as [C, H, W] or in netx's (x, y, c) layout [W, H, C]."""
+    path = Path(path)
+    if not path.is_file() or path.suffix not in (".npz", ".npy"):
+        raise DataError(f"data {path}: expected a .npy or .npz file of frames")
+    x, _ = _arrays(path)
+    if tuple(x.shape[-3:]) == tuple(shape[::-1]) and tuple(shape[::-1]) != tuple(shape):
+        x = x.transpose(-1, -3)  # (x, y, c) -> (c, y, x)
+    if x.ndim == 3:
+        x = x[None]
+    if x.ndim != 4 or tuple(x.shape[1:]) != tuple(shape):
+        raise DataError(f"data {path}: frames of shape {list(x.shape)}; the network takes [B,] "
+                        f"{list(shape)} (or netx's (x, y, c) {list(shape[::-1])})")
+    if not torch.isfinite(x).all():
+        raise DataError(f"data {path} holds NaN or Inf values")
+    return x.contiguous()
+
+
 def _arrays(path: Path):
     try:
         data = np.load(path, allow_pickle=False)

@@ -1,4 +1,5 @@
 """Energy: the paper's published ImageNet energies, per-layer sums, each convention against its own formula."""
+import numpy as np
 import pytest
 import torch
 
@@ -49,7 +50,7 @@ def test_every_builtin_profile_gives_estimates(bundled_run):
 def test_per_op_conventions_match_their_formulas(bundled_run):
     graph, rows, steps = bundled_run
     cmos = load_profile("cmos45nm")
-    paper, corrected = estimate(rows, graph, cmos)
+    paper, corrected, *_ = estimate(rows, graph, cmos)
     synapses = [r for r in rows if r.op in ("Conv2d", "Dense", "Head")]
     expected = sum(4.6e-12 * r.macs + 0.9e-12 * r.sops_paper for r in synapses)
     assert paper.total == pytest.approx(expected, rel=1e-12)
@@ -78,13 +79,56 @@ def test_loihi_convention_matches_its_formula(bundled_run):
     assert e.per_layer["static"] == pytest.approx(0.03 * 1 * steps * e.extra["step_time_s"])
 
 
-def test_gpu_analytic_is_flops_over_rate(bundled_run):
+def test_gpu_analytic_roofline_and_launches(bundled_run):
+    """Recomputed here from the graph: per layer max(FLOPs / rate, bytes / bandwidth), launches x latency."""
     graph, rows, steps = bundled_run
     (e,) = estimate(rows, graph, load_profile("h200_sxm"))
-    flops = 2 * sum(r.dense_macs for r in rows)
-    assert e.extra["flops"] == flops
-    assert e.total == pytest.approx(700 * flops / (989.4e12 * 0.35))
-    assert e.extra["idle_subtracted_J"] == pytest.approx((700 - 80) * flops / (989.4e12 * 0.35))
+    rate, bandwidth, latency = 989.4e12 * 0.35, 4.8e12, 10e-6
+    launches = 0
+    for r in rows:
+        op = graph.nodes[r.name].op
+        launches += 2 if op.synapse else 3 * steps if r.op in ("LoihiLIF", "LIF") else 3 if r.op == \
+            "SpikingAttention" else 1
+
+    def seconds(batch):
+        busy = 0.0
+        for r in rows:
+            node = graph.nodes[r.name]
+            weights = 2 * node.op.weight.size if r.op in ("Conv2d", "Dense", "Head") else 0
+            elements = sum(np.prod(graph.nodes[i].shape) for i in node.inputs) + np.prod(node.shape)
+            busy += max(2 * r.dense_macs * batch / rate, (weights + 2 * elements * steps * batch) / bandwidth)
+        return busy, busy + launches * latency
+
+    for key, batch in (("batch_1", 1), ("throughput", 256)):
+        busy, total = seconds(batch)
+        run = e.extra[key]
+        assert run["launches"] == launches and run["seconds"] == pytest.approx(total)
+        assert run["power_W"] == pytest.approx(80 + (700 - 80) * busy / total)
+        assert run["J_per_input"] == pytest.approx(run["power_W"] * total / batch)
+    assert e.total == pytest.approx(e.extra["batch_1"]["J_per_input"])
+    # batch 1 is launch-bound: the idle power over the launches alone is a floor; batching amortises it
+    assert e.total > 80 * launches * latency and e.extra["throughput"]["J_per_input"] < e.total / 50
+
+
+def test_memory_aware_and_int8_ann_baselines(bundled_run):
+    graph, rows, steps = bundled_run
+    paper, corrected, memory, ann = estimate(rows, graph, load_profile("cmos45nm"))
+    weight, state = 10e-12 / 8, 10e-12  # an 8-bit weight, a 32-bit state read + write (8 KB SRAM, Horowitz)
+    expected = corrected.total
+    for r in rows:
+        if r.op in ("Conv2d", "Dense"):
+            expected += weight * (r.macs if r.analog_input else r.event_synops)
+        elif r.op in ("LoihiLIF", "OrPool"):
+            expected += (0.9e-12 + state) * r.neuron_updates
+        elif r.op == "Head":
+            expected += weight * r.macs
+    assert memory.total == pytest.approx(expected, rel=1e-12) and memory.convention == "memory_aware"
+    mac = 0.2e-12 + 0.1e-12 + 2 * weight
+    expected = sum(mac * r.dense_macs / steps for r in rows if r.op in ("Conv2d", "Dense", "Head",
+                                                                        "SpikingAttention"))
+    expected += sum((0.1e-12 + weight) * r.neurons for r in rows if r.op in ("LoihiLIF", "OrPool"))
+    assert ann.total == pytest.approx(expected, rel=1e-12) and ann.convention == "int8_ann"
+    assert paper.total < corrected.total < memory.total
 
 
 def test_gpu_measurement_says_why_without_cuda():

@@ -12,8 +12,13 @@ def test_builtin_profiles_are_complete(name):
     assert p.constants and p.title
     for key, c in p.constants.items():
         assert c.kind in KINDS and c.source.strip() and c.unit, key
-    if name == "loihi2":
-        assert "ESTIMATE" in p.title and "estimate" in {c.kind for c in p.constants.values()}
+        if c.low is not None:
+            assert c.low <= c.value <= c.high, key
+    if name == "loihi2":  # calibrated on the measured benchmark; what is assumed says so
+        kinds = {k: c.kind for k, c in p.constants.items()}
+        assert kinds["e_synop"] == kinds["t_synop"] == "calibrated" and kinds["static_power_chip"] == "measured"
+        assert kinds["e_neuron_active"] == kinds["t_neuron"] == "assumption"
+        assert all(p.constants[k].low is not None for k in ("e_synop", "t_synop", "static_power_chip"))
 
 
 def write(tmp_path, data):
@@ -37,6 +42,9 @@ def base():
     (lambda d: d["constants"].pop("e_mac"), "constants.e_mac: missing"),
     (lambda d: d.update(model="quantum"), "model: unknown"),
     (lambda d: d.pop("constants"), "missing 'constants'"),
+    (lambda d: d["constants"]["e_ac"].update(low=0.5), "give both 'low' and 'high'"),
+    (lambda d: d["constants"]["e_ac"].update(low=0.95, high=2.0), "outside its range"),
+    (lambda d: d["constants"]["e_ac"].update(low="x", high=2.0), "constants.e_ac.low"),
 ])
 def test_bad_profiles_name_the_field(tmp_path, edit, needle):
     data = base()

@@ -91,7 +91,8 @@ def test_report_cli_bundled_and_artifact(tmp_path, capsys):
     assert out.exists() and (tmp_path / "r.md").exists() and (tmp_path / "r.json").exists()
     data = json.loads((tmp_path / "r.json").read_text())
     assert data["verdict"]["state"] == "fits with changes" and data["totals"]["chips"] == 1
-    assert {v["kind"] for v in data["limits"].values()} == {"published", "estimate"}
+    assert {v["kind"] for v in data["limits"].values()} == {"published", "estimate", "measured", "calibrated",
+                                                            "assumption"}
     capsys.readouterr()
     artifact = tmp_path / "a"
     assert main(["export", "-o", str(artifact), "--target", "onnx", "--calibration", "64"]) == 0
