@@ -151,3 +151,9 @@ def test_energy_and_report_share_one_latency_model(bundled_run):
     assert e.extra["step_time_s"] == perf["step_latency_s"] > 0
     assert e.extra["latency_s"] == perf["latency_s"] == perf["time_steps"] * perf["step_latency_s"]
     assert perf["time_steps"] == graph.steps + max(graph.pipeline_depths().values())
+    from spikformer_deploy.analysis.report import build_report
+
+    report = build_report(graph, rows, p, None, None, "digits")  # what `report` prints for the same run
+    (energy,) = report["energy"]
+    assert energy["total_J"] == e.total and energy["range_J"] == list(e.range)
+    assert energy["latency_s"] == report["performance"]["latency_s"] == e.extra["latency_s"]
