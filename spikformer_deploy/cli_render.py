@@ -58,6 +58,8 @@ def print_simulation(summary: dict, rows: list, total: dict) -> None:
 def print_energy(report: dict) -> None:
     from rich.table import Table
 
+    from .analysis.report import joules
+
     console = console_for()
     estimates = report["estimates"]
     gpu = [e for e in estimates if e["convention"] == "gpu_analytic"]
@@ -99,10 +101,3 @@ def print_energy(report: dict) -> None:
     console.print(layers)
     for path in report["plots"]:
         console.print(f"wrote {path}")
-
-
-def joules(value: float) -> str:
-    for unit, scale in (("mJ", 1e-3), ("µJ", 1e-6), ("nJ", 1e-9)):
-        if abs(value) >= scale:
-            return f"{value / scale:.3f} {unit}"
-    return f"{value:.3g} J"

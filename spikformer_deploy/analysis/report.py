@@ -115,16 +115,30 @@ def plots(r: dict) -> dict[str, str]:
     return out
 
 
-def to_html(r: dict) -> str:
-    import html
+VERDICT_CLASS = {"fits": "fits", "fits with changes": "changes", "does not fit": "nofit"}
 
-    md = to_markdown(r)
-    body = [f"<pre style='white-space:pre-wrap;font-family:monospace'>{html.escape(md)}</pre>"]
-    for title, data in plots(r).items():
-        body.append(f"<h3>{html.escape(title)}</h3><img alt='{html.escape(title)}' src='data:image/png;base64,{data}'>")
-    title = html.escape(md.splitlines()[0].lstrip("# "))
-    return (f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{title}</title></head><body>"
-            + "".join(body) + "</body></html>\n")
+
+def joules(value: float) -> str:
+    for unit, scale in (("mJ", 1e-3), ("µJ", 1e-6), ("nJ", 1e-9)):
+        if abs(value) >= scale:
+            return f"{value / scale:.3f} {unit}"
+    return f"{value:.3g} J"
+
+
+def _energy_kind(e: dict) -> str:
+    return "measured" if e.get("kind") == "measured" else "calibrated" if "range_J" in e else "estimate"
+
+
+def to_html(r: dict) -> str:
+    """One self-contained page (inline CSS, plots as data URIs; no network), rendered by Jinja2 with autoescaping
+    from ``templates/report.html``: the same content as the Markdown and JSON."""
+    import jinja2
+
+    env = jinja2.Environment(loader=jinja2.PackageLoader("spikformer_deploy.analysis", "templates"),
+                             autoescape=True, undefined=jinja2.StrictUndefined, keep_trailing_newline=True)
+    return env.get_template("report.html").render(
+        r=r, p=r["performance"], verdict_class=VERDICT_CLASS[r["verdict"]["state"]], figures=plots(r),
+        time=_fmt_time, joules=joules, energy_kind=_energy_kind)
 
 
 def json_safe(x):
