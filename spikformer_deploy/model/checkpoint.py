@@ -6,11 +6,13 @@ train.py dict (``model`` + ``args``), a bare state_dict, and this project's own 
 from __future__ import annotations
 
 import argparse
+import io
 import os
 import pickle
 import re
 import tempfile
 import types
+import zipfile
 from pathlib import Path
 
 import torch
@@ -62,6 +64,84 @@ _restricted_pickle.Unpickler = _RestrictedUnpickler
 _restricted_pickle.load = _restricted_load
 
 
+class _Opaque:
+    """Stands for whatever a pickle builds while ``_storage_records`` scans it: accepts every construction step
+    and runs nothing. ``find_class`` hands out a subclass per allow-listed name (NEWOBJ needs a type)."""
+
+    qualified = ""
+
+    def __init__(self, *args, **kwargs):
+        pass
+
+    def __call__(self, *args, **kwargs):
+        return _Opaque()
+
+    def __setstate__(self, state):
+        pass
+
+    def __setitem__(self, key, value):
+        pass
+
+    def append(self, value):
+        pass
+
+    def extend(self, values):
+        pass
+
+
+class _StorageScanner(_RestrictedUnpickler):
+    """Reads a torch zip checkpoint's ``data.pkl`` only for its storage records (persistent ids): every global it
+    names must be allow-listed, and none is called."""
+
+    def __init__(self, file):
+        super().__init__(file)
+        self.records: list[tuple[str, int]] = []  # (storage key, bytes declared)
+
+    def find_class(self, module: str, name: str):
+        super().find_class(module, name)  # refuses what is not allow-listed
+        return type("Opaque", (_Opaque,), {"qualified": f"{module}.{name}"})
+
+    def persistent_load(self, saved_id):
+        if not isinstance(saved_id, tuple) or len(saved_id) != 5 or saved_id[0] != "storage":
+            raise pickle.UnpicklingError(f"unexpected storage record {str(saved_id)[:80]}")
+        _, storage_type, key, _, numel = saved_id
+        cls = _allowed_globals().get(getattr(storage_type, "qualified", ""))
+        dtype = torch.uint8 if cls is torch.UntypedStorage else getattr(cls, "dtype", None)
+        if not isinstance(dtype, torch.dtype) or not isinstance(numel, int) or numel < 0 or not isinstance(key, str):
+            raise pickle.UnpicklingError(f"malformed storage record for {str(key)[:40]!r}")
+        self.records.append((key, numel * torch._utils._element_size(dtype)))
+        return _Opaque()
+
+
+def _check_storage_records(path: Path) -> None:
+    """Every storage a torch zip checkpoint declares must lie inside the archive, before torch touches the data: a
+    storage that declares more bytes than its entry holds makes torch read past the data (a crash) or allocate what
+    it declares (terabytes)."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            entries = {info.filename: info for info in archive.infolist()}
+            pickles = [n for n in entries if n.endswith("/data.pkl") or n == "data.pkl"]
+            if len(pickles) != 1:
+                raise CheckpointError(f"{path}: a torch zip checkpoint has one data.pkl, found {len(pickles)}")
+            prefix = pickles[0][: -len("data.pkl")]
+            size = path.stat().st_size
+            scanner = _StorageScanner(io.BytesIO(archive.read(pickles[0])))
+            scanner.load()
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, EOFError, pickle.UnpicklingError, ValueError,
+            TypeError, AttributeError, IndexError, KeyError, RecursionError, MemoryError) as exc:
+        if isinstance(exc, UnsafePickleError):
+            raise CheckpointError(f"refusing to load {path}: it references code ({exc})") from None
+        detail = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise CheckpointError(f"cannot read {path} as a PyTorch checkpoint: {detail}") from None
+    for key, nbytes in scanner.records:
+        info = entries.get(f"{prefix}data/{key}")
+        if info is None:
+            raise CheckpointError(f"{path}: storage {key!r} is declared but missing from the archive")
+        if info.file_size < nbytes or info.header_offset + info.compress_size > size:
+            raise CheckpointError(f"{path}: storage {key!r} declares {nbytes:,} bytes, the archive holds "
+                                  f"{info.file_size:,}")
+
+
 def safe_torch_load(path: str | os.PathLike) -> object:
     """``torch.load`` a file onto the CPU, refusing anything but tensors, plain containers and argparse.Namespace."""
     path = Path(path)
@@ -71,6 +151,8 @@ def safe_torch_load(path: str | os.PathLike) -> object:
         raise CheckpointError(f"checkpoint {path} is a directory, not a file")
     if path.stat().st_size == 0:
         raise CheckpointError(f"checkpoint {path} is empty")
+    if zipfile.is_zipfile(path):
+        _check_storage_records(path)
     try:
         return torch.load(path, map_location="cpu", weights_only=False, pickle_module=_restricted_pickle)
     except UnsafePickleError as exc:

@@ -1,5 +1,6 @@
 """Checkpoint layouts, config inference, overrides and every kind of bad checkpoint."""
 import argparse
+import io
 import os
 import pickle
 
@@ -147,3 +148,49 @@ def test_evil_pickle_is_rejected_even_by_name(tmp_path):
     with pytest.raises(CheckpointError, match="os.system is not allowed"):
         load_checkpoint(path)
     assert not marker.exists()
+
+
+def crafted_checkpoint(path, declared_numel: int, held_bytes: int = 64, key: str = "0", member: str | None = None):
+    """A torch zip checkpoint whose one float32 storage declares ``declared_numel`` elements while its archive entry
+    holds ``held_bytes``: what torch 2.3 reads past (1 GiB: a segfault) or allocates (4 TiB)."""
+    import collections
+    import zipfile
+
+    class Storage:
+        pass
+
+    class Tensor:
+        def __reduce__(self):
+            return (torch._utils._rebuild_tensor_v2, (Storage(), 0, (declared_numel,), (1,), False,
+                                                      collections.OrderedDict()))
+
+    class Pickler(pickle.Pickler):
+        def persistent_id(self, obj):
+            return ("storage", torch.FloatStorage, key, "cpu", declared_numel) if isinstance(obj, Storage) else None
+
+    buffer = io.BytesIO()
+    Pickler(buffer, protocol=2).dump({"patch_embed.proj_conv.weight": Tensor()})
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_STORED) as z:
+        z.writestr("archive/data.pkl", buffer.getvalue())
+        z.writestr("archive/byteorder", "little")
+        z.writestr("archive/version", "3\n")
+        z.writestr(member or "archive/data/0", b"\0" * held_bytes)
+    return path
+
+
+@pytest.mark.parametrize("numel,member,needle", [
+    (2**28, None, "declares 1,073,741,824 bytes, the archive holds 64"),  # 1 GiB: read past the data
+    (2**40, None, "declares 4,398,046,511,104 bytes"),  # 4 TiB: an allocation attempt
+    (16, "archive/data/1", "storage '0' is declared but missing"),
+])
+def test_storages_larger_than_the_archive_are_refused_before_any_read(tmp_path, numel, member, needle):
+    path = crafted_checkpoint(tmp_path / "crafted.pth", numel, member=member)
+    with pytest.raises(CheckpointError, match=needle):
+        load_checkpoint(path)
+
+
+def test_a_consistent_crafted_storage_still_loads_as_data(tmp_path):
+    """The scan refuses only what lies: a storage that fits its entry goes on to the usual checks."""
+    path = crafted_checkpoint(tmp_path / "small.pth", 16)
+    with pytest.raises(CheckpointError, match="cannot tell the Spikformer variant"):
+        load_checkpoint(path)
