@@ -7,7 +7,7 @@ import pickle
 import pytest
 import torch
 
-from support import FIXTURE_CASES, fixture_dir, load_fixture
+from support import BUNDLED, FIXTURE_CASES, fixture_dir, load_fixture
 
 from spikformer_deploy import CheckpointError, ConfigError, load_checkpoint, save_checkpoint
 from spikformer_deploy.model import Spikformer, SpikformerConfig
@@ -150,47 +150,46 @@ def test_evil_pickle_is_rejected_even_by_name(tmp_path):
     assert not marker.exists()
 
 
-def crafted_checkpoint(path, declared_numel: int, held_bytes: int = 64, key: str = "0", member: str | None = None):
-    """A torch zip checkpoint whose one float32 storage declares ``declared_numel`` elements while its archive entry
-    holds ``held_bytes``: what torch 2.3 reads past (1 GiB: a segfault) or allocates (4 TiB)."""
-    import collections
-    import zipfile
+def crafted_checkpoint(path, declared_numel: int, rename: str | None = None):
+    """The bundled model saved by torch, with its first storage's record declaring ``declared_numel`` elements
+    (its archive entry keeps the real size), or renamed to ``rename`` (declared, but not in the archive): torch 2.3
+    then reads past the entry (1 GiB declared: a segfault in the finite-value check) or allocates what is declared
+    (4 TiB: a traceback)."""
+    import types
 
-    class Storage:
-        pass
+    class LyingPickler(pickle._Pickler):  # the pure-Python pickler: torch assigns its persistent_id hook
+        @property
+        def persistent_id(self):
+            return self._hook
 
-    class Tensor:
-        def __reduce__(self):
-            return (torch._utils._rebuild_tensor_v2, (Storage(), 0, (declared_numel,), (1,), False,
-                                                      collections.OrderedDict()))
+        @persistent_id.setter
+        def persistent_id(self, hook):
+            def lie(obj):
+                record = hook(obj)
+                if record is not None and record[2] == "0":
+                    record = (*record[:2], rename or "0", record[3], declared_numel)
+                return record
+            self._hook = lie
 
-    class Pickler(pickle.Pickler):
-        def persistent_id(self, obj):
-            return ("storage", torch.FloatStorage, key, "cpu", declared_numel) if isinstance(obj, Storage) else None
-
-    buffer = io.BytesIO()
-    Pickler(buffer, protocol=2).dump({"patch_embed.proj_conv.weight": Tensor()})
-    with zipfile.ZipFile(path, "w", zipfile.ZIP_STORED) as z:
-        z.writestr("archive/data.pkl", buffer.getvalue())
-        z.writestr("archive/byteorder", "little")
-        z.writestr("archive/version", "3\n")
-        z.writestr(member or "archive/data/0", b"\0" * held_bytes)
+    module = types.ModuleType("lying_pickle")
+    module.Pickler = LyingPickler
+    torch.save({"state_dict": load_checkpoint(BUNDLED).state_dict()}, path, pickle_module=module)
     return path
 
 
-@pytest.mark.parametrize("numel,member,needle", [
-    (2**28, None, "declares 1,073,741,824 bytes, the archive holds 64"),  # 1 GiB: read past the data
-    (2**40, None, "declares 4,398,046,511,104 bytes"),  # 4 TiB: an allocation attempt
-    (16, "archive/data/1", "storage '0' is declared but missing"),
+@pytest.mark.parametrize("numel,rename,needle", [
+    (2**28, None, "storage '0' declares 1,073,741,824 bytes, the archive holds"),  # 1 GiB: read past the data
+    (2**40, None, "storage '0' declares 4,398,046,511,104 bytes"),  # 4 TiB: an allocation attempt
+    (64, "9999", "storage '9999' is declared but missing"),
 ])
-def test_storages_larger_than_the_archive_are_refused_before_any_read(tmp_path, numel, member, needle):
-    path = crafted_checkpoint(tmp_path / "crafted.pth", numel, member=member)
+def test_storages_larger_than_the_archive_are_refused_before_any_read(tmp_path, numel, rename, needle):
+    path = crafted_checkpoint(tmp_path / "crafted.pth", numel, rename)
     with pytest.raises(CheckpointError, match=needle):
         load_checkpoint(path)
 
 
-def test_a_consistent_crafted_storage_still_loads_as_data(tmp_path):
-    """The scan refuses only what lies: a storage that fits its entry goes on to the usual checks."""
-    path = crafted_checkpoint(tmp_path / "small.pth", 16)
-    with pytest.raises(CheckpointError, match="cannot tell the Spikformer variant"):
-        load_checkpoint(path)
+def test_the_lying_pickler_itself_writes_good_checkpoints(tmp_path):
+    """The crafting above changes only the record: with the true size the same file loads."""
+    true_numel = load_checkpoint(BUNDLED).state_dict()["patch_embed.proj_conv.weight"].numel()
+    model = load_checkpoint(crafted_checkpoint(tmp_path / "honest.pth", true_numel), num_heads=2, T=4, img_size=16)
+    assert model.config.dim == 64
