@@ -9,6 +9,7 @@ import click
 
 from .cli_render import console_for, print_energy, print_simulation, progress
 from .errors import DeployError
+from .outputs import Terminated, check_dir_target, check_file_target, handle_termination
 
 BUNDLED_MODEL = Path(__file__).resolve().parent.parent / "models" / "spikformer_digits.pth"
 
@@ -190,6 +191,8 @@ def simulate(ctx, checkpoint, num_heads, T, img_size, data, batch, weight_bits, 
 
     if (profiles or plot_dir) and not energy:
         raise DeployError("--profile and --plot need --energy")
+    if plot_dir is not None:
+        check_dir_target(plot_dir, "plots into")
     profile_list = _load_profiles(profiles) if energy else []
     if device == "auto":
         device = "cuda" if torch.cuda.is_available() else "cpu"
@@ -273,21 +276,29 @@ def _energy(model, graph, rows, profiles, x, batch, gpu_seconds, plot_dir) -> di
 
 
 def _write_atomically(directory: Path, writers: dict) -> list[str]:
-    """Write every file into a temporary directory beside ``directory``, then move them in: never half a set."""
+    """Write every file into a partial directory inside ``directory``, then move them in with termination signals
+    held back: never half a set."""
     import os
-    import tempfile
+    import shutil
+    import signal
 
-    directory.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=directory, prefix=".partial-"))
+    from .outputs import partial_dir
+
     try:
-        for name, write in writers.items():
-            write(tmp / name)
-        for name in writers:
-            os.replace(tmp / name, directory / name)
-    finally:
-        for leftover in tmp.iterdir():
-            leftover.unlink()
-        tmp.rmdir()
+        tmp = partial_dir(directory)
+        try:
+            for name, write in writers.items():
+                write(tmp / name)
+            held = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM, signal.SIGHUP})
+            try:
+                for name in writers:
+                    os.replace(tmp / name, directory / name)
+            finally:
+                signal.pthread_sigmask(signal.SIG_SETMASK, held)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+    except OSError as exc:  # the checks up front cannot foresee everything (a full disk, /proc)
+        raise DeployError(f"writing into {directory} failed: {exc.strerror or exc}") from None
     return [str(directory / name) for name in writers]
 
 
@@ -350,6 +361,9 @@ def report(ctx, source, target, chips, fmt, out, data, samples, num_heads, T, im
     from .model import SpikformerConfig
     from .pipeline import integer_graph
 
+    if out is not None:  # before the simulation: the report and its .md/.json siblings
+        for path in {out, out.with_suffix(".md"), out.with_suffix(".json")}:
+            check_file_target(path, "the report")
     if is_netx(source):
         graph, x = netx_graph_and_frames(ctx, source, T, data, ("num_heads", "img_size"))
         x = x[:samples]
@@ -371,7 +385,7 @@ def report(ctx, source, target, chips, fmt, out, data, samples, num_heads, T, im
     result = build_report(graph, layer_rows(graph, counters), load_profile(target), load_profile("h200_sxm"), chips,
                           note)
     texts = {"md": to_markdown(result), "json": json.dumps(json_safe(result), indent=1) + "\n"}
-    if fmt == "html" or (out is not None and fmt == "html"):
+    if fmt == "html":
         texts["html"] = to_html(result)
     if out is None:
         click.echo(texts[fmt], nl=False)
@@ -448,12 +462,16 @@ def verify(artifact, data, samples, integrity_only, as_json):
 
 
 def main(argv=None) -> int:
+    handle_termination()
     try:
         rc = cli.main(args=argv, prog_name="spikformer-deploy", standalone_mode=False)
     except DeployError as exc:
         click.echo(f"error: {exc}", err=True)
         return exc.exit_code
-    except click.exceptions.Abort:
+    except Terminated as exc:  # partial outputs were removed on the way out
+        click.echo(f"error: terminated by {exc}", err=True)
+        return 128 + exc.signum
+    except (click.exceptions.Abort, KeyboardInterrupt):
         click.echo("error: aborted", err=True)
         return 130
     except click.ClickException as exc:

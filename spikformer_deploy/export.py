@@ -11,7 +11,6 @@ import hashlib
 import json
 import os
 import shutil
-import tempfile
 from importlib import metadata
 from pathlib import Path
 
@@ -19,6 +18,7 @@ import torch
 
 from .artifact import MANIFEST, sha256
 from .errors import ArtifactError
+from .outputs import check_dir_target, mark_complete, move_into_place, partial_dir
 from .ir.serialize import save_graph
 from .model import Spikformer
 from .pipeline import integer_graph_from
@@ -67,15 +67,9 @@ def export(model: Spikformer, out_dir: Path, target_names: list[str], calibratio
     unknown = [t for t in target_names if t not in writers]
     if unknown:
         raise ArtifactError(f"unknown target {unknown[0]!r}; choose from {', '.join([*writers, 'all'])}")
-    if out_dir.exists() and (not out_dir.is_dir() or any(out_dir.iterdir())) and not force:
-        raise ArtifactError(f"output {out_dir} exists and is not empty (use --force to replace it)")
-    parent = out_dir.resolve().parent
-    existing = next(p for p in (parent, *parent.parents) if p.exists())
-    if not existing.is_dir() or not os.access(existing, os.W_OK):
-        raise ArtifactError(f"cannot write {out_dir}: {existing} is not a writable directory")
-    parent.mkdir(parents=True, exist_ok=True)
+    check_artifact_target(out_dir, force)
     float_g, int_g = integer_graph_from(model, calibration_x, weight_bits, input_bits)
-    tmp = Path(tempfile.mkdtemp(dir=parent, prefix=f".{out_dir.name}.partial-"))
+    tmp = partial_dir(out_dir.resolve().parent, out_dir.name)
     try:
         files = save_graph(int_g, tmp)
         for name in target_names:
@@ -92,10 +86,11 @@ def export(model: Spikformer, out_dir: Path, target_names: list[str], calibratio
         (tmp / MANIFEST).write_text(json.dumps(manifest, indent=1, sort_keys=True) + "\n")
         umask = os.umask(0)
         os.umask(umask)
+        mark_complete(tmp)
         for path in tmp.iterdir():  # some writers (safetensors, mkdtemp) create owner-only files
             os.chmod(path, 0o666 & ~umask)
         os.chmod(tmp, 0o777 & ~umask)
-        _replace_dir(tmp, out_dir)
+        move_into_place(tmp, out_dir, force)
     except OSError as exc:
         shutil.rmtree(tmp, ignore_errors=True)
         raise ArtifactError(f"writing {out_dir} failed: {exc}") from None
@@ -105,12 +100,10 @@ def export(model: Spikformer, out_dir: Path, target_names: list[str], calibratio
     return manifest
 
 
-def _replace_dir(new: Path, dest: Path) -> None:
-    """Move ``new`` to ``dest``; an existing ``dest`` (with --force) is moved aside first, then removed."""
-    old = None
-    if dest.exists():
-        old = dest.with_name(f".{dest.name}.old-{os.getpid()}")
-        os.replace(dest, old)
-    os.replace(new, dest)
-    if old is not None:
-        shutil.rmtree(old) if old.is_dir() else old.unlink()
+def check_artifact_target(out_dir: Path, force: bool) -> None:
+    """Before any work: ``out_dir`` is free (or --force), and its parent can take it."""
+    if out_dir.exists() and not out_dir.is_dir():
+        raise ArtifactError(f"output {out_dir} is a file, not an artifact directory")
+    if out_dir.is_dir() and any(out_dir.iterdir()) and not force:
+        raise ArtifactError(f"output {out_dir} exists and is not empty (use --force to replace it)")
+    check_dir_target(out_dir.resolve().parent, "into")

@@ -69,7 +69,7 @@ def test_export_bad_input_leaves_nothing(tmp_path, capsys, monkeypatch):
     blocker = tmp_path / "file"
     blocker.write_text("x")
     rc, _, err = run_cli(capsys, "export", "-o", str(blocker / "sub"), "--target", "onnx", "--calibration", "8")
-    assert rc == 2 and "not a writable directory" in err
+    assert rc == 2 and "it is a file, not a directory" in err
 
     import spikformer_deploy.backends.onnx.export as onnx_export
 

@@ -2,6 +2,9 @@
 DVS event frames ``[N, T, 2, H, W]`` in ``.npy``/``.npz``. Every problem is a one-line DataError."""
 from __future__ import annotations
 
+import io
+import warnings
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -11,6 +14,7 @@ import torch.nn.functional as F
 from ..errors import DataError
 from ..model import SpikformerConfig
 
+MIN_PIXEL_LIMIT = 4096 * 4096  # photos of any usual size pass, whatever the model's input
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".pgm", ".ppm"}
 
 
@@ -54,17 +58,44 @@ def load_frames(path: str | Path, shape: tuple[int, ...]) -> torch.Tensor:
     return x.contiguous()
 
 
+def _read_npy(fp, available: int, where: str) -> np.ndarray:
+    """One .npy array from ``fp`` (``available`` bytes long), its header checked against the bytes that follow
+    before anything is allocated: a header can declare terabytes."""
+    fmt = np.lib.format
+    version = fmt.read_magic(fp)
+    shape, fortran, dtype = (fmt.read_array_header_1_0 if version == (1, 0) else fmt.read_array_header_2_0)(fp)
+    if dtype.hasobject:
+        raise DataError(f"cannot read {where}: it holds pickled objects, not numbers (never unpickled)")
+    needed = int(np.prod(shape, dtype=np.float64)) * dtype.itemsize
+    if needed > available - fp.tell():
+        raise DataError(f"{where}: its header declares {list(shape)} {dtype} ({needed:,} bytes), the file holds "
+                        f"{max(available - fp.tell(), 0):,}")
+    fp.seek(0)
+    return fmt.read_array(fp, allow_pickle=False)
+
+
 def _arrays(path: Path):
     try:
-        data = np.load(path, allow_pickle=False)
-    except Exception as exc:
-        raise DataError(f"cannot read {path}: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}") from None
-    if isinstance(data, np.ndarray):
-        x, y = data, None
-    else:
-        if "x" not in data:
-            raise DataError(f"{path} has no array 'x' (found: {', '.join(data.files) or 'none'})")
-        x, y = data["x"], data["y"] if "y" in data else None
+        if zipfile.is_zipfile(path):
+            with zipfile.ZipFile(path) as z:
+                members = {i.filename[:-4]: i for i in z.infolist() if i.filename.endswith(".npy")}
+                if "x" not in members:
+                    raise DataError(f"{path} has no array 'x' (found: {', '.join(sorted(members)) or 'none'})")
+                arrays = {}
+                for key in ("x", "y"):
+                    if key in members:
+                        with z.open(members[key]) as member:
+                            arrays[key] = _read_npy(io.BytesIO(member.read()), members[key].file_size,
+                                                    f"{path}[{key}]")
+            x, y = arrays["x"], arrays.get("y")
+        else:
+            with open(path, "rb") as fp:
+                x, y = _read_npy(fp, path.stat().st_size, str(path)), None
+    except DataError:
+        raise
+    except Exception as exc:  # numpy and zipfile raise many types for foreign or damaged files
+        raise DataError(f"cannot read {path}: {str(exc).splitlines()[0] if str(exc).strip() else type(exc).__name__}") \
+            from None
     if not np.issubdtype(x.dtype, np.number) or np.issubdtype(x.dtype, np.complexfloating):
         raise DataError(f"{path}: x must be numeric, got {x.dtype}")
     if y is not None and not np.issubdtype(y.dtype, np.integer):
@@ -87,13 +118,23 @@ def _image_folder(path: Path, config: SpikformerConfig):
     if mode is None:
         raise DataError(f"image folders need a 1- or 3-channel model, this one takes {config.in_channels}")
     images, labels = [], []
+    # an image is resized to the model's input: anything far larger is refused before it is decoded (a PNG can
+    # declare gigapixels in a few bytes)
+    max_pixels = max(MIN_PIXEL_LIMIT, 64 * config.img_size**2)
     for label, folder in enumerate(classes):
         for file in sorted(f for f in folder.iterdir() if f.suffix.lower() in IMAGE_SUFFIXES):
             try:
                 with Image.open(file) as img:
-                    arr = np.asarray(img.convert(mode), dtype=np.float32) / 255.0
-            except (UnidentifiedImageError, OSError) as exc:
-                raise DataError(f"cannot read image {file}: {exc}") from None
+                    if img.width * img.height > max_pixels:
+                        raise DataError(f"image {file} is {img.width}x{img.height}: more than {max_pixels:,} pixels "
+                                        f"for a {config.img_size}x{config.img_size} model")
+                    with warnings.catch_warnings():
+                        warnings.simplefilter("error", Image.DecompressionBombWarning)
+                        arr = np.asarray(img.convert(mode), dtype=np.float32) / 255.0
+            except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError,
+                    Image.DecompressionBombWarning) as exc:
+                raise DataError(f"cannot read image {file}: {str(exc).splitlines()[0] if str(exc) else exc}") \
+                    from None
             t = torch.from_numpy(arr.reshape(arr.shape[0], arr.shape[1], -1)).permute(2, 0, 1)
             images.append(F.interpolate(t[None], size=(config.img_size, config.img_size), mode="bilinear",
                                         align_corners=False)[0].clamp(0, 1))

@@ -47,6 +47,22 @@ def save_graph(graph: Graph, directory: Path) -> list[Path]:
     return [directory / GRAPH_FILE, directory / PARAMS_FILE]
 
 
+def _add_node(graph: Graph, entry: dict, arrays: dict, directory: Path) -> None:
+    cls = OP_TYPES.get(entry["op"]) if isinstance(entry.get("op"), str) else None
+    if cls is None:
+        raise GraphError(f"{directory / GRAPH_FILE}: unknown op {entry.get('op')!r} at {entry.get('name')}")
+    fields = dict(entry["attributes"])
+    for key in entry["arrays"]:
+        name = f"{entry['name']}/{key}"
+        if name not in arrays:
+            raise GraphError(f"{directory / PARAMS_FILE}: missing array {name}")
+        fields[key] = arrays[name]
+    graph.add(entry["name"], cls(**fields), entry["inputs"], **entry["meta"])
+    if list(graph.nodes[entry["name"]].shape) != entry["shape"]:
+        raise GraphError(f"{directory / GRAPH_FILE}: {entry['name']} has shape {entry['shape']}, "
+                         f"its op gives {list(graph.nodes[entry['name']].shape)}")
+
+
 def load_graph(directory: Path) -> Graph:
     from safetensors.numpy import load_file
 
@@ -57,24 +73,22 @@ def load_graph(directory: Path) -> Graph:
     except FileNotFoundError as exc:
         raise GraphError(f"{directory}: missing {Path(exc.filename).name}") from None
     except Exception as exc:
-        raise GraphError(f"{directory}: unreadable graph ({str(exc).splitlines()[0]})") from None
-    if data.get("format") != FORMAT or data.get("version") != VERSION:
+        raise GraphError(f"{directory}: unreadable graph ({_first_line(exc)})") from None
+    if not isinstance(data, dict) or data.get("format") != FORMAT or data.get("version") != VERSION:
         raise GraphError(f"{directory / GRAPH_FILE}: not a {FORMAT} v{VERSION} file")
-    graph = Graph(data["dialect"], data["meta"])
-    for entry in data["nodes"]:
-        cls = OP_TYPES.get(entry["op"])
-        if cls is None:
-            raise GraphError(f"{directory / GRAPH_FILE}: unknown op {entry['op']!r} at {entry['name']}")
-        fields = dict(entry["attributes"])
-        for key in entry["arrays"]:
-            name = f"{entry['name']}/{key}"
-            if name not in arrays:
-                raise GraphError(f"{directory / PARAMS_FILE}: missing array {name}")
-            fields[key] = arrays[name]
-        graph.add(entry["name"], cls(**fields), entry["inputs"], **entry["meta"])
-        if list(graph.nodes[entry["name"]].shape) != entry["shape"]:
-            raise GraphError(f"{directory / GRAPH_FILE}: {entry['name']} has shape {entry['shape']}, "
-                             f"its op gives {list(graph.nodes[entry['name']].shape)}")
-    graph.records = [PassRecord(r["name"], r["settings"], r["nodes"]) for r in data["records"]]
-    graph.validate()
+    try:
+        graph = Graph(data["dialect"], data["meta"])
+        for entry in data["nodes"]:
+            _add_node(graph, entry, arrays, directory)
+        graph.records = [PassRecord(r["name"], r["settings"], r["nodes"]) for r in data["records"]]
+        graph.validate()
+    except GraphError:
+        raise
+    except (KeyError, TypeError, ValueError, AttributeError, IndexError, OverflowError) as exc:
+        # a field missing or of the wrong type: the file was not written by save_graph
+        raise GraphError(f"{directory / GRAPH_FILE}: malformed ({type(exc).__name__}: {_first_line(exc)})") from None
     return graph
+
+
+def _first_line(exc: Exception) -> str:
+    return str(exc).splitlines()[0] if str(exc).strip() else type(exc).__name__

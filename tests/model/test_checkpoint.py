@@ -1,6 +1,5 @@
 """Checkpoint layouts, config inference, overrides and every kind of bad checkpoint."""
 import argparse
-import io
 import os
 import pickle
 
