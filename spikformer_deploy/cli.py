@@ -8,8 +8,8 @@ from pathlib import Path
 import click
 
 from .cli_render import console_for, print_energy, print_simulation, progress
-from .errors import DeployError
-from .outputs import Terminated, check_dir_target, check_file_target, handle_termination
+from .errors import DeployError, Terminated
+from .outputs import check_dir_target, check_file_target, handle_termination
 
 BUNDLED_MODEL = Path(__file__).resolve().parent.parent / "models" / "spikformer_digits.pth"
 

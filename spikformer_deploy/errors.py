@@ -1,5 +1,7 @@
 """One error hierarchy, every class of it here. Each error carries the one-line message a user sees; the CLI prints it
 and exits non-zero."""
+import pickle
+import signal
 
 
 class DeployError(Exception):
@@ -42,3 +44,15 @@ class ProfileError(DeployError):
 
 class GpuMeasurementUnavailable(DeployError):
     """The measured GPU reference cannot run here (no CUDA, no NVML, unsupported GPU)."""
+
+
+class UnsafePickleError(pickle.UnpicklingError):
+    """A pickle names a global outside the allow-list (raised inside the unpickler, reported as CheckpointError)."""
+
+
+class Terminated(BaseException):
+    """SIGTERM or SIGHUP arrived: unwind like KeyboardInterrupt (not an error of the input), cleaning up on the way."""
+
+    def __init__(self, signum: int):
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum

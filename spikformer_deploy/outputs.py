@@ -21,18 +21,10 @@ import signal
 import tempfile
 from pathlib import Path
 
-from .errors import ArtifactError, DeployError
+from .errors import ArtifactError, DeployError, Terminated
 
 INCOMPLETE = "INCOMPLETE"
 PARTIAL = ".partial-"
-
-
-class Terminated(BaseException):
-    """SIGTERM or SIGHUP arrived: unwind like KeyboardInterrupt, cleaning up on the way."""
-
-    def __init__(self, signum: int):
-        super().__init__(signal.Signals(signum).name)
-        self.signum = signum
 
 
 def handle_termination() -> None:

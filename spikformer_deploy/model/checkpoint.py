@@ -17,16 +17,12 @@ from pathlib import Path
 
 import torch
 
-from ..errors import CheckpointError, ConfigError
+from ..errors import CheckpointError, ConfigError, UnsafePickleError
 from .config import DEFAULT_IMG_SIZE, DEFAULT_T, SpikformerConfig
 from .spikformer import Spikformer, is_unused_parameter
 
 FORMAT_NAME = "spikformer-deploy"
 FORMAT_VERSION = 1
-
-
-class UnsafePickleError(pickle.UnpicklingError):
-    pass
 
 
 def _allowed_globals() -> dict:
