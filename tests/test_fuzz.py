@@ -169,3 +169,35 @@ def test_data_files(tmp_path, capsys, i):
     rc, out, err = run_cli(capsys, "simulate", "--data", str(path), "--calibration", "8", "--json")
     check(rc, out, err, tmp_path)
     assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before < MAX_RSS_GROWTH_KB
+
+
+PACK = Path(__file__).resolve().parent.parent / "calibration" / "loihi2_pilotnet_lif"
+
+
+def netx_mutation(i: int, rng: random.Random, path: Path) -> None:
+    """A lava-dl netx file with its bytes, or one dataset of one layer, replaced."""
+    import h5py
+
+    raw = (PACK / "network.net").read_bytes()
+    if i % 3 == 0:
+        path.write_bytes(flip(raw, rng, rng.randint(1, 32)))
+        return
+    path.write_bytes(raw)
+    with h5py.File(path, "r+") as f:
+        layer = f["layer"][str(rng.randrange(len(f["layer"])))]
+        names = []
+        layer.visit(lambda n: names.append(n) if isinstance(layer[n], h5py.Dataset) else None)
+        name = rng.choice(names)
+        del layer[name]
+        if i % 3 == 1:
+            layer[name] = rng.choice([np.array([1e30]), np.array([-3, 7]), np.array(b"conv"), np.zeros((0,)),
+                                      np.array([[2.5]]), np.array(10**9), np.array([-1])])
+
+
+@pytest.mark.parametrize("i", range(12))
+def test_netx_networks(tmp_path, capsys, i):
+    rng = random.Random(SEED + 300 + i)
+    path = tmp_path / "n.net"
+    netx_mutation(i, rng, path)
+    rc, out, err = run_cli(capsys, "simulate", str(path), "--data", str(PACK / "image.npy"), "--T", "4", "--json")
+    check(rc, out, err, tmp_path)
