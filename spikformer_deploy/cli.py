@@ -130,17 +130,31 @@ def _dataset(model) -> dict:
     return {"data": DIGITS_SOURCE, "split_seed": meta["split"]["seed"]} if meta.get("data") == DIGITS_SOURCE else {}
 
 
-def _inputs(config, data, dataset: dict, samples: int | None = None, synthetic: bool = True):
-    """(inputs, labels or None, calibration inputs, description): the user's ``--data`` (calibration on the same
-    inputs), else the bundled data set's held-out test split (calibration on its training split), else seeded
-    synthetic inputs (when ``synthetic``)."""
+def _inputs(config, data, dataset: dict, samples: int | None = None, synthetic: bool = True,
+            calibration_data: Path | None = None, hold_out: bool = False):
+    """(inputs, labels or None, calibration inputs, description): the user's ``--data``, calibrated on
+    ``--calibration-data`` or — for commands that evaluate (``hold_out``) — on every 5th input of ``--data``, held out
+    from the evaluation (calibration never looks at the images it is judged on); else the bundled data set's
+    held-out test split (calibration on its training split); else seeded synthetic inputs (when ``synthetic``)."""
     import torch
 
     from .data import digits_split, load_data
 
+    if calibration_data is not None and data is None:
+        raise DeployError("--calibration-data goes with --data")
     if data is not None:
         x, y = load_data(data, config)
-        x_cal, description = x, str(data)
+        if calibration_data is not None:
+            x_cal, description = load_data(calibration_data, config)[0], f"{data} (calibrated on {calibration_data})"
+        elif hold_out:
+            if len(x) < 2:
+                raise DeployError(f"data {data}: one input cannot be both calibrated on and evaluated; give "
+                                  f"--calibration-data")
+            held = torch.arange(len(x)) % 5 == 0
+            x_cal, x, y = x[held], x[~held], None if y is None else y[~held]
+            description = f"{data} (every 5th input held out for calibration)"
+        else:
+            x_cal, description = x, str(data)
     elif dataset:
         x_cal, _, x, y = digits_split(config.img_size, seed=dataset["split_seed"])
         description = "digits test split (held out)"
@@ -167,6 +181,8 @@ def _inputs(config, data, dataset: dict, samples: int | None = None, synthetic: 
 @click.option("--input-bits", type=click.IntRange(2, 8), default=8, show_default=True)
 @click.option("--calibration", "calibration_samples", type=click.IntRange(1), default=256, show_default=True,
               help="Samples used to calibrate the integer ranges.")
+@click.option("--calibration-data", type=click.Path(path_type=Path), default=None,
+              help="Calibrate on these inputs (default with --data: every 5th input of --data, held out).")
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
 @click.option("--energy", is_flag=True, help="Energy per inference per layer for each hardware profile.")
 @click.option("--profile", "profiles", multiple=True,
@@ -178,7 +194,7 @@ def _inputs(config, data, dataset: dict, samples: int | None = None, synthetic: 
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @click.pass_context
 def simulate(ctx, checkpoint, num_heads, T, img_size, data, batch, weight_bits, input_bits, calibration_samples,
-             device, energy, profiles, plot_dir, gpu_seconds, as_json):
+             calibration_data, device, energy, profiles, plot_dir, gpu_seconds, as_json):
     """Run the float and the integer (Loihi 2) model side by side: accuracy, agreement, per-layer counts.
 
     A netx network (``*.net``) runs as given (integer only) on the frames of ``--data``."""
@@ -201,11 +217,12 @@ def simulate(ctx, checkpoint, num_heads, T, img_size, data, batch, weight_bits, 
     if is_netx(checkpoint):
         path, model, y, data_name = checkpoint, None, None, str(data)
         int_graph, x = netx_graph_and_frames(ctx, checkpoint, T, data, (
-            "num_heads", "img_size", "weight_bits", "input_bits", "calibration_samples"))
+            "num_heads", "img_size", "weight_bits", "input_bits", "calibration_samples", "calibration_data"))
         float_sim, x_cal = None, x[:0]
     else:
         path, model = load_model(checkpoint, num_heads, T, img_size)
-        x, y, x_cal, data_name = _inputs(model.config, data, _dataset(model), synthetic=False)
+        x, y, x_cal, data_name = _inputs(model.config, data, _dataset(model), synthetic=False,
+                                         calibration_data=calibration_data, hold_out=True)
         x_cal = x_cal[:calibration_samples]
         graph, int_graph = integer_graph_from(model, x_cal, weight_bits, input_bits, batch)
         float_sim = Simulator(graph, device=device, count=False)
@@ -377,7 +394,7 @@ def report(ctx, source, target, chips, fmt, out, data, samples, num_heads, T, im
             _, model = load_model(source, num_heads, T, img_size)
             config, dataset = model.config, _dataset(model)
         x, _, x_cal, description = _inputs(config, data, dataset,
-                                           samples or (64 if data is not None or dataset else 2))
+                                           samples or (64 if data is not None or dataset else 2), hold_out=True)
         note = f"{len(x)} inputs of {description}"
         if model is not None:  # quantized as export does: calibrated on (up to) 256 calibration inputs
             graph = integer_graph(model, x_cal[:256])
@@ -396,6 +413,68 @@ def report(ctx, source, target, chips, fmt, out, data, samples, num_heads, T, im
                       {name: (lambda p, text=text: p.write_text(text)) for name, text in files.items()})
     click.echo(f"{result['verdict']['state']}: {result['totals']['cores']} cores, {result['totals']['chips']} "
                f"chip(s) ({result['totals']['system']}); wrote {', '.join(sorted(files))}")
+
+
+def _int_list(text: str, option: str, lo: int, hi: int) -> list[int]:
+    try:
+        values = sorted({int(v) for v in text.split(",") if v.strip()})
+    except ValueError:
+        raise DeployError(f"{option}: expected comma-separated integers, got {text!r}") from None
+    bad = [v for v in values if not lo <= v <= hi]
+    if not values or bad:
+        raise DeployError(f"{option}: {bad[0] if bad else 'nothing'} is not in {lo}..{hi}")
+    return values
+
+
+@cli.command("sweep")
+@click.argument("checkpoint", required=False, type=click.Path(path_type=Path))
+@click.option("--num-heads", type=int, default=None, help="Attention heads (if not in the checkpoint).")
+@click.option("--img-size", type=int, default=None, help="Input image side (if not in the checkpoint).")
+@click.option("--data", type=click.Path(path_type=Path), default=None,
+              help="Evaluation data (default: the bundled model's test split).")
+@click.option("--weight-bits", "bits", default="4,5,6,7,8", show_default=True, help="Comma-separated, 2..8.")
+@click.option("--T", "steps", default=None, help="Comma-separated time steps (default: 1..the model's T).")
+@click.option("--calibration", "calibration_samples", type=click.IntRange(1), default=256, show_default=True)
+@click.option("--calibration-data", type=click.Path(path_type=Path), default=None,
+              help="Calibrate on these inputs (default with --data: every 5th input of --data, held out).")
+@click.option("--samples", type=click.IntRange(1), default=None, help="Evaluate on the first N inputs.")
+@click.option("--workers", type=click.IntRange(1, 64), default=2, show_default=True,
+              help="Points run in parallel processes.")
+@click.option("-o", "--out", type=click.Path(path_type=Path), default=Path("out/sweep"), show_default=True)
+@click.option("--json", "as_json", is_flag=True)
+def sweep_cmd(checkpoint, num_heads, img_size, data, bits, steps, calibration_samples, calibration_data, samples,
+              workers, out, as_json):
+    """Accuracy / energy trade-off: the integer model per weight width and T; a table and a Pareto plot."""
+    from .sweep import SweepJob, pareto, pareto_png, sweep, to_markdown
+
+    check_dir_target(out, "the sweep into")
+    bit_list = _int_list(bits, "--weight-bits", 2, 8)
+    path, model = load_model(checkpoint, num_heads, None, img_size)
+    cfg = model.config
+    # event frames hold at most the model's T steps; a repeated image can run for more
+    step_list = _int_list(steps, "--T", 1, cfg.T if cfg.variant == "cifar10dvs" else 64) if steps else \
+        list(range(1, cfg.T + 1))
+    x, y, x_cal, description = _inputs(cfg, data, _dataset(model), samples, synthetic=False,
+                                       calibration_data=calibration_data, hold_out=True)
+    overrides = {"num_heads": cfg.num_heads, "T": cfg.T, "img_size": cfg.img_size}
+    jobs = [SweepJob(str(path), overrides, x_cal[:calibration_samples].numpy(), x.numpy(),
+                     None if y is None else y.numpy(), b, T) for T in step_list for b in bit_list]
+    with progress("sweep points", quiet=as_json) as bar:
+        task = bar.add_task("sweep", total=len(jobs))
+        points = sweep(jobs, workers, progress=lambda point: bar.advance(task))
+    front = pareto(points)
+    title = f"Spikformer {cfg.depth}-{cfg.dim} ({cfg.variant}), {len(x)} inputs of {description}"
+    report = {"checkpoint": str(path), "data": description, "points": points, "pareto": front}
+    texts = {"sweep.md": to_markdown(points, front, title),
+             "sweep.json": json.dumps(report, indent=1, sort_keys=True) + "\n"}
+    writers = {name: (lambda p, text=text: p.write_text(text)) for name, text in texts.items()}
+    writers["pareto.png"] = lambda p: pareto_png(points, front, title, p)
+    written = _write_atomically(out, writers)
+    if as_json:
+        click.echo(texts["sweep.json"], nl=False)
+    else:
+        click.echo(texts["sweep.md"], nl=False)
+        click.echo(f"wrote {', '.join(written)}")
 
 
 @cli.command()

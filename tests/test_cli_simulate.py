@@ -44,8 +44,18 @@ def test_simulate_npz_and_image_folder(tmp_path, capsys):
     rc, out, err = run_cli(capsys, "simulate", "--data", str(tmp_path / "images"), "--json")
     assert rc == 0, err
     from_folder = json.loads(out)
-    assert from_npz["samples"] == from_folder["samples"] == 40
+    # every 5th input is held out for calibration: 32 are evaluated, none of them calibrated on
+    assert from_npz["samples"] == from_folder["samples"] == 32 and from_npz["calibration_samples"] == 8
+    assert "held out for calibration" in from_npz["data"]
     assert from_npz["float_accuracy"] >= 0.9 and from_folder["float_accuracy"] >= 0.9
+    np.savez(tmp_path / "cal.npz", x=x[100:164].numpy())
+    rc, out, err = run_cli(capsys, "simulate", "--data", str(tmp_path / "d.npz"), "--calibration-data",
+                           str(tmp_path / "cal.npz"), "--json")
+    assert rc == 0, err
+    separate = json.loads(out)
+    assert separate["samples"] == 40 and separate["calibration_samples"] == 64
+    rc, _, err = run_cli(capsys, "simulate", "--calibration-data", str(tmp_path / "cal.npz"))
+    assert rc == 2 and "--calibration-data goes with --data" in err
 
 
 def test_simulate_dvs_frames(tmp_path, capsys):
@@ -58,7 +68,7 @@ def test_simulate_dvs_frames(tmp_path, capsys):
                            "--json")
     assert rc == 0, err
     data = json.loads(out)
-    assert data["samples"] == 2 and "float_accuracy" not in data
+    assert data["samples"] == 1 and "float_accuracy" not in data  # the other one calibrated
 
 
 @pytest.mark.parametrize("case,needle", [
