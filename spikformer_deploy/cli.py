@@ -225,9 +225,10 @@ def simulate(ctx, checkpoint, num_heads, T, img_size, data, batch, weight_bits, 
                                          calibration_data=calibration_data, hold_out=True)
         x_cal = x_cal[:calibration_samples]
         graph, int_graph = integer_graph_from(model, x_cal, weight_bits, input_bits, batch)
-        float_sim = Simulator(graph, device=device, count=False)
-    int_sim = Simulator(int_graph, device=device)
+        float_sim = Simulator(graph, device=device, count=False, record="spikes")
+    int_sim = Simulator(int_graph, device=device, record="spikes" if float_sim is not None else ())
     float_pred, int_pred = [], []
+    same, seen = {}, {}  # per spiking layer: equal spike decisions of the float and the integer model, all of them
     counters = Counters(int_sim.time_steps(x))
     with progress("simulating", quiet=as_json) as bar:
         task = bar.add_task("simulate", total=len(x))
@@ -237,7 +238,11 @@ def simulate(ctx, checkpoint, num_heads, T, img_size, data, batch, weight_bits, 
             counters.merge(result.counters)
             int_pred.append(result.predictions)
             if float_sim is not None:
-                float_pred.append(float_sim.run(xb).predictions)
+                reference = float_sim.run(xb)
+                float_pred.append(reference.predictions)
+                for name, spikes in result.outputs.items():
+                    same[name] = same.get(name, 0) + int((spikes == reference.outputs[name]).sum())
+                    seen[name] = seen.get(name, 0) + spikes.numel()
             bar.update(task, completed=start + len(xb))
     rows = layer_rows(int_graph, counters)
     summary = {"checkpoint": str(path), "data": data_name, "samples": len(x), "device": device,
@@ -246,6 +251,7 @@ def simulate(ctx, checkpoint, num_heads, T, img_size, data, batch, weight_bits, 
     if float_sim is not None:
         float_pred, int_pred = torch.cat(float_pred), torch.cat(int_pred)
         summary["agreement"] = (float_pred == int_pred).double().mean().item()
+        summary["spike_agreement"] = {name: same[name] / seen[name] for name in same}
     if y is not None:
         summary["float_accuracy"] = (float_pred == y).double().mean().item()
         summary["int_accuracy"] = (int_pred == y).double().mean().item()

@@ -37,7 +37,9 @@ def print_simulation(summary: dict, rows: list, total: dict) -> None:
         "integer network as given (no float model)"
     console.print(f"{summary['samples']} samples of {summary['data']} ({summary['device']}): {acc}{agreement}")
     table = Table(title=f"Per layer, per inference (integer model, {summary['weight_bits']}-bit weights)")
-    for col in ("layer", "op", "rate", "SOPs", "SOPs (paper)", "MACs", "ANDs", "adds", "updates", "margin"):
+    agreement = summary.get("spike_agreement", {})
+    for col in ("layer", "op", "rate", "SOPs", "SOPs (paper)", "MACs", "ANDs", "adds", "updates", "margin",
+                "spikes = float"):
         table.add_column(col, justify="left" if col in ("layer", "op") else "right")
     for r in rows:
         rate = r.firing_rate if r.firing_rate is not None else r.input_rate
@@ -45,14 +47,17 @@ def print_simulation(summary: dict, rows: list, total: dict) -> None:
         table.add_row(r.name, r.op, "" if rate is None else f"{rate:.3f}",
                       *(si(getattr(r, k)) if getattr(r, k) else "" for k in ("sops", "sops_paper", "macs", "ands", "adds",
                                                             "neuron_updates")),
-                      "" if margin is None else f"{margin:.1f} b")
+                      "" if margin is None else f"{margin:.1f} b",
+                      f"{agreement[r.name]:.4f}" if r.name in agreement else "")
     table.add_row("total", "", "", *(si(total[k]) for k in ("sops", "sops_paper", "macs", "ands", "adds",
                                                             "neuron_updates")),
                   "" if total["min_overflow_margin_bits"] is None else f"{total['min_overflow_margin_bits']:.1f} b",
-                  style="bold")
+                  "", style="bold")
     console.print(table)
     console.print("rate: output firing rate (neurons) or input event rate (synapses); margin: spare bits below the "
-                  "24-bit u/v limit on this data; dense-equivalent MACs (GPU): " + si(total["dense_macs"]))
+                  "24-bit u/v limit on this data; spikes = float: share of spike decisions (neuron x step x input) "
+                  "the integer model takes as the float model does; dense-equivalent MACs (GPU): "
+                  + si(total["dense_macs"]))
 
 
 def print_energy(report: dict) -> None:

@@ -21,6 +21,10 @@ def test_simulate_bundled_json(capsys):
     assert layers["block.0.attn.ssa"]["ands"] > 0 and layers["patch_embed.proj_conv"]["macs"] > 0
     assert data["totals_per_inference"]["sops"] == pytest.approx(sum(r["sops"] for r in data["layers"]))
     assert data["totals_per_inference"]["min_overflow_margin_bits"] > 0
+    spiking = {r["name"] for r in data["layers"] if "firing_rate" in r}
+    assert set(data["spike_agreement"]) == spiking
+    assert data["spike_agreement"]["patch_embed.proj_lif"] > 0.98  # the 8-bit image, one quantized layer in
+    assert all(0.8 < v <= 1 for v in data["spike_agreement"].values())
 
 
 def test_simulate_table(capsys):
