@@ -1,4 +1,5 @@
-"""Command-line interface. Only this module knows about click and rich; errors become one line and an exit code."""
+"""Command-line interface. Only the cli modules know about click and rich (``cli_inputs``: what commands read,
+``cli_render``: terminal output); errors become one line and an exit code."""
 from __future__ import annotations
 
 import json
@@ -7,53 +8,11 @@ from pathlib import Path
 
 import click
 
+from .cli_inputs import (BUNDLED_MODEL, bundled_dataset, int_list, is_netx, load_model, model_options,
+                         netx_graph_and_frames, select_inputs)
 from .cli_render import console_for, print_energy, print_simulation, progress
 from .errors import DeployError, Terminated
-from .outputs import check_dir_target, check_file_target, handle_termination
-
-BUNDLED_MODEL = Path(__file__).resolve().parent.parent / "models" / "spikformer_digits.pth"
-
-
-def model_options(func):
-    """Options for checkpoints that do not record every architecture setting."""
-    func = click.option("--img-size", type=int, default=None, help="Input image side (if not in the checkpoint).")(func)
-    func = click.option("--T", "T", type=int, default=None, help="Time steps (if not in the checkpoint).")(func)
-    func = click.option("--num-heads", type=int, default=None,
-                        help="Attention heads (imagenet/cifar10dvs checkpoints do not store it).")(func)
-    return click.argument("checkpoint", required=False, type=click.Path(path_type=Path))(func)
-
-
-NETX_SUFFIX = ".net"  # lava-dl netx HDF5 networks
-
-
-def is_netx(path: Path | None) -> bool:
-    return path is not None and path.suffix == NETX_SUFFIX
-
-
-def netx_graph_and_frames(ctx, path: Path, T, data, fixed: tuple[str, ...]):
-    """A netx network's integer graph and the frames of ``--data``; options in ``fixed`` make no sense for it."""
-    from click.core import ParameterSource
-
-    from .data import load_frames
-    from .frontends import read_netx
-
-    for name in fixed:
-        if ctx.get_parameter_source(name) == ParameterSource.COMMANDLINE:
-            raise DeployError(f"--{name.replace('_', '-')} does not apply to a netx network (its integers are given)")
-    if data is None:
-        raise DeployError("a netx network needs --data: its input frames (.npy/.npz)")
-    graph = read_netx(path, steps=T)
-    return graph, load_frames(data, graph.input.op.shape)
-
-
-def load_model(checkpoint: Path | None, num_heads, T, img_size):
-    from .model import load_checkpoint
-
-    if checkpoint is None:
-        if not BUNDLED_MODEL.exists():
-            raise DeployError(f"no checkpoint given and the bundled model {BUNDLED_MODEL} is missing")
-        checkpoint = BUNDLED_MODEL
-    return checkpoint, load_checkpoint(checkpoint, num_heads=num_heads, T=T, img_size=img_size)
+from .outputs import check_dir_target, check_file_target, handle_termination, write_files_atomically
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -61,8 +20,8 @@ def load_model(checkpoint: Path | None, num_heads, T, img_size):
 def cli():
     """Deploy a trained Spikformer to neuromorphic hardware (Loihi 2 / Lava, NIR, ONNX).
 
-    Commands take a checkpoint path; without one they use the bundled digits model. ``simulate`` and ``report``
-    also take a lava-dl netx network (``*.net``) with its frames (``--data``).
+    Commands take a checkpoint path; without one they use the bundled digits model. simulate and report
+    also take a lava-dl netx network (*.net) with its frames (--data).
     """
 
 
@@ -122,55 +81,6 @@ def train(out, epochs, seed):
                f"trained in {report['training_seconds']} s; wrote {out} and {card}")
 
 
-def _dataset(model) -> dict:
-    """The bundled data set a checkpoint was trained on (our own format records it), or {}."""
-    from .data import DIGITS_SOURCE
-
-    meta = getattr(model, "source", {}).get("meta", {})
-    return {"data": DIGITS_SOURCE, "split_seed": meta["split"]["seed"]} if meta.get("data") == DIGITS_SOURCE else {}
-
-
-def _inputs(config, data, dataset: dict, samples: int | None = None, synthetic: bool = True,
-            calibration_data: Path | None = None, hold_out: bool = False):
-    """(inputs, labels or None, calibration inputs, description): the user's ``--data``, calibrated on
-    ``--calibration-data`` or — for commands that evaluate (``hold_out``) — on every 5th input of ``--data``, held out
-    from the evaluation (calibration never looks at the images it is judged on); else the bundled data set's
-    held-out test split (calibration on its training split); else seeded synthetic inputs (when ``synthetic``)."""
-    import torch
-
-    from .data import digits_split, load_data
-
-    if calibration_data is not None and data is None:
-        raise DeployError("--calibration-data goes with --data")
-    if data is not None:
-        x, y = load_data(data, config)
-        if calibration_data is not None:
-            x_cal, description = load_data(calibration_data, config)[0], f"{data} (calibrated on {calibration_data})"
-        elif hold_out:
-            if len(x) < 2:
-                raise DeployError(f"data {data}: one input cannot be both calibrated on and evaluated; give "
-                                  f"--calibration-data")
-            held = torch.arange(len(x)) % 5 == 0
-            x_cal, x, y = x[held], x[~held], None if y is None else y[~held]
-            description = f"{data} (every 5th input held out for calibration)"
-        else:
-            x_cal, description = x, str(data)
-    elif dataset:
-        x_cal, _, x, y = digits_split(config.img_size, seed=dataset["split_seed"])
-        description = "digits test split (held out)"
-    elif synthetic:
-        x = torch.rand(config.input_shape(batch=samples or 2), generator=torch.Generator().manual_seed(0))
-        if config.variant == "cifar10dvs":
-            x = (x < 0.1).float()
-        x_cal, y = x, None
-        description = "synthetic inputs (uniform images / 10 % events): rates and ranges are only indicative"
-    else:
-        raise DeployError("this checkpoint has no bundled data set: give --data (image folder, .npz or .npy)")
-    if samples is not None:
-        x, y = x[:samples], None if y is None else y[:samples]
-    return x, y, x_cal, description
-
-
 @cli.command()
 @model_options
 @click.option("--data", type=click.Path(path_type=Path), default=None,
@@ -197,12 +107,11 @@ def simulate(ctx, checkpoint, num_heads, T, img_size, data, batch, weight_bits, 
              calibration_data, device, energy, profiles, plot_dir, gpu_seconds, as_json):
     """Run the float and the integer (Loihi 2) model side by side: accuracy, agreement, per-layer counts.
 
-    A netx network (``*.net``) runs as given (integer only) on the frames of ``--data``."""
+    A netx network (*.net) runs as given (integer only) on the frames of --data."""
     import torch
 
     from .analysis import layer_rows, totals
     from .backends.sim import Simulator
-    from .counters import Counters
     from .pipeline import integer_graph_from
 
     if (profiles or plot_dir) and not energy:
@@ -221,35 +130,18 @@ def simulate(ctx, checkpoint, num_heads, T, img_size, data, batch, weight_bits, 
         float_sim, x_cal = None, x[:0]
     else:
         path, model = load_model(checkpoint, num_heads, T, img_size)
-        x, y, x_cal, data_name = _inputs(model.config, data, _dataset(model), synthetic=False,
+        x, y, x_cal, data_name = select_inputs(model.config, data, bundled_dataset(model), synthetic=False,
                                          calibration_data=calibration_data, hold_out=True)
         x_cal = x_cal[:calibration_samples]
         graph, int_graph = integer_graph_from(model, x_cal, weight_bits, input_bits, batch)
         float_sim = Simulator(graph, device=device, count=False, record="spikes")
     int_sim = Simulator(int_graph, device=device, record="spikes" if float_sim is not None else ())
-    float_pred, int_pred = [], []
-    same, seen = {}, {}  # per spiking layer: equal spike decisions of the float and the integer model, all of them
-    counters = Counters(int_sim.time_steps(x))
-    with progress("simulating", quiet=as_json) as bar:
-        task = bar.add_task("simulate", total=len(x))
-        for start in range(0, len(x), batch):
-            xb = x[start:start + batch]
-            result = int_sim.run(xb)
-            counters.merge(result.counters)
-            int_pred.append(result.predictions)
-            if float_sim is not None:
-                reference = float_sim.run(xb)
-                float_pred.append(reference.predictions)
-                for name, spikes in result.outputs.items():
-                    same[name] = same.get(name, 0) + int((spikes == reference.outputs[name]).sum())
-                    seen[name] = seen.get(name, 0) + spikes.numel()
-            bar.update(task, completed=start + len(xb))
+    counters, float_pred, int_pred, same, seen = _run_side_by_side(int_sim, float_sim, x, batch, as_json)
     rows = layer_rows(int_graph, counters)
     summary = {"checkpoint": str(path), "data": data_name, "samples": len(x), "device": device,
                "weight_bits": max((n.op.weight_bits or 8 for n in int_graph.having("synapse")), default=8),
                "input_bits": int_graph.input.op.bits, "calibration_samples": len(x_cal)}
     if float_sim is not None:
-        float_pred, int_pred = torch.cat(float_pred), torch.cat(int_pred)
         summary["agreement"] = (float_pred == int_pred).double().mean().item()
         summary["spike_agreement"] = {name: same[name] / seen[name] for name in same}
     if y is not None:
@@ -264,6 +156,33 @@ def simulate(ctx, checkpoint, num_heads, T, img_size, data, batch, weight_bits, 
     print_simulation(summary, rows, totals(rows))
     if energy_report:
         print_energy(energy_report)
+
+
+def _run_side_by_side(int_sim, float_sim, x, batch: int, quiet: bool):
+    """The integer (and, where there is one, the float) simulator over ``x`` in batches: (merged counters, float
+    predictions or None, integer predictions, per spiking layer the spike decisions both models take alike and all
+    of them)."""
+    import torch
+
+    from .counters import Counters
+
+    float_pred, int_pred, same, seen = [], [], {}, {}
+    counters = Counters(int_sim.time_steps(x))
+    with progress("simulating", quiet=quiet) as bar:
+        task = bar.add_task("simulate", total=len(x))
+        for start in range(0, len(x), batch):
+            xb = x[start:start + batch]
+            result = int_sim.run(xb)
+            counters.merge(result.counters)
+            int_pred.append(result.predictions)
+            if float_sim is not None:
+                reference = float_sim.run(xb)
+                float_pred.append(reference.predictions)
+                for name, spikes in result.outputs.items():
+                    same[name] = same.get(name, 0) + int((spikes == reference.outputs[name]).sum())
+                    seen[name] = seen.get(name, 0) + spikes.numel()
+            bar.update(task, completed=start + len(xb))
+    return counters, torch.cat(float_pred) if float_pred else None, torch.cat(int_pred), same, seen
 
 
 def _load_profiles(names):
@@ -292,37 +211,10 @@ def _energy(model, graph, rows, profiles, x, batch, gpu_seconds, plot_dir) -> di
         measured = {"kind": "unavailable", "reason": str(exc)}
     written = []
     if plot_dir is not None:
-        written = _write_atomically(plot_dir, {f"energy_{e.profile}_{e.convention}.png":
+        written = write_files_atomically(plot_dir, {f"energy_{e.profile}_{e.convention}.png":
                                                (lambda p, e=e: energy_breakdown_png(e, p)) for e in estimates})
     return {"profiles": {p.name: p.to_dict() for p in profiles}, "estimates": [e.to_dict() for e in estimates],
             "gpu_measured": measured, "plots": written}
-
-
-def _write_atomically(directory: Path, writers: dict) -> list[str]:
-    """Write every file into a partial directory inside ``directory``, then move them in with termination signals
-    held back: never half a set."""
-    import os
-    import shutil
-    import signal
-
-    from .outputs import partial_dir
-
-    try:
-        tmp = partial_dir(directory)
-        try:
-            for name, write in writers.items():
-                write(tmp / name)
-            held = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM, signal.SIGHUP})
-            try:
-                for name in writers:
-                    os.replace(tmp / name, directory / name)
-            finally:
-                signal.pthread_sigmask(signal.SIG_SETMASK, held)
-        finally:
-            shutil.rmtree(tmp, ignore_errors=True)
-    except OSError as exc:  # the checks up front cannot foresee everything (a full disk, /proc)
-        raise DeployError(f"writing into {directory} failed: {exc.strerror or exc}") from None
-    return [str(directory / name) for name in writers]
 
 
 @cli.command("export")
@@ -346,13 +238,13 @@ def export_cmd(checkpoint, num_heads, T, img_size, target, out, data, calibratio
 
     names = targets() if target == "all" else [t.strip() for t in target.split(",") if t.strip()]
     path, model = load_model(checkpoint, num_heads, T, img_size)
-    _, _, x_cal, _ = _inputs(model.config, data, _dataset(model), synthetic=False)
+    _, _, x_cal, _ = select_inputs(model.config, data, bundled_dataset(model), synthetic=False)
     out = out or Path(f"{path.stem.split('.')[0]}.deploy")
     with progress("exporting", quiet=as_json) as bar:
         bar.add_task("export", total=None)
         manifest = export(model, out, names, x_cal[:calibration_samples], weight_bits, input_bits, force,
                           source={"checkpoint": path.name, "sha256": sha256(path), "layout": model.source["layout"],
-                                  "dataset": _dataset(model)})
+                                  "dataset": bundled_dataset(model)})
     if as_json:
         click.echo(json.dumps(manifest, indent=2))
     else:
@@ -375,8 +267,8 @@ def export_cmd(checkpoint, num_heads, T, img_size, target, out, data, calibratio
 @click.option("--img-size", type=int, default=None)
 @click.pass_context
 def report(ctx, source, target, chips, fmt, out, data, samples, num_heads, T, img_size):
-    """Hardware feasibility report for a checkpoint, an export directory or a netx network (``*.net``, with its
-    frames in ``--data``): cores, chips, limits, verdict."""
+    """Hardware feasibility report for a checkpoint, an export directory or a netx network (*.net, with its
+    frames in --data): cores, chips, limits, verdict."""
     from .analysis import layer_rows, load_profile
     from .analysis.report import build_report, json_safe, to_html, to_markdown
     from .backends.sim import Simulator
@@ -398,8 +290,8 @@ def report(ctx, source, target, chips, fmt, out, data, samples, num_heads, T, im
             dataset = manifest.get("source", {}).get("dataset", {})
         else:
             _, model = load_model(source, num_heads, T, img_size)
-            config, dataset = model.config, _dataset(model)
-        x, _, x_cal, description = _inputs(config, data, dataset,
+            config, dataset = model.config, bundled_dataset(model)
+        x, _, x_cal, description = select_inputs(config, data, dataset,
                                            samples or (64 if data is not None or dataset else 2), hold_out=True)
         note = f"{len(x)} inputs of {description}"
         if model is not None:  # quantized as export does: calibrated on (up to) 256 calibration inputs
@@ -415,21 +307,10 @@ def report(ctx, source, target, chips, fmt, out, data, samples, num_heads, T, im
         return
     files = {out.name: texts[fmt]}
     files.update({out.with_suffix(f".{k}").name: v for k, v in texts.items() if k in ("md", "json")})
-    _write_atomically(out.parent if str(out.parent) else Path("."),
+    write_files_atomically(out.parent if str(out.parent) else Path("."),
                       {name: (lambda p, text=text: p.write_text(text)) for name, text in files.items()})
     click.echo(f"{result['verdict']['state']}: {result['totals']['cores']} cores, {result['totals']['chips']} "
                f"chip(s) ({result['totals']['system']}); wrote {', '.join(sorted(files))}")
-
-
-def _int_list(text: str, option: str, lo: int, hi: int) -> list[int]:
-    try:
-        values = sorted({int(v) for v in text.split(",") if v.strip()})
-    except ValueError:
-        raise DeployError(f"{option}: expected comma-separated integers, got {text!r}") from None
-    bad = [v for v in values if not lo <= v <= hi]
-    if not values or bad:
-        raise DeployError(f"{option}: {bad[0] if bad else 'nothing'} is not in {lo}..{hi}")
-    return values
 
 
 @cli.command("sweep")
@@ -454,13 +335,13 @@ def sweep_cmd(checkpoint, num_heads, img_size, data, bits, steps, calibration_sa
     from .sweep import SweepJob, pareto, pareto_png, sweep, to_markdown
 
     check_dir_target(out, "the sweep into")
-    bit_list = _int_list(bits, "--weight-bits", 2, 8)
+    bit_list = int_list(bits, "--weight-bits", 2, 8)
     path, model = load_model(checkpoint, num_heads, None, img_size)
     cfg = model.config
     # event frames hold at most the model's T steps; a repeated image can run for more
-    step_list = _int_list(steps, "--T", 1, cfg.T if cfg.variant == "cifar10dvs" else 64) if steps else \
+    step_list = int_list(steps, "--T", 1, cfg.T if cfg.variant == "cifar10dvs" else 64) if steps else \
         list(range(1, cfg.T + 1))
-    x, y, x_cal, description = _inputs(cfg, data, _dataset(model), samples, synthetic=False,
+    x, y, x_cal, description = select_inputs(cfg, data, bundled_dataset(model), samples, synthetic=False,
                                        calibration_data=calibration_data, hold_out=True)
     overrides = {"num_heads": cfg.num_heads, "T": cfg.T, "img_size": cfg.img_size}
     jobs = [SweepJob(str(path), overrides, x_cal[:calibration_samples].numpy(), x.numpy(),
@@ -475,7 +356,7 @@ def sweep_cmd(checkpoint, num_heads, img_size, data, bits, steps, calibration_sa
              "sweep.json": json.dumps(report, indent=1, sort_keys=True) + "\n"}
     writers = {name: (lambda p, text=text: p.write_text(text)) for name, text in texts.items()}
     writers["pareto.png"] = lambda p: pareto_png(points, front, title, p)
-    written = _write_atomically(out, writers)
+    written = write_files_atomically(out, writers)
     if as_json:
         click.echo(texts["sweep.json"], nl=False)
     else:
@@ -509,7 +390,7 @@ def verify(artifact, data, samples, integrity_only, as_json):
         from .backends.netx import NETX_FILE, run_netx_stem
 
         graph = load_graph(artifact)
-        x, _, _, note = _inputs(SpikformerConfig.from_dict(manifest["config"]), data,
+        x, _, _, note = select_inputs(SpikformerConfig.from_dict(manifest["config"]), data,
                                 manifest.get("source", {}).get("dataset", {}), samples)
         start = time.perf_counter()
         sim = Simulator(graph, record="spikes").run(x)

@@ -8,6 +8,7 @@
 - ``move_into_place``: without ``force`` a plain rename, which fails if another run created the destination
   meanwhile; with ``force`` an atomic exchange (Linux ``renameat2(RENAME_EXCHANGE)``), so there is never a moment
   with neither the old nor the new result.
+- ``write_files_atomically``: a set of files moved into place together, signals held back meanwhile.
 - ``handle_termination``: SIGTERM and SIGHUP become ``Terminated`` (like SIGINT's KeyboardInterrupt), so every
   clean-up path runs.
 """
@@ -149,3 +150,24 @@ def move_into_place(tmp: Path, dest: Path, force: bool) -> None:
     os.replace(dest, old)
     os.replace(tmp, dest)
     shutil.rmtree(old) if old.is_dir() and not old.is_symlink() else old.unlink()
+
+
+def write_files_atomically(directory: Path, writers: dict) -> list[str]:
+    """Write every file into a partial directory inside ``directory``, then move them in with termination signals
+    held back: never half a set."""
+    try:
+        tmp = partial_dir(directory)
+        try:
+            for name, write in writers.items():
+                write(tmp / name)
+            held = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM, signal.SIGHUP})
+            try:
+                for name in writers:
+                    os.replace(tmp / name, directory / name)
+            finally:
+                signal.pthread_sigmask(signal.SIG_SETMASK, held)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+    except OSError as exc:  # the checks up front cannot foresee everything (a full disk, /proc)
+        raise DeployError(f"writing into {directory} failed: {exc.strerror or exc}") from None
+    return [str(directory / name) for name in writers]

@@ -124,7 +124,7 @@ def _neuron_params(threshold: float, bias: np.ndarray, step: float, max_a: float
 
 
 def quantize(graph: Graph, calibration: Calibration, weight_bits: int = 8, input_bits: int = 8,
-             headroom: float = 4.0) -> Graph:
+             headroom: float = 2.0) -> Graph:
     if not 2 <= weight_bits <= 8:
         raise ConfigError(f"weight bits must be 2..8 (Loihi 2 synapses), got {weight_bits}")
     if not 2 <= input_bits <= 8:
