@@ -263,10 +263,12 @@ def _input_checks(graph: Graph, profile: Profile, mapping: dict, rows) -> list[C
     if inp.kind != "image":
         return [Check("input encoding", "ok", "event frames: binary events (counts > 1 as graded spikes)")]
     status = "ok" if int(profile["graded_spike_bits"]) >= (inp.bits or 8) else "change"
+    reader = graph.consumers(graph.input.name)[0]
+    role = "synapse" if reader.op.synapse else "neuron group"  # a netx input layer takes the frame as its drive
     return [Check("input encoding", status,
-                  f"the first conv sees the analog image as {inp.bits or 8}-bit graded spikes "
+                  f"the first {role} ({reader.name}) sees the analog image as {inp.bits or 8}-bit graded spikes "
                   f"({int(np.prod(inp.shape)):,} values per step, injected by the host)",
-                  "" if status == "ok" else "run the first conv on the host or rate-code the input")]
+                  "" if status == "ok" else f"run the first {role} on the host or rate-code the input")]
 
 
 CHECKS = (_precision_checks, _state_checks, _residual_checks, _fan_in_checks, _attention_checks, _input_checks)
