@@ -8,8 +8,8 @@ from pathlib import Path
 
 import click
 
-from .cli_inputs import (BUNDLED_MODEL, bundled_dataset, int_list, is_netx, load_model, model_options,
-                         netx_graph_and_frames, select_inputs)
+from .cli_inputs import (BUNDLED_MODEL, artifact_inputs, bundled_dataset, int_list, is_netx, load_model,
+                         model_options, netx_graph_and_frames, select_inputs)
 from .cli_render import console_for, print_energy, print_simulation, progress
 from .errors import DeployError, Terminated
 from .outputs import check_dir_target, check_file_target, handle_termination, write_files_atomically
@@ -29,9 +29,13 @@ def cli():
 @model_options
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 def info(checkpoint, num_heads, T, img_size, as_json):
-    """Variant, configuration, parameter count, T and input shape of a checkpoint."""
+    """Variant, configuration, parameter count, T and input shape of a checkpoint (or the layers of a netx
+    network)."""
     from .model import parameter_count
 
+    if is_netx(checkpoint):
+        _netx_info(checkpoint, T, as_json)
+        return
     path, model = load_model(checkpoint, num_heads, T, img_size)
     cfg = model.config
     shape = list(cfg.input_shape(batch=1))
@@ -53,6 +57,34 @@ def info(checkpoint, num_heads, T, img_size, as_json):
                        ("input", f"{data['input']}, shape {data['input_shape']}"),
                        ("parameters", f"{data['parameters']:,}")):
         table.add_row(key, str(value))
+    console_for().print(table)
+
+
+def _netx_info(path: Path, T, as_json: bool) -> None:
+    """The neuron groups of a netx network as the deploy graph holds them."""
+    import numpy as np
+
+    from .frontends import read_netx
+
+    graph = read_netx(path, steps=T)
+    layers = [{"name": n.name, "shape": list(n.shape), "neurons": int(np.prod(n.shape)),
+               "synapses_from": n.inputs[0], "vth": n.op.vth, "du": n.op.du, "dv": n.op.dv}
+              for n in graph.having("neuron_group")]
+    data = {"network": str(path), "format": "lava-dl netx", "T": graph.steps, "input_shape": list(graph.input.shape),
+            "neurons": sum(layer["neurons"] for layer in layers),
+            "weights": int(sum(n.op.weight.size for n in graph.having("synapse"))), "layers": layers}
+    if as_json:
+        click.echo(json.dumps(data, indent=2))
+        return
+    from rich.table import Table
+
+    table = Table(title=f"{path.name} (lava-dl netx): {data['neurons']:,} neurons, {data['weights']:,} weights, "
+                        f"T = {data['T']}, input {data['input_shape']}")
+    for col in ("layer", "shape", "neurons", "vth", "du", "dv"):
+        table.add_column(col, justify="left" if col == "layer" else "right")
+    for layer in layers:
+        table.add_row(layer["name"], str(layer["shape"]), f"{layer['neurons']:,}", str(layer["vth"]),
+                      str(layer["du"]), str(layer["dv"]))
     console_for().print(table)
 
 
@@ -230,12 +262,30 @@ def _energy(model, graph, rows, profiles, x, batch, gpu_seconds, plot_dir) -> di
 @click.option("--input-bits", type=click.IntRange(2, 8), default=8, show_default=True)
 @click.option("--force", is_flag=True, help="Replace an existing non-empty output directory.")
 @click.option("--json", "as_json", is_flag=True, help="Print the manifest as JSON.")
-def export_cmd(checkpoint, num_heads, T, img_size, target, out, data, calibration_samples, weight_bits, input_bits,
-               force, as_json):
-    """Write an artifact directory: integer IR, target files (Lava/netx, NIR, ONNX) and a manifest."""
-    from .artifact import sha256
-    from .export import export, targets
+@click.pass_context
+def export_cmd(ctx, checkpoint, num_heads, T, img_size, target, out, data, calibration_samples, weight_bits,
+               input_bits, force, as_json):
+    """Write an artifact directory: integer IR, target files (Lava/netx, NIR, ONNX) and a manifest.
 
+    A netx network (*.net) is exported as given: its integer graph for Lava (verify then needs its frames)."""
+    from .artifact import sha256
+    from .export import export, export_integer_graph, targets
+
+    if is_netx(checkpoint):
+        from click.core import ParameterSource
+
+        from .frontends import read_netx
+
+        given = [n for n in ("num_heads", "img_size", "data", "calibration_samples", "weight_bits", "input_bits")
+                 if ctx.get_parameter_source(n) == ParameterSource.COMMANDLINE]
+        if given or target not in ("all", "loihi2"):
+            raise DeployError(f"{'--' + given[0].replace('_', '-') if given else '--target ' + target} does not "
+                              f"apply to a netx network (its integers are given; Lava is its only target)")
+        out = out or Path(f"{checkpoint.stem}.deploy")
+        manifest = export_integer_graph(read_netx(checkpoint, steps=T), out, force,
+                                        source={"netx": checkpoint.name, "sha256": sha256(checkpoint)})
+        click.echo(json.dumps(manifest, indent=2) if as_json else f"wrote {out}: {', '.join(manifest['files'])}")
+        return
     names = targets() if target == "all" else [t.strip() for t in target.split(",") if t.strip()]
     path, model = load_model(checkpoint, num_heads, T, img_size)
     _, _, x_cal, _ = select_inputs(model.config, data, bundled_dataset(model), synthetic=False)
@@ -273,7 +323,6 @@ def report(ctx, source, target, chips, fmt, out, data, samples, num_heads, T, im
     from .analysis.report import build_report, json_safe, to_html, to_markdown
     from .backends.sim import Simulator
     from .artifact import load_artifact
-    from .model import SpikformerConfig
     from .pipeline import integer_graph
 
     if out is not None:  # before the simulation: the report and its .md/.json siblings
@@ -285,17 +334,15 @@ def report(ctx, source, target, chips, fmt, out, data, samples, num_heads, T, im
         note = f"{len(x)} frames of {data}"
     else:
         if source is not None and source.is_dir():
-            (graph, manifest), model = load_artifact(source), None
-            config = SpikformerConfig.from_dict(manifest["config"])
-            dataset = manifest.get("source", {}).get("dataset", {})
+            graph, manifest = load_artifact(source)
+            x, description = artifact_inputs(graph, manifest, data, samples or 64)
         else:
             _, model = load_model(source, num_heads, T, img_size)
-            config, dataset = model.config, bundled_dataset(model)
-        x, _, x_cal, description = select_inputs(config, data, dataset,
-                                           samples or (64 if data is not None or dataset else 2), hold_out=True)
+            dataset = bundled_dataset(model)
+            x, _, x_cal, description = select_inputs(model.config, data, dataset, samples or (
+                64 if data is not None or dataset else 2), hold_out=True)
+            graph = integer_graph(model, x_cal[:256])  # quantized as export does: (up to) 256 calibration inputs
         note = f"{len(x)} inputs of {description}"
-        if model is not None:  # quantized as export does: calibrated on (up to) 256 calibration inputs
-            graph = integer_graph(model, x_cal[:256])
     counters = Simulator(graph).run(x).counters
     result = build_report(graph, layer_rows(graph, counters), load_profile(target), load_profile("h200_sxm"), chips,
                           note)
@@ -381,7 +428,6 @@ def verify(artifact, data, samples, integrity_only, as_json):
     from .backends.sim import Simulator
     from .artifact import verify_files
     from .ir.serialize import load_graph
-    from .model import SpikformerConfig
 
     manifest = verify_files(artifact)
     result = {"artifact": str(artifact), "files_checked": len(manifest["files"])}
@@ -390,8 +436,7 @@ def verify(artifact, data, samples, integrity_only, as_json):
         from .backends.netx import NETX_FILE, run_netx_stem
 
         graph = load_graph(artifact)
-        x, _, _, note = select_inputs(SpikformerConfig.from_dict(manifest["config"]), data,
-                                manifest.get("source", {}).get("dataset", {}), samples)
+        x, note = artifact_inputs(graph, manifest, data, samples)
         start = time.perf_counter()
         sim = Simulator(graph, record="spikes").run(x)
         sim_s = time.perf_counter() - start

@@ -111,3 +111,20 @@ def int_list(text: str, option: str, lo: int, hi: int) -> list[int]:
     if not values or bad:
         raise DeployError(f"{option}: {bad[0] if bad else 'nothing'} is not in {lo}..{hi}")
     return values
+
+
+def artifact_inputs(graph, manifest: dict, data, samples: int | None):
+    """(inputs, description) for an artifact: frames from ``--data`` for an exported netx network (its manifest
+    names no model configuration), else the model's data as ``select_inputs`` chooses it."""
+    from .data import load_frames
+    from .model import SpikformerConfig
+
+    source = manifest.get("source", {})
+    if "netx" in source:
+        if data is None:
+            raise DeployError(f"this artifact holds the netx network {source['netx']}: give its frames with --data")
+        x = load_frames(data, graph.input.op.shape)[:samples]
+        return x, f"{len(x)} frames of {data}"
+    x, _, _, description = select_inputs(SpikformerConfig.from_dict(manifest["config"]), data,
+                                         source.get("dataset", {}), samples, hold_out=True)
+    return x, description

@@ -69,20 +69,33 @@ def export(model: Spikformer, out_dir: Path, target_names: list[str], calibratio
         raise ArtifactError(f"unknown target {unknown[0]!r}; choose from {', '.join([*writers, 'all'])}")
     check_artifact_target(out_dir, force)
     float_g, int_g = integer_graph_from(model, calibration_x, weight_bits, input_bits)
+    return write_artifact(out_dir, int_g, [lambda d, name=name: writers[name](model, int_g, float_g, d)
+                                           for name in target_names], force, {
+        "targets": sorted(target_names), "source": source or {}, "config": model.config.to_dict(),
+        "quantization": {"weight_bits": weight_bits, "input_bits": input_bits,
+                         "calibration_samples": len(calibration_x),
+                         "calibration_sha256": hashlib.sha256(
+                             calibration_x.detach().cpu().contiguous().numpy().tobytes()).hexdigest()}})
+
+
+def export_integer_graph(graph, out_dir: Path, force: bool = False, source: dict | None = None) -> dict:
+    """The artifact of a graph that is integer already (a netx network): the IR and the Lava target, no float
+    model (so no ONNX or NIR)."""
+    out_dir = Path(out_dir)
+    check_artifact_target(out_dir, force)
+    return write_artifact(out_dir, graph, [], force, {"targets": ["loihi2"], "source": source or {}})
+
+
+def write_artifact(out_dir: Path, graph, writers: list, force: bool, fields: dict) -> dict:
+    """``graph.json`` + ``params.safetensors``, each writer's files and the manifest (versions, ``fields``, the
+    sha256 of every file), written into a partial directory and moved into place when complete."""
     tmp = partial_dir(out_dir.resolve().parent, out_dir.name)
     try:
-        files = save_graph(int_g, tmp)
-        for name in target_names:
-            files += writers[name](model, int_g, float_g, tmp)
-        manifest = {
-            "format": "spikformer-deploy-artifact", "version": 1, "targets": sorted(target_names),
-            "versions": versions(), "source": source or {}, "config": model.config.to_dict(),
-            "quantization": {"weight_bits": weight_bits, "input_bits": input_bits,
-                             "calibration_samples": len(calibration_x),
-                             "calibration_sha256": hashlib.sha256(
-                                 calibration_x.detach().cpu().contiguous().numpy().tobytes()).hexdigest()},
-            "files": {p.name: sha256(p) for p in sorted(files, key=lambda p: p.name)},
-        }
+        files = save_graph(graph, tmp)
+        for write in writers:
+            files += write(tmp)
+        manifest = {"format": "spikformer-deploy-artifact", "version": 1, "versions": versions(), **fields,
+                    "files": {p.name: sha256(p) for p in sorted(files, key=lambda p: p.name)}}
         (tmp / MANIFEST).write_text(json.dumps(manifest, indent=1, sort_keys=True) + "\n")
         umask = os.umask(0)
         os.umask(umask)

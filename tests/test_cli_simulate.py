@@ -200,3 +200,30 @@ def test_netx_bad_input_is_one_line(capsys, args, message):
     paths = {"FRAME": pack / "image.npy", "GT": pack / "conv-0.npy", "NET": pack / "network.net"}
     rc, out, err = run_cli(capsys, "simulate", str(pack / "network.net"), *(str(paths.get(a, a)) for a in args))
     assert rc == 2 and message in err and len(err.strip().splitlines()) == 1 and "Traceback" not in err
+
+
+def test_netx_export_verify_and_report(tmp_path, capsys):
+    from support import REPO
+
+    pack = REPO / "calibration" / "loihi2_pilotnet_lif"
+    rc, text, err = run_cli(capsys, "info", str(pack / "network.net"), "--json")
+    info = json.loads(text)
+    assert rc == 0 and info["neurons"] == 158_509 and info["weights"] == 349_998 and len(info["layers"]) == 10
+    out = tmp_path / "pilotnet.deploy"
+    rc, _, err = run_cli(capsys, "export", str(pack / "network.net"), "-o", str(out), "--T", "2")
+    assert rc == 0, err
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["targets"] == ["loihi2"] and manifest["source"]["netx"] == "network.net"
+    rc, out_text, err = run_cli(capsys, "verify", str(out), "--data", str(pack / "image.npy"), "--json")
+    assert rc == 0, err
+    result = json.loads(out_text)
+    assert result["ok"] and result["spikes_equal"] and len(result["layers"]) == 10  # Lava == simulator, every layer
+    rc, _, err = run_cli(capsys, "verify", str(out))
+    assert rc == 2 and "give its frames with --data" in err
+    rc, report, err = run_cli(capsys, "report", str(out), "--data", str(pack / "image.npy"), "--format", "json")
+    assert rc == 0, err
+    assert json.loads(report)["totals"]["neurons"] == 158_509
+    for bad, needle in ((("--target", "onnx"), "--target onnx does not apply"),
+                        (("--weight-bits", "4"), "--weight-bits does not apply")):
+        rc, _, err = run_cli(capsys, "export", str(pack / "network.net"), "-o", str(tmp_path / "x"), *bad)
+        assert rc == 2 and needle in err and not (tmp_path / "x").exists()
