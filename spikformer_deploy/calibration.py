@@ -25,6 +25,7 @@ import torch
 import yaml
 
 from .analysis import layer_rows
+from .analysis.energy import spike_energy
 from .analysis.feasibility import core_counts, map_network
 from .analysis.profiles import Profile
 from .analysis.timing import step_time
@@ -65,8 +66,8 @@ def calibrate_loihi2(profile: Profile, pack: Path = PACK) -> dict[str, dict]:
     slowest = step_time(graph, rows, cores, profile)[1]
     per_core = next(r for r in rows if r.name == graph.nodes[slowest].inputs[0]).event_synops / graph.steps \
         / cores[slowest]
-    e_spike = profile["e_spike_tile"] + profile["mean_hops"] * (profile["e_hop_ew"] + profile["e_hop_ns"]) / 2
-    fixed = profile["e_neuron_active"] * activity["updates_per_step"] + e_spike * activity["spikes_per_step"]
+    fixed = profile["e_neuron_active"] * activity["updates_per_step"] + spike_energy(profile) * \
+        activity["spikes_per_step"]
     e_synop = [(r["dynamic_W"] * r["us_per_step"] * 1e-6 - fixed) / activity["synops_per_step"] * 1e12
                for r in runs]
     counts = (f"PilotNet LIF on the pack's frame, T = {graph.steps}: {activity['synops_per_step']:.4g} synaptic ops, "

@@ -9,7 +9,7 @@ from pathlib import Path
 import click
 
 from .cli_inputs import (BUNDLED_MODEL, artifact_inputs, bundled_dataset, int_list, is_netx, load_model,
-                         model_options, netx_graph_and_frames, select_inputs)
+                         model_options, netx_graph_and_frames, reject_netx_options, select_inputs)
 from .cli_render import console_for, print_energy, print_simulation, progress
 from .errors import DeployError, Terminated
 from .outputs import check_dir_target, check_file_target, handle_termination, write_files_atomically
@@ -272,15 +272,12 @@ def export_cmd(ctx, checkpoint, num_heads, T, img_size, target, out, data, calib
     from .export import export, export_integer_graph, targets
 
     if is_netx(checkpoint):
-        from click.core import ParameterSource
-
         from .frontends import read_netx
 
-        given = [n for n in ("num_heads", "img_size", "data", "calibration_samples", "weight_bits", "input_bits")
-                 if ctx.get_parameter_source(n) == ParameterSource.COMMANDLINE]
-        if given or target not in ("all", "loihi2"):
-            raise DeployError(f"{'--' + given[0].replace('_', '-') if given else '--target ' + target} does not "
-                              f"apply to a netx network (its integers are given; Lava is its only target)")
+        reject_netx_options(ctx, ("num_heads", "img_size", "data", "calibration_samples", "weight_bits",
+                                  "input_bits"))
+        if target not in ("all", "loihi2"):
+            raise DeployError(f"--target {target} does not apply to a netx network (Lava is its only target)")
         out = out or Path(f"{checkpoint.stem}.deploy")
         manifest = export_integer_graph(read_netx(checkpoint, steps=T), out, force,
                                         source={"netx": checkpoint.name, "sha256": sha256(checkpoint)})

@@ -27,16 +27,21 @@ def is_netx(path: Path | None) -> bool:
     return path is not None and path.suffix == NETX_SUFFIX
 
 
-def netx_graph_and_frames(ctx, path: Path, T, data, fixed: tuple[str, ...]):
-    """A netx network's integer graph and the frames of ``--data``; options in ``fixed`` make no sense for it."""
+def reject_netx_options(ctx, fixed: tuple[str, ...]) -> None:
+    """Options in ``fixed`` make no sense for a netx network: given on the command line, they are an error."""
     from click.core import ParameterSource
-
-    from .data import load_frames
-    from .frontends import read_netx
 
     for name in fixed:
         if ctx.get_parameter_source(name) == ParameterSource.COMMANDLINE:
             raise DeployError(f"--{name.replace('_', '-')} does not apply to a netx network (its integers are given)")
+
+
+def netx_graph_and_frames(ctx, path: Path, T, data, fixed: tuple[str, ...]):
+    """A netx network's integer graph and the frames of ``--data``; options in ``fixed`` make no sense for it."""
+    from .data import load_frames
+    from .frontends import read_netx
+
+    reject_netx_options(ctx, fixed)
     if data is None:
         raise DeployError("a netx network needs --data: its input frames (.npy/.npz)")
     graph = read_netx(path, steps=T)

@@ -121,9 +121,13 @@ def _loihi_synapse(r: LayerStats, profile: Profile) -> float:
     return profile["e_synop"] * r.event_synops
 
 
+def spike_energy(profile: Profile) -> float:
+    """One output spike: into its tile, then ``mean_hops`` mesh hops (E-W and N-S alike)."""
+    return profile["e_spike_tile"] + profile["mean_hops"] * (profile["e_hop_ew"] + profile["e_hop_ns"]) / 2
+
+
 def _loihi_neuron(r: LayerStats, profile: Profile) -> float:
-    e_spike = profile["e_spike_tile"] + profile["mean_hops"] * (profile["e_hop_ew"] + profile["e_hop_ns"]) / 2
-    return profile["e_neuron_active"] * r.neuron_updates + e_spike * r.spikes
+    return profile["e_neuron_active"] * r.neuron_updates + spike_energy(profile) * r.spikes
 
 
 def _loihi_pool(r: LayerStats, profile: Profile) -> float:

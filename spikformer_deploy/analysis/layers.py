@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import weakref
 from dataclasses import dataclass
 
 import numpy as np
@@ -12,6 +13,7 @@ from ..ir import Graph, Node, OpTable
 from ..ir.ops import STATE_BITS, Add, BatchNorm, Dense, Head, Input, LoihiLIF, OrPool, SpikingAttention
 
 STATE_MAX = 2 ** (STATE_BITS - 1) - 1
+_BOUNDS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 COUNTS = ("in_events", "sops", "sops_paper", "macs", "dense_macs", "ands", "adds", "neuron_updates", "spikes")
 
 
@@ -63,11 +65,19 @@ def _synapse_row(graph: Graph, node: Node, row: LayerStats, counters: Counters) 
     _event_synops(graph, node, row, counters)
 
 
+def _bounds(graph: Graph) -> dict[str, float]:
+    """The graph's value bounds, computed once per graph rather than once per row (an analysed graph does not
+    change; the weak cache lets it go with the graph)."""
+    if graph not in _BOUNDS:
+        _BOUNDS[graph] = graph.value_bounds()
+    return _BOUNDS[graph]
+
+
 def _event_synops(graph: Graph, node: Node, row: LayerStats, counters: Counters) -> None:
     """Synaptic events whatever their payload: a graded spike drives each synapse once."""
     source = graph.nodes[node.inputs[0]]
     row.analog_input = isinstance(source.op, Input) and source.op.kind == "image"
-    row.binary_input = graph.value_bounds()[source.name] == 1
+    row.binary_input = _bounds(graph)[source.name] == 1
     row.event_synops = (row.macs if row.analog_input else
                            row.in_events * node.op.weight.shape[0] if isinstance(node.op, Dense) else
                            row.sops if row.binary_input else
