@@ -8,9 +8,9 @@ from pathlib import Path
 
 import click
 
-from .cli_inputs import (BUNDLED_MODEL, artifact_inputs, bundled_dataset, int_list, is_netx, load_model,
+from .cli_inputs import (BUNDLED_MODELS, artifact_inputs, bundled_dataset, int_list, is_netx, load_model,
                          model_options, netx_graph_and_frames, reject_netx_options, select_inputs)
-from .cli_render import console_for, print_energy, print_simulation, progress
+from .cli_render import console_for, epoch_progress, print_energy, print_simulation, progress
 from .errors import DeployError, Terminated
 from .outputs import check_dir_target, check_file_target, handle_termination, write_files_atomically
 
@@ -89,26 +89,31 @@ def _netx_info(path: Path, T, as_json: bool) -> None:
 
 
 @cli.command()
-@click.option("-o", "--out", type=click.Path(path_type=Path), default=BUNDLED_MODEL, show_default=True,
-              help="Where to write the trained checkpoint (its model card goes next to it).")
+@click.option("--dataset", type=click.Choice(["digits", "fashion-mnist"]), default="digits", show_default=True,
+              help="digits: the bundled default model; fashion-mnist: the deeper bundled model (needs the IDX files).")
+@click.option("--data-root", type=click.Path(path_type=Path), default=None,
+              help="Folder of the Fashion-MNIST IDX files (default: where Debian's dataset-fashion-mnist puts them).")
+@click.option("-o", "--out", type=click.Path(path_type=Path), default=None,
+              help="Where to write the trained checkpoint (its model card goes next to it). Default: models/.")
 @click.option("--epochs", type=int, default=None, help="Training epochs (default: the bundled model's).")
 @click.option("--seed", type=int, default=0, show_default=True)
-def train(out, epochs, seed):
-    """Train the bundled default model: a small Spikformer on scikit-learn's digits (offline, deterministic)."""
-    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+def train(dataset, data_root, out, epochs, seed):
+    """Train a bundled model from scratch (offline, deterministic): a small Spikformer on scikit-learn's digits, or a
+    2-block, 128-wide one on Fashion-MNIST."""
+    import dataclasses
 
     from .model import save_checkpoint
-    from .train import DigitsTraining, train_digits, write_model_card
+    from .train import RECIPES, train as run_training, write_model_card
 
-    settings = DigitsTraining(seed=seed) if epochs is None else DigitsTraining(seed=seed, epochs=epochs)
-    columns = (TextColumn("training"), BarColumn(), TextColumn("epoch {task.completed}/{task.total}"),
-               TextColumn("loss {task.fields[loss]:.4f}"), TimeElapsedColumn())
-    console = console_for(stderr=True)
-    with Progress(*columns, console=console, disable=not console.is_terminal) as bar:
-        task = bar.add_task("train", total=settings.epochs, loss=float("nan"))
-        model, report = train_digits(settings, progress=lambda e, n, loss: bar.update(task, completed=e, loss=loss))
+    recipe = dataclasses.replace(RECIPES[dataset], seed=seed, **({} if epochs is None else {"epochs": epochs}))
+    out = out or BUNDLED_MODELS[dataset]
+    check_file_target(out, "checkpoint")
+    with epoch_progress(recipe.epochs) as advance:
+        model, report = run_training(recipe, progress=advance, root=data_root)
     save_checkpoint(model, out, meta=report)
-    card = write_model_card(out, model.config, report)
+    command = f"spikformer-deploy train --dataset {dataset}" + (f" --epochs {epochs}" if epochs else "") + \
+        (f" --seed {seed}" if seed else "")
+    card = write_model_card(out, model.config, report, command)
     click.echo(f"test accuracy {report['test_accuracy']:.2%} ({report['split']['test']} held-out images), "
                f"trained in {report['training_seconds']} s; wrote {out} and {card}")
 

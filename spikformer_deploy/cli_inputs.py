@@ -8,7 +8,9 @@ import click
 
 from .errors import DeployError
 
-BUNDLED_MODEL = Path(__file__).resolve().parent.parent / "models" / "spikformer_digits.pth"
+MODELS = Path(__file__).resolve().parent.parent / "models"
+BUNDLED_MODEL = MODELS / "spikformer_digits.pth"  # the default of every command
+BUNDLED_MODELS = {"digits": BUNDLED_MODEL, "fashion-mnist": MODELS / "spikformer_fmnist.pth"}
 
 
 def model_options(func):

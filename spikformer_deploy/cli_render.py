@@ -1,6 +1,8 @@
 """Terminal rendering for the CLI (rich): consoles, progress bars, tables. Only the CLI imports this."""
 from __future__ import annotations
 
+from contextlib import contextmanager
+
 
 def console_for(stderr: bool = False):
     from rich.console import Console
@@ -25,6 +27,19 @@ def progress(label: str, quiet: bool = False):
     console = console_for(stderr=True)
     return Progress(TextColumn(label), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=console,
                     disable=quiet or not console.is_terminal, transient=True)
+
+
+@contextmanager
+def epoch_progress(epochs: int, label: str = "training"):
+    """A bar over training epochs with the last epoch's loss; yields ``advance(epoch, epochs, loss)``."""
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+    console = console_for(stderr=True)
+    columns = (TextColumn(label), BarColumn(), TextColumn("epoch {task.completed}/{task.total}"),
+               TextColumn("loss {task.fields[loss]:.4f}"), TimeElapsedColumn())
+    with Progress(*columns, console=console, disable=not console.is_terminal) as bar:
+        task = bar.add_task(label, total=epochs, loss=float("nan"))
+        yield lambda epoch, _, loss: bar.update(task, completed=epoch, loss=loss)
 
 
 def print_simulation(summary: dict, rows: list, total: dict) -> None:

@@ -1,18 +1,22 @@
-"""Train a small Spikformer (cifar10 variant) on scikit-learn's digits: the bundled default model."""
+"""Train the bundled models (cifar10 variant of Spikformer), deterministically and offline: the default model on
+scikit-learn's digits, and a deeper one on Fashion-MNIST."""
 from __future__ import annotations
 
+import dataclasses
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 
-from .data import DIGITS_SOURCE, digits_split
+from .data import DIGITS_SOURCE, FASHION_MNIST_SOURCE, digits_split, fashion_mnist
 from .model import Spikformer, SpikformerConfig
 
 
 @dataclass(frozen=True)
-class DigitsTraining:
+class TrainingRecipe:
+    dataset: str = "digits"  # a key of DATASETS
     img_size: int = 16
     dim: int = 64
     depth: int = 1
@@ -24,7 +28,8 @@ class DigitsTraining:
     lr: float = 3e-3
     weight_decay: float = 0.01
     seed: int = 0
-    max_shift: int = 1  # random translation (pixels) as augmentation
+    max_shift: int = 0  # random translation (pixels) of the whole batch, as augmentation
+    hflip: bool = False  # random horizontal flips, per image
     threads: int = 2  # fixed so that float summation order, hence the result, does not depend on the machine
     model_config: SpikformerConfig = field(init=False)
 
@@ -33,12 +38,47 @@ class DigitsTraining:
             variant="cifar10", dim=self.dim, depth=self.depth, num_heads=self.num_heads, mlp_ratio=self.mlp_ratio,
             num_classes=10, in_channels=1, img_size=self.img_size, T=self.T))
 
+    def settings(self) -> dict:
+        return {k: v for k, v in dataclasses.asdict(self).items() if k != "model_config"}
 
-def _random_shift(x: torch.Tensor, max_shift: int, gen: torch.Generator) -> torch.Tensor:
-    if max_shift == 0:
-        return x
-    dx, dy = (torch.randint(-max_shift, max_shift + 1, (2,), generator=gen)).tolist()
-    return torch.roll(x, shifts=(dy, dx), dims=(2, 3))
+
+# The recipes of the bundled models (models/*.md say what they reached).
+RECIPES = {
+    "digits": TrainingRecipe(max_shift=1),
+    "fashion-mnist": TrainingRecipe(dataset="fashion-mnist", dim=128, depth=2, epochs=10, batch_size=128,
+                                    hflip=True),
+}
+
+
+def digits_data(recipe: TrainingRecipe, root=None):
+    x_train, y_train, x_test, y_test = digits_split(recipe.img_size, seed=recipe.seed)
+    split = {"train": len(x_train), "test": len(x_test), "test_fraction": 0.2, "stratified": True,
+             "seed": recipe.seed}
+    return (x_train, y_train, x_test, y_test), {"data": DIGITS_SOURCE, "split": split,
+                                                "preprocessing": "pixels / 16, bilinearly upscaled"}
+
+
+def fashion_mnist_data(recipe: TrainingRecipe, root=None):
+    kw = {} if root is None else {"root": Path(root)}
+    x_train, y_train = fashion_mnist("train", recipe.img_size, **kw)
+    x_test, y_test = fashion_mnist("test", recipe.img_size, **kw)
+    split = {"train": len(x_train), "test": len(x_test), "standard": True}
+    return (x_train, y_train, x_test, y_test), {
+        "data": FASHION_MNIST_SOURCE, "split": split,
+        "preprocessing": "pixels / 255, antialiased bilinear resize, rounded back to 8 bits"}
+
+
+DATASETS = {"digits": digits_data, "fashion-mnist": fashion_mnist_data}
+
+
+def augment(x: torch.Tensor, recipe: TrainingRecipe, gen: torch.Generator) -> torch.Tensor:
+    if recipe.max_shift:
+        dx, dy = (torch.randint(-recipe.max_shift, recipe.max_shift + 1, (2,), generator=gen)).tolist()
+        x = torch.roll(x, shifts=(dy, dx), dims=(2, 3))
+    if recipe.hflip:
+        flip = torch.rand(len(x), generator=gen) < 0.5
+        x = torch.where(flip[:, None, None, None], x.flip(3), x)
+    return x
 
 
 @torch.no_grad()
@@ -49,73 +89,70 @@ def accuracy(model: Spikformer, x: torch.Tensor, y: torch.Tensor, batch_size: in
     return correct / len(x)
 
 
-def train_digits(settings: DigitsTraining, progress=None) -> tuple[Spikformer, dict]:
+def train(recipe: TrainingRecipe, progress=None, root=None) -> tuple[Spikformer, dict]:
     """Train deterministically; ``progress(epoch, epochs, loss)`` is called after each epoch."""
-    torch.set_num_threads(settings.threads)
-    torch.manual_seed(settings.seed)
-    gen = torch.Generator().manual_seed(settings.seed)
-    x_train, y_train, x_test, y_test = digits_split(settings.img_size, seed=settings.seed)
-    model = Spikformer(settings.model_config)
-    opt = torch.optim.AdamW(model.parameters(), lr=settings.lr, weight_decay=settings.weight_decay)
-    steps_per_epoch = -(-len(x_train) // settings.batch_size)
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=settings.lr, total_steps=settings.epochs * steps_per_epoch)
+    torch.set_num_threads(recipe.threads)
+    torch.manual_seed(recipe.seed)
+    gen = torch.Generator().manual_seed(recipe.seed)
+    (x_train, y_train, x_test, y_test), about = DATASETS[recipe.dataset](recipe, root)
+    model = Spikformer(recipe.model_config)
+    opt = torch.optim.AdamW(model.parameters(), lr=recipe.lr, weight_decay=recipe.weight_decay)
+    steps_per_epoch = -(-len(x_train) // recipe.batch_size)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=recipe.lr, total_steps=recipe.epochs * steps_per_epoch)
     start = time.perf_counter()
-    for epoch in range(settings.epochs):
+    for epoch in range(recipe.epochs):
         model.train()
         order = torch.randperm(len(x_train), generator=gen)
         total = 0.0
-        for i in range(0, len(order), settings.batch_size):
-            idx = order[i:i + settings.batch_size]
-            loss = F.cross_entropy(model(_random_shift(x_train[idx], settings.max_shift, gen)), y_train[idx])
+        for i in range(0, len(order), recipe.batch_size):
+            idx = order[i:i + recipe.batch_size]
+            loss = F.cross_entropy(model(augment(x_train[idx], recipe, gen)), y_train[idx])
             opt.zero_grad()
             loss.backward()
             opt.step()
             sched.step()
             total += float(loss) * len(idx)
         if progress:
-            progress(epoch + 1, settings.epochs, total / len(x_train))
+            progress(epoch + 1, recipe.epochs, total / len(x_train))
     seconds = time.perf_counter() - start
     model.eval()
-    report = {
-        "data": DIGITS_SOURCE,
-        "split": {"train": len(x_train), "test": len(x_test), "test_fraction": 0.2, "stratified": True,
-                  "seed": settings.seed},
-        "train_accuracy": accuracy(model, x_train, y_train),
-        "test_accuracy": accuracy(model, x_test, y_test),
-        "training_seconds": round(seconds, 1),
-        "threads": settings.threads,
-        "settings": {k: v for k, v in settings.__dict__.items() if k != "model_config"},
-    }
+    report = {**about,
+              "train_accuracy": accuracy(model, x_train, y_train),
+              "test_accuracy": accuracy(model, x_test, y_test),
+              "training_seconds": round(seconds, 1),
+              "threads": recipe.threads,
+              "settings": recipe.settings()}
     return model, report
 
 
-def write_model_card(checkpoint_path, config: SpikformerConfig, report: dict):
-    """A Markdown model card next to the checkpoint: data, split, config, seed, accuracy, training time."""
-    from pathlib import Path
-
+def write_model_card(checkpoint_path, config: SpikformerConfig, report: dict, command: str):
+    """A Markdown model card next to the checkpoint: data, split, recipe, seed, accuracy, training time."""
     path = Path(checkpoint_path).with_suffix(".md")
-    s = report["settings"]
+    s, split = report["settings"], report["split"]
+    if split.get("standard"):
+        split_text = (f"the standard split, {split['train']:,} train / {split['test']:,} test; the test split was "
+                      "used for neither training nor model selection (the recipe was fixed beforehand)")
+    else:
+        split_text = (f"stratified, {split['train']} train / {split['test']} test (test fraction "
+                      f"{split['test_fraction']}, seed {split['seed']}); the test split was not used for training or "
+                      "model selection")
+    augmentation = ", ".join(a for a in (f"random shifts of ±{s['max_shift']} px" if s["max_shift"] else "",
+                                         "random horizontal flips" if s["hflip"] else "") if a) or "none"
     lines = [
         f"# Model card: {Path(checkpoint_path).name}",
-        "",
-        "The default model of spikformer-deploy: used whenever a command is given no checkpoint.",
         "",
         f"- **Architecture**: Spikformer, cifar10 variant of the original code (ZK-Zhou/spikformer), "
         f"{config.depth} block(s), dim {config.dim}, {config.num_heads} heads (head dim {config.head_dim}), "
         f"MLP hidden {config.hidden_dim}, {config.num_classes} classes, T = {config.T}, "
         f"{config.in_channels} input channel, {config.img_size}x{config.img_size} input, {config.num_tokens} tokens.",
-        f"- **Data**: {report['data']}; pixels / 16, bilinearly upscaled to {config.img_size}x{config.img_size}.",
-        f"- **Split**: stratified, {report['split']['train']} train / {report['split']['test']} test "
-        f"(test fraction {report['split']['test_fraction']}, seed {report['split']['seed']}). "
-        "The test split was not used for training or model selection.",
-        f"- **Training**: `spikformer-deploy train` — AdamW (lr {s['lr']}, one-cycle, weight decay "
-        f"{s['weight_decay']}), batch {s['batch_size']}, {s['epochs']} epochs, random shifts of ±{s['max_shift']} px, "
-        f"sigmoid surrogate gradient (alpha 4, spikingjelly's default), seed {s['seed']}, "
-        f"{report['threads']} CPU threads, {report['training_seconds']} s.",
+        f"- **Data**: {report['data']}; {report['preprocessing']} to {config.img_size}x{config.img_size}.",
+        f"- **Split**: {split_text}.",
+        f"- **Training**: `{command}` — AdamW (lr {s['lr']}, one-cycle, weight decay {s['weight_decay']}), batch "
+        f"{s['batch_size']}, {s['epochs']} epochs, augmentation: {augmentation}; sigmoid surrogate gradient (alpha 4, "
+        f"spikingjelly's default), seed {s['seed']}, {report['threads']} CPU threads, {report['training_seconds']} s.",
         f"- **Accuracy (float reference)**: test {report['test_accuracy']:.2%}, train {report['train_accuracy']:.2%}.",
         "",
-        "Reproduce: `spikformer-deploy train -o models/spikformer_digits.pth` (same seed and thread count give the "
-        "same weights on the same machine type).",
+        f"Reproduce: `{command}` (the same seed and thread count give the same weights on the same machine type).",
         "",
     ]
     path.write_text("\n".join(lines))

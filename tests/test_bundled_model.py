@@ -8,7 +8,7 @@ from support import BUNDLED
 from spikformer_deploy import load_checkpoint
 from spikformer_deploy.data import digits_split
 from spikformer_deploy.model import safe_torch_load
-from spikformer_deploy.train import DigitsTraining, accuracy, train_digits
+from spikformer_deploy.train import RECIPES, TrainingRecipe, accuracy, train
 
 
 def test_bundled_model_is_small_and_documented():
@@ -38,10 +38,15 @@ def test_digits_split_is_stratified_and_disjoint():
 
 
 def test_training_is_deterministic():
-    settings = DigitsTraining(epochs=1, depth=1, dim=16, num_heads=2)
-    a, report_a = train_digits(settings)
-    b, report_b = train_digits(settings)
+    recipe = TrainingRecipe(epochs=1, depth=1, dim=16, num_heads=2, max_shift=1, hflip=True)
+    a, report_a = train(recipe)
+    b, report_b = train(recipe)
     for (k, va), vb in zip(a.state_dict().items(), b.state_dict().values()):
         assert torch.equal(va, vb), k
     assert report_a["test_accuracy"] == report_b["test_accuracy"]
     json.dumps(report_a)  # the report goes into the checkpoint and model card
+
+
+def test_bundled_digits_model_follows_its_recipe():
+    """The checkpoint records the settings of RECIPES['digits']: `train --dataset digits` remakes it."""
+    assert safe_torch_load(BUNDLED)["meta"]["settings"].items() <= RECIPES["digits"].settings().items()

@@ -76,8 +76,8 @@ def test_simulate_dvs_frames(tmp_path, capsys):
 
 
 @pytest.mark.parametrize("case,needle", [
-    ("missing", "does not exist"), ("wrong_shape", "needs images [N, 1, 16, 16]"),
-    ("wrong_channels", "needs images [N, 1, 16, 16]"), ("nan", "NaN"), ("empty_folder", "no class sub-folders"),
+    ("missing", "does not exist"), ("wrong_shape", "needs images [N, 1, H, W]"),
+    ("wrong_channels", "needs images [N, 1, H, W]"), ("nan", "NaN"), ("empty_folder", "no class sub-folders"),
     ("no_images", "holds no images"), ("bad_image", "cannot read image"), ("no_x", "no array 'x'"),
     ("bad_labels", "labels must be 0..9"), ("text_file", "expected an image folder"), ("empty", "is empty"),
     ("pickled", "cannot read"),
@@ -87,7 +87,7 @@ def test_simulate_bad_data_is_one_line(tmp_path, capsys, case, needle):
     if case == "missing":
         path = tmp_path / "nope.npz"
     elif case == "wrong_shape":
-        np.savez(path, x=np.zeros((4, 1, 8, 8), np.float32))
+        np.savez(path, x=np.zeros((4, 64), np.float32))
     elif case == "wrong_channels":
         np.savez(path, x=np.zeros((4, 3, 16, 16), np.float32))
     elif case == "nan":

@@ -54,7 +54,7 @@ def test_pareto_front_by_brute_force():
     (("--weight-bits", "four"), "expected comma-separated integers"),
     (("--T", "0,2"), "--T: 0 is not in 1..64"),
     (("--T", "3,x"), "--T: expected comma-separated integers"),
-    (("--data", "BAD"), "needs images [N, 1, 16, 16]"),
+    (("--data", "BAD"), "needs images [N, 1, H, W]"),
 ])
 def test_bad_settings_are_one_line(tmp_path, capsys, args, needle):
     bad = tmp_path / "bad.npz"

@@ -1,5 +1,8 @@
-"""User data for ``simulate --data``: an image folder (one sub-folder per class), ``.npz`` with ``x``/``y``, or
-DVS event frames ``[N, T, 2, H, W]`` in ``.npy``/``.npz``. Every problem is a one-line DataError."""
+"""User data for ``simulate --data``: an image folder (one sub-folder per class), ``.npz`` with ``x``/``y``, an IDX
+image file (MNIST family, labels from the sibling file), or DVS event frames ``[N, T, 2, H, W]`` in ``.npy``/``.npz``.
+Images of another size are resized by ``to_model_input`` whatever their source, and 8-bit sources (image files,
+IDX, ``uint8`` arrays) stay on the 8-bit grid: the same pictures give the same bits. Every problem is a one-line
+DataError."""
 from __future__ import annotations
 
 import io
@@ -9,10 +12,11 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from ..errors import DataError
 from ..model import SpikformerConfig
+from .fashion_mnist import is_idx, read_idx_images
+from .images import PIXEL_LEVELS, to_model_input
 
 MIN_PIXEL_LIMIT = 4096 * 4096  # photos of any usual size pass, whatever the model's input
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".pgm", ".ppm"}
@@ -27,8 +31,10 @@ def load_data(path: str | Path, config: SpikformerConfig) -> tuple[torch.Tensor,
         x, y = _image_folder(path, config)
     elif path.suffix in (".npz", ".npy"):
         x, y = _arrays(path)
+    elif is_idx(path):
+        x, y = read_idx_images(path)
     else:
-        raise DataError(f"data {path}: expected an image folder, .npz or .npy")
+        raise DataError(f"data {path}: expected an image folder, .npz, .npy or an IDX image file (*-idx3-ubyte[.gz])")
     x = _check_shape(x, config, path)
     if not torch.isfinite(x).all():
         raise DataError(f"data {path} holds NaN or Inf values")
@@ -53,9 +59,9 @@ def load_frames(path: str | Path, shape: tuple[int, ...]) -> torch.Tensor:
     if x.ndim != 4 or tuple(x.shape[1:]) != tuple(shape):
         raise DataError(f"data {path}: frames of shape {list(x.shape)}; the network takes [B,] "
                         f"{list(shape)} (or netx's (x, y, c) {list(shape[::-1])})")
-    if not torch.isfinite(x).all():
+    if not torch.isfinite(x.float()).all():
         raise DataError(f"data {path} holds NaN or Inf values")
-    return x.contiguous()
+    return x.float().contiguous()
 
 
 def _read_npy(fp, available: int, where: str) -> np.ndarray:
@@ -100,8 +106,8 @@ def _arrays(path: Path):
         raise DataError(f"{path}: x must be numeric, got {x.dtype}")
     if y is not None and not np.issubdtype(y.dtype, np.integer):
         raise DataError(f"{path}: y must hold integer class labels, got {y.dtype}")
-    return torch.from_numpy(np.asarray(x, dtype=np.float32)), None if y is None else torch.from_numpy(
-        y.astype(np.int64).reshape(-1))
+    x = torch.from_numpy(np.array(x, dtype=np.uint8 if x.dtype == np.uint8 else np.float32))
+    return x, None if y is None else torch.from_numpy(y.astype(np.int64).reshape(-1))
 
 
 def _image_folder(path: Path, config: SpikformerConfig):
@@ -110,6 +116,10 @@ def _image_folder(path: Path, config: SpikformerConfig):
     if config.variant == "cifar10dvs":
         raise DataError("a cifar10dvs model takes event frames (.npy/.npz [N, T, 2, H, W]), not an image folder")
     classes = sorted(d for d in path.iterdir() if d.is_dir())
+    if classes and all(d.name.isdigit() for d in classes):  # sub-folders 0..9 (..10, 11): labels are their numbers
+        classes = sorted(classes, key=lambda d: int(d.name))
+        if [int(d.name) for d in classes] != list(range(len(classes))):
+            raise DataError(f"image folder {path}: numbered class sub-folders must be 0..{len(classes) - 1}")
     if not classes:
         raise DataError(f"image folder {path} has no class sub-folders")
     if len(classes) > config.num_classes:
@@ -130,14 +140,13 @@ def _image_folder(path: Path, config: SpikformerConfig):
                                         f"for a {config.img_size}x{config.img_size} model")
                     with warnings.catch_warnings():
                         warnings.simplefilter("error", Image.DecompressionBombWarning)
-                        arr = np.asarray(img.convert(mode), dtype=np.float32) / 255.0
+                        arr = np.asarray(img.convert(mode), dtype=np.uint8)
             except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError,
                     Image.DecompressionBombWarning) as exc:
                 raise DataError(f"cannot read image {file}: {str(exc).splitlines()[0] if str(exc) else exc}") \
                     from None
-            t = torch.from_numpy(arr.reshape(arr.shape[0], arr.shape[1], -1)).permute(2, 0, 1)
-            images.append(F.interpolate(t[None], size=(config.img_size, config.img_size), mode="bilinear",
-                                        align_corners=False)[0].clamp(0, 1))
+            t = torch.from_numpy(arr.reshape(arr.shape[0], arr.shape[1], -1).copy()).permute(2, 0, 1)
+            images.append(to_model_input(t[None].float() / PIXEL_LEVELS, config.img_size, eight_bit=True)[0])
             labels.append(label)
     if not images:
         raise DataError(f"image folder {path} holds no images ({', '.join(sorted(IMAGE_SUFFIXES))})")
@@ -145,15 +154,21 @@ def _image_folder(path: Path, config: SpikformerConfig):
 
 
 def _check_shape(x: torch.Tensor, config: SpikformerConfig, path: Path) -> torch.Tensor:
+    """Images of the model's channels at any size (resized here), or event frames of exactly its shape."""
     c, s = config.in_channels, config.img_size
     if config.variant == "cifar10dvs":
         if x.ndim != 5 or tuple(x.shape[2:]) != (c, s, s):
             raise DataError(f"data {path}: shape {list(x.shape)}, the model needs event frames [N, T, {c}, {s}, {s}]")
-    else:
-        if x.ndim == 3 and c == 1:
-            x = x.unsqueeze(1)
-        if x.ndim != 4 or tuple(x.shape[1:]) != (c, s, s):
-            raise DataError(f"data {path}: shape {list(x.shape)}, the model needs images [N, {c}, {s}, {s}]")
+        return x.float()
+    if x.ndim == 3 and c == 1:
+        x = x.unsqueeze(1)
+    if x.ndim != 4 or x.shape[1] != c or min(x.shape[2:]) < 1:
+        raise DataError(f"data {path}: shape {list(x.shape)}, the model needs images [N, {c}, H, W] "
+                        f"(resized to {s}x{s})")
     if len(x) == 0:
         raise DataError(f"data {path} is empty")
-    return x
+    if max(x.shape[2:]) > 64 * s:
+        raise DataError(f"data {path}: images of {x.shape[2]}x{x.shape[3]} for a {s}x{s} model")
+    if x.dtype == torch.uint8:  # 8-bit pixels 0..255
+        return to_model_input(x.float() / PIXEL_LEVELS, s, eight_bit=True)
+    return x if tuple(x.shape[2:]) == (s, s) else to_model_input(x, s, eight_bit=False)

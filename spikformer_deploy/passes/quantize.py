@@ -35,26 +35,34 @@ class Calibration:
     samples: int = 0
 
 
-def weight_levels(bits: int) -> tuple[int, int]:
+def weight_levels(bits: int, coarsening: int = 0) -> tuple[int, int]:
+    """Mantissa range of ``bits``-bit weights; ``coarsening`` k > 0 keeps the symmetric ±(2**(bits-1)-1) >> k."""
+    if coarsening:
+        hi = (2 ** (bits - 1) - 1) >> coarsening
+        return -hi, hi
     return -(2 ** (bits - 1)), 2 ** (bits - 1) - 1
 
 
-def round_weights(weight: np.ndarray, step: float, bits: int) -> tuple[np.ndarray, int]:
+def round_weights(weight: np.ndarray, step: float, levels: tuple[int, int]) -> tuple[np.ndarray, int]:
     """(integer mantissas as int8 — at most 8 bits —, number of weights clipped) for one step."""
-    lo, hi = weight_levels(bits)
+    lo, hi = levels
     scaled = weight / step
-    return np.clip(np.round(scaled), lo, hi).astype(np.int8), int((np.abs(scaled) > hi + 0.5).sum())
+    return np.clip(np.round(scaled), lo, hi).astype(np.int8), int(((scaled > hi + 0.5) | (scaled < lo - 0.5)).sum())
 
 
-def choose_weight_step(weight: np.ndarray, bits: int) -> tuple[float, np.ndarray, int]:
-    """(step, integer mantissas, number clipped) minimising the squared weight error over CLIP_RATIOS."""
+def choose_weight_step(weight: np.ndarray, levels: tuple[int, int]) -> tuple[float, np.ndarray, int]:
+    """(step, integer mantissas, number clipped) minimising the squared weight error over CLIP_RATIOS.
+
+    The largest magnitude sits at ``ratio`` times the top level: weights that are already ``q * step`` with the
+    top level used (a model snapped by finetune) get ``step`` back exactly at ratio 1.
+    """
     peak = float(np.abs(weight).max())
     if peak == 0.0:
         return 1.0, np.zeros(weight.shape, dtype=np.int8), 0
     best = None
     for ratio in CLIP_RATIOS:
-        step = ratio * peak / weight_levels(bits)[1]
-        q, clipped = round_weights(weight, step, bits)
+        step = ratio * peak / levels[1]
+        q, clipped = round_weights(weight, step, levels)
         err = float(((q * step - weight) ** 2).sum())
         if best is None or err < best[0]:
             best = (err, step, q, clipped)
@@ -116,11 +124,23 @@ def _neuron_params(threshold: float, bias: np.ndarray, step: float, max_a: float
     vth = int(np.clip(np.round(vth_exact), 0, 2**VTH_BITS - 1))
     effective_threshold = (vth * 2**ACT_SHIFT + 2.0**g_bits) / lam
     return {"weight_exp": exp, "lambda": lam, "vth": vth, "bias_mant": bias_mant, "bias_exp": bias_exp,
-            "record": {"weight_exp": exp, "lambda": lam, "vth": vth, "bias_exp": bias_exp,
+            "g_bits": g_bits, "record": {"weight_exp": exp, "lambda": lam, "vth": vth, "bias_exp": bias_exp,
                        "bias_clipped": bias_clipped, "overflow": overflow,
                        "threshold": threshold, "effective_threshold": effective_threshold,
                        "threshold_exact": bool(vth == vth_exact),
                        "est_max_abs_u": max_a / step * 2.0 ** (ACT_SHIFT + exp), "est_max_abs_v": lam * max_v}}
+
+
+def threshold_aligned_step(threshold: float, step: float, weight_exp: int, g_bits: int) -> float:
+    """The step nearest ``step`` whose integer threshold is exact: ``lambda * threshold = 64 vth + 2**g_bits``.
+
+    Then ``v > vth << 6`` (Loihi) holds exactly when ``V >= threshold`` (the float LIF), for every v on its
+    2**g_bits grid. Otherwise the two disagree on membranes within up to 32 units of the threshold: half a weight
+    step where weight_exp is 0. The step moves by at most 1 / (2 vth) of itself: the mantissas hardly change.
+    """
+    scaled = 2.0 ** (ACT_SHIFT + weight_exp) * threshold
+    vth = round((scaled / step - 2.0**g_bits) / 2**ACT_SHIFT)
+    return step if vth < 1 else scaled / (vth * 2**ACT_SHIFT + 2.0**g_bits)
 
 
 def quantize(graph: Graph, calibration: Calibration, weight_bits: int = 8, input_bits: int = 8,
@@ -141,6 +161,10 @@ def quantize(graph: Graph, calibration: Calibration, weight_bits: int = 8, input
     if inp.op.kind == "image":
         signed = calibration.input_min < 0
         peak = max(abs(calibration.input_min), abs(calibration.input_max)) or 1.0
+        if 0.0 <= calibration.input_min and calibration.input_max <= 1.0:
+            # images in [0, 1] (pixels / 255): their full range, so that 8-bit pixels map to their own integers
+            # whatever the calibration set's brightest pixel
+            peak = 1.0
         scale = (2 ** (input_bits - 1) - 1 if signed else 2**input_bits - 1) / peak
     else:  # event counts are integers already
         signed, scale = False, 1.0
@@ -155,16 +179,22 @@ def quantize(graph: Graph, calibration: Calibration, weight_bits: int = 8, input
             w_float = src.op.weight
             if isinstance(g.nodes[src.inputs[0]].op, Input):
                 w_float = w_float / inp.op.scale  # the synapse now sees round(x * scale)
-            step, w_int, clipped = choose_weight_step(w_float, weight_bits)
+            step, w_int, clipped = choose_weight_step(w_float, weight_levels(weight_bits))
             bias = src.op.bias if src.op.bias is not None else np.zeros(src.op.weight.shape[0])
-            coarsened = 0  # where even exponent 0 overflows, coarsen the weight step instead
+            coarsened = 0  # where even exponent 0 overflows, use fewer mantissa levels instead
             while True:
                 p = _neuron_params(node.op.threshold, bias, step, max_a, max_v, T, headroom)
-                if not p["record"]["overflow"] or coarsened >= 16:
+                if not p["record"]["overflow"] or coarsened >= weight_bits - 2:
                     break
-                step, coarsened = step * 2, coarsened + 1
-                w_int, clipped = round_weights(w_float, step, weight_bits)
-            p["record"]["step_coarsened_by"] = 2**coarsened
+                coarsened += 1
+                step, w_int, clipped = choose_weight_step(w_float, weight_levels(weight_bits, coarsened))
+            aligned = threshold_aligned_step(node.op.threshold, step, p["weight_exp"], p["g_bits"])
+            if aligned != step and not p["record"]["overflow"]:
+                candidate = _neuron_params(node.op.threshold, bias, aligned, max_a, max_v, T, headroom)
+                if candidate["record"]["threshold_exact"]:
+                    step, p = aligned, candidate
+                    w_int, clipped = round_weights(w_float, step, weight_levels(weight_bits, coarsened))
+            p["record"]["coarsening"] = coarsened  # the mantissas span ±(2**(bits-1)-1) >> coarsening
             src.op = dataclasses.replace(src.op, weight=w_int, bias=None, weight_exp=p["weight_exp"],
                                          weight_bits=weight_bits)
             record.nodes[src.name] = {"step": step, "clipped_weights": clipped, "weights": int(w_int.size),
@@ -183,7 +213,7 @@ def quantize(graph: Graph, calibration: Calibration, weight_bits: int = 8, input
     for node in g.of_type(Head):
         op = node.op
         steps_tokens = T * g.nodes[node.inputs[0]].shape[1]
-        step, w_int, clipped = choose_weight_step(op.weight, 8)
+        step, w_int, clipped = choose_weight_step(op.weight, weight_levels(8))
         b_int = np.round(op.bias * steps_tokens / step).astype(np.int64)
         node.op = Head(weight=w_int, bias=b_int, weight_bits=8, scale=step / steps_tokens)
         record.nodes[node.name] = {"step": step, "clipped_weights": clipped, "sum_over": steps_tokens}
