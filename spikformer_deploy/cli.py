@@ -8,8 +8,8 @@ from pathlib import Path
 
 import click
 
-from .cli_inputs import (BUNDLED_MODELS, artifact_inputs, bundled_dataset, int_list, is_netx, load_model,
-                         model_options, netx_graph_and_frames, reject_netx_options, select_inputs)
+from .cli_inputs import (BUNDLED_MODELS, artifact_inputs, bundled_dataset, bundled_split, int_list, is_netx,
+                         load_model, model_options, netx_graph_and_frames, reject_netx_options, select_inputs)
 from .cli_render import console_for, epoch_progress, print_energy, print_simulation, progress
 from .errors import DeployError, Terminated
 from .outputs import check_dir_target, check_file_target, handle_termination, write_files_atomically
@@ -116,6 +116,56 @@ def train(dataset, data_root, out, epochs, seed):
     card = write_model_card(out, model.config, report, command)
     click.echo(f"test accuracy {report['test_accuracy']:.2%} ({report['split']['test']} held-out images), "
                f"trained in {report['training_seconds']} s; wrote {out} and {card}")
+
+
+@cli.command()
+@model_options
+@click.option("--data", type=click.Path(path_type=Path), default=None,
+              help="Labelled training data (as for simulate). Default: the bundled model's training split.")
+@click.option("-o", "--out", type=click.Path(path_type=Path), required=True,
+              help="Where to write the fine-tuned checkpoint (its model card goes next to it).")
+@click.option("--epochs", type=click.IntRange(0), default=1, show_default=True,
+              help="Epochs on the deploy grid (0: only snap the weights onto it).")
+@click.option("--lr", type=click.FloatRange(0, min_open=True), default=1e-4, show_default=True)
+@click.option("--batch", type=click.IntRange(1), default=128, show_default=True)
+@click.option("--weight-bits", type=click.IntRange(2, 8), default=8, show_default=True)
+@click.option("--calibration", "calibration_samples", type=click.IntRange(1), default=256, show_default=True,
+              help="Training inputs the quantizer calibrates on (simulate and export use the same default).")
+@click.option("--seed", type=int, default=0, show_default=True)
+def finetune(checkpoint, num_heads, T, img_size, data, out, epochs, lr, batch, weight_bits, calibration_samples,
+             seed):
+    """Quantization-aware fine-tuning: train on the Loihi 2 deploy grid (weights rounded as the integer model holds
+    them, straight-through gradients), then snap the weights onto it, so that the exported integer model takes the
+    float model's decisions."""
+    from .data import load_data
+    from .finetune import FinetuneRecipe, finetune as run_finetune, write_finetune_card
+    from .model import save_checkpoint
+    from .train import accuracy
+
+    check_file_target(out, "checkpoint")
+    path, model = load_model(checkpoint, num_heads, T, img_size)
+    dataset = bundled_dataset(model)
+    if data is not None:
+        x, y = load_data(data, model.config)
+        if y is None:
+            raise DeployError(f"data {data} has no labels: fine-tuning needs them")
+        x_test = y_test = None
+    elif dataset:
+        x, y, x_test, y_test = bundled_split(dataset, model.config.img_size)
+    else:
+        raise DeployError("this checkpoint has no bundled data set: give its training data with --data")
+    recipe = FinetuneRecipe(epochs=epochs, lr=lr, batch_size=batch, weight_bits=weight_bits,
+                            calibration=calibration_samples, seed=seed)
+    before = accuracy(model, x_test, y_test) if x_test is not None else None
+    with epoch_progress(epochs, "fine-tuning") as advance:
+        report = run_finetune(model, x, y, recipe, progress=advance)
+    meta = {**model.source["meta"], "finetune": report}
+    if before is not None:
+        meta.update(test_accuracy_before_finetune=before, test_accuracy=accuracy(model, x_test, y_test))
+    save_checkpoint(model, out, meta=meta)
+    card = write_finetune_card(path, out, meta, f"spikformer-deploy finetune {path.name} --epochs {epochs}")
+    after = f"; test accuracy {before:.2%} -> {meta['test_accuracy']:.2%}" if before is not None else ""
+    click.echo(f"fine-tuned {report['weights']:,} weights in {report['seconds']} s{after}; wrote {out} and {card}")
 
 
 @cli.command()

@@ -62,10 +62,21 @@ def load_model(checkpoint: Path | None, num_heads, T, img_size):
 
 def bundled_dataset(model) -> dict:
     """The bundled data set a checkpoint was trained on (our own format records it), or {}."""
-    from .data import DIGITS_SOURCE
+    from .data import DIGITS_SOURCE, FASHION_MNIST_SOURCE
 
     meta = getattr(model, "source", {}).get("meta", {})
-    return {"data": DIGITS_SOURCE, "split_seed": meta["split"]["seed"]} if meta.get("data") == DIGITS_SOURCE else {}
+    if meta.get("data") == DIGITS_SOURCE:
+        return {"data": DIGITS_SOURCE, "split_seed": meta["split"]["seed"]}
+    return {"data": FASHION_MNIST_SOURCE} if meta.get("data") == FASHION_MNIST_SOURCE else {}
+
+
+def bundled_split(dataset: dict, img_size: int):
+    """(x_train, y_train, x_test, y_test) of a data set ``bundled_dataset`` names."""
+    from .data import DIGITS_SOURCE, digits_split, fashion_mnist
+
+    if dataset["data"] == DIGITS_SOURCE:
+        return digits_split(img_size, seed=dataset["split_seed"])
+    return (*fashion_mnist("train", img_size), *fashion_mnist("test", img_size))
 
 
 def select_inputs(config, data, dataset: dict, samples: int | None = None, synthetic: bool = True,
@@ -76,7 +87,7 @@ def select_inputs(config, data, dataset: dict, samples: int | None = None, synth
     held-out test split (calibration on its training split); else seeded synthetic inputs (when ``synthetic``)."""
     import torch
 
-    from .data import digits_split, load_data
+    from .data import DIGITS_SOURCE, load_data
 
     if calibration_data is not None and data is None:
         raise DeployError("--calibration-data goes with --data")
@@ -94,8 +105,8 @@ def select_inputs(config, data, dataset: dict, samples: int | None = None, synth
         else:
             x_cal, description = x, str(data)
     elif dataset:
-        x_cal, _, x, y = digits_split(config.img_size, seed=dataset["split_seed"])
-        description = "digits test split (held out)"
+        x_cal, _, x, y = bundled_split(dataset, config.img_size)
+        description = f"{'digits' if dataset['data'] == DIGITS_SOURCE else 'Fashion-MNIST'} test split (held out)"
     elif synthetic:
         x = torch.rand(config.input_shape(batch=samples or 2), generator=torch.Generator().manual_seed(0))
         if config.variant == "cifar10dvs":

@@ -17,6 +17,7 @@ from __future__ import annotations
 import dataclasses
 import time
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -176,3 +177,26 @@ def finetune(model: Spikformer, x_train: torch.Tensor, y_train: torch.Tensor, re
     return {"settings": dataclasses.asdict(recipe), "seconds": round(time.perf_counter() - start, 1),
             "layers": len(grid), "weights": int(sum(p.mantissas.size for p in grid)),
             "weights_off_grid_after_reexport": moved, "max_step_change_after_reexport": step_change}
+
+
+def write_finetune_card(source: Path, out: Path, meta: dict, command: str) -> Path:
+    """The source checkpoint's model card (if it has one) with a section on the fine-tuning."""
+    source_card = Path(source).with_suffix(".md")
+    text = source_card.read_text() if source_card.exists() else f"# Model card: {Path(out).name}\n\n"
+    r, s = meta["finetune"], meta["finetune"]["settings"]
+    lines = [
+        "## Quantization-aware fine-tuning",
+        "",
+        f"`{command}` (from `{Path(source).name}`): {s['epochs']} epoch(s) on the deploy grid "
+        f"({s['weight_bits']}-bit weights as the integer model holds them, straight-through gradients, BatchNorm "
+        f"frozen), Adam lr {s['lr']}, batch {s['batch_size']}, seed {s['seed']}, {s['threads']} CPU threads, "
+        f"{r['seconds']} s; then the {r['weights']:,} weights of its {r['layers']} layers and their folded biases "
+        f"were snapped onto the grid the quantizer finds when calibrated on the first {s['calibration']} training "
+        f"inputs (re-export moves {r['weights_off_grid_after_reexport']} of them).",
+    ]
+    if "test_accuracy_before_finetune" in meta:
+        lines += ["", f"- **Accuracy (float reference)**: test {meta['test_accuracy']:.2%} after, "
+                      f"{meta['test_accuracy_before_finetune']:.2%} before."]
+    path = Path(out).with_suffix(".md")
+    path.write_text(text.rstrip("\n") + "\n\n" + "\n".join(lines) + "\n")
+    return path

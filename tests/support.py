@@ -12,6 +12,10 @@ from spikformer_deploy.model import SpikformerConfig
 REPO = Path(__file__).resolve().parent.parent
 FIXTURES = REPO / "tests" / "fixtures" / "original"
 BUNDLED = REPO / "models" / "spikformer_digits.pth"
+BUNDLED_FMNIST = REPO / "models" / "spikformer_fmnist.pth"
+FMNIST = REPO / "tests" / "fixtures" / "fashion_mnist"  # 500 test, 256 training images (see its README)
+FMNIST_TEST = FMNIST / "t10k-images-idx3-ubyte.gz"
+FMNIST_TRAIN = FMNIST / "train-images-idx3-ubyte.gz"
 
 # variant -> (checkpoint file, options the checkpoint does not record)
 FIXTURE_CASES = {

@@ -116,10 +116,9 @@ def _image_folder(path: Path, config: SpikformerConfig):
     if config.variant == "cifar10dvs":
         raise DataError("a cifar10dvs model takes event frames (.npy/.npz [N, T, 2, H, W]), not an image folder")
     classes = sorted(d for d in path.iterdir() if d.is_dir())
-    if classes and all(d.name.isdigit() for d in classes):  # sub-folders 0..9 (..10, 11): labels are their numbers
+    numbered = bool(classes) and all(d.name.isdigit() for d in classes)
+    if numbered:  # sub-folders 0..9: each is its class number (a folder may hold a subset of the classes)
         classes = sorted(classes, key=lambda d: int(d.name))
-        if [int(d.name) for d in classes] != list(range(len(classes))):
-            raise DataError(f"image folder {path}: numbered class sub-folders must be 0..{len(classes) - 1}")
     if not classes:
         raise DataError(f"image folder {path} has no class sub-folders")
     if len(classes) > config.num_classes:
@@ -131,7 +130,8 @@ def _image_folder(path: Path, config: SpikformerConfig):
     # an image is resized to the model's input: anything far larger is refused before it is decoded (a PNG can
     # declare gigapixels in a few bytes)
     max_pixels = max(MIN_PIXEL_LIMIT, 64 * config.img_size**2)
-    for label, folder in enumerate(classes):
+    for index, folder in enumerate(classes):
+        label = int(folder.name) if numbered else index
         for file in sorted(f for f in folder.iterdir() if f.suffix.lower() in IMAGE_SUFFIXES):
             try:
                 with Image.open(file) as img:
