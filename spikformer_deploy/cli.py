@@ -188,10 +188,15 @@ def finetune(checkpoint, num_heads, T, img_size, data, out, epochs, lr, batch, w
               help="With --energy: write a per-layer energy PNG per profile into this directory.")
 @click.option("--gpu-seconds", type=click.FloatRange(0.5), default=5.0, show_default=True,
               help="With --energy and CUDA: length of the measured GPU run.")
+@click.option("--ray-address", default=None,
+              help="Run shards of the data as tasks on this Ray cluster (auto | HOST:PORT; needs the 'distributed' "
+                   "extra). The totals equal a local run's bit for bit.")
+@click.option("--shard-batches", type=click.IntRange(1), default=4, show_default=True,
+              help="With --ray-address: batches per task.")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @click.pass_context
 def simulate(ctx, checkpoint, num_heads, T, img_size, data, batch, weight_bits, input_bits, calibration_samples,
-             calibration_data, device, energy, profiles, plot_dir, gpu_seconds, as_json):
+             calibration_data, device, energy, profiles, plot_dir, gpu_seconds, ray_address, shard_batches, as_json):
     """Run the float and the integer (Loihi 2) model side by side: accuracy, agreement, per-layer counts.
 
     A netx network (*.net) runs as given (integer only) on the frames of --data."""
@@ -200,6 +205,7 @@ def simulate(ctx, checkpoint, num_heads, T, img_size, data, batch, weight_bits, 
     from .analysis import layer_rows, totals
     from .backends.sim import Simulator
     from .pipeline import integer_graph_from
+    from .runner import run_local, run_ray
 
     if (profiles or plot_dir) and not energy:
         raise DeployError("--profile and --plot need --energy")
@@ -223,7 +229,15 @@ def simulate(ctx, checkpoint, num_heads, T, img_size, data, batch, weight_bits, 
         graph, int_graph = integer_graph_from(model, x_cal, weight_bits, input_bits, batch)
         float_sim = Simulator(graph, device=device, count=False, record="spikes")
     int_sim = Simulator(int_graph, device=device, record="spikes" if float_sim is not None else ())
-    counters, float_pred, int_pred, same, seen = _run_side_by_side(int_sim, float_sim, x, batch, as_json)
+    with progress("simulating", quiet=as_json) as bar:
+        task = bar.add_task("simulate", total=len(x))
+        advance = lambda done: bar.update(task, completed=done)  # noqa: E731
+        if ray_address:
+            merged = run_ray(ray_address, int_graph, None if float_sim is None else float_sim.graph, x, batch,
+                             shard_batches, device, advance)
+        else:
+            merged = run_local(int_sim, float_sim, x, batch, advance)
+    counters, (float_pred, int_pred), same, seen = merged.counters, merged.predictions(), merged.same, merged.seen
     rows = layer_rows(int_graph, counters)
     summary = {"checkpoint": str(path), "data": data_name, "samples": len(x), "device": device,
                "weight_bits": max((n.op.weight_bits or 8 for n in int_graph.having("synapse")), default=8),
@@ -243,33 +257,6 @@ def simulate(ctx, checkpoint, num_heads, T, img_size, data, batch, weight_bits, 
     print_simulation(summary, rows, totals(rows))
     if energy_report:
         print_energy(energy_report)
-
-
-def _run_side_by_side(int_sim, float_sim, x, batch: int, quiet: bool):
-    """The integer (and, where there is one, the float) simulator over ``x`` in batches: (merged counters, float
-    predictions or None, integer predictions, per spiking layer the spike decisions both models take alike and all
-    of them)."""
-    import torch
-
-    from .counters import Counters
-
-    float_pred, int_pred, same, seen = [], [], {}, {}
-    counters = Counters(int_sim.time_steps(x))
-    with progress("simulating", quiet=quiet) as bar:
-        task = bar.add_task("simulate", total=len(x))
-        for start in range(0, len(x), batch):
-            xb = x[start:start + batch]
-            result = int_sim.run(xb)
-            counters.merge(result.counters)
-            int_pred.append(result.predictions)
-            if float_sim is not None:
-                reference = float_sim.run(xb)
-                float_pred.append(reference.predictions)
-                for name, spikes in result.outputs.items():
-                    same[name] = same.get(name, 0) + int((spikes == reference.outputs[name]).sum())
-                    seen[name] = seen.get(name, 0) + spikes.numel()
-            bar.update(task, completed=start + len(xb))
-    return counters, torch.cat(float_pred) if float_pred else None, torch.cat(int_pred), same, seen
 
 
 def _load_profiles(names):

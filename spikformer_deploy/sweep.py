@@ -37,9 +37,9 @@ def run_point(job: SweepJob) -> dict:
     from .analysis import estimate, layer_rows, load_profile, totals
     from .analysis.feasibility import core_counts, map_network, performance
     from .backends.sim import Simulator
-    from .counters import Counters
     from .model import Spikformer, load_checkpoint
     from .pipeline import integer_graph_from
+    from .runner import run_local
 
     torch.set_num_threads(1)
     trained = load_checkpoint(job.checkpoint, **job.overrides)
@@ -47,15 +47,8 @@ def run_point(job: SweepJob) -> dict:
     model.load_state_dict(trained.state_dict())
     x_cal, x = torch.from_numpy(job.x_cal), torch.from_numpy(job.x)
     float_graph, int_graph = integer_graph_from(model, x_cal, job.weight_bits, batch_size=job.batch)
-    float_sim, int_sim = Simulator(float_graph, count=False), Simulator(int_graph)
-    counters, float_pred, int_pred = Counters(int_sim.time_steps(x)), [], []
-    for start in range(0, len(x), job.batch):
-        xb = x[start:start + job.batch]
-        result = int_sim.run(xb)
-        counters.merge(result.counters)
-        int_pred.append(result.predictions)
-        float_pred.append(float_sim.run(xb).predictions)
-    float_pred, int_pred = torch.cat(float_pred), torch.cat(int_pred)
+    merged = run_local(Simulator(int_graph), Simulator(float_graph, count=False), x, job.batch, lambda done: None)
+    counters, (float_pred, int_pred) = merged.counters, merged.predictions()
     rows = layer_rows(int_graph, counters)
     loihi2 = load_profile("loihi2")
     mapping = map_network(int_graph, loihi2)

@@ -42,6 +42,11 @@ class SimResult:
     int_logits: torch.Tensor | None = None  # integer graph: exact integer logits
 
 
+def time_steps(graph: Graph, x: torch.Tensor) -> int:
+    """T of a run: the number of event frames, or the model's T for images."""
+    return x.shape[1] if graph.input.op.kind == "events" else graph.steps
+
+
 class Observer:
     """What a run reports besides its outputs; this one ignores everything (a run without counters)."""
 
@@ -95,8 +100,7 @@ class Simulator:
         return self.last_use.get(name) == node.name and name not in self.record and name != self.graph.input.name
 
     def time_steps(self, x: torch.Tensor) -> int:
-        """T of a run: the number of event frames, or the model's T for images."""
-        return x.shape[1] if self.graph.input.op.kind == "events" else self.graph.steps
+        return time_steps(self.graph, x)
 
     @torch.no_grad()
     def run(self, x: torch.Tensor) -> SimResult:

@@ -1,0 +1,159 @@
+"""Run the integer simulator (and the float one beside it) over a data set: in this process, or sharded over a Ray
+cluster. Either way the per-batch results are merged in batch order, so the totals are the same bit for bit.
+
+Memory stays bounded by the batch: each batch's spikes are compared and dropped; what is kept per input is its two
+predictions. A shard is a run of whole batches; Ray retries a shard whose worker died (``max_retries``), and a shard
+that still fails, or comes back with the wrong number of inputs, is an error that names it — never a gap.
+"""
+from __future__ import annotations
+
+import contextlib
+import os
+import sys
+from dataclasses import dataclass, field
+
+import torch
+
+from .backends.sim.simulator import time_steps
+from .counters import Counters
+from .errors import DeployError
+
+SHARD_RETRIES = 2
+# Fault injection for the retry tests: a file holding how many more times the worker of the first shard dies.
+CRASHES = "SPIKFORMER_DEPLOY_CRASHES"
+
+
+@dataclass
+class BatchResult:
+    counters: Counters
+    int_pred: torch.Tensor
+    float_pred: torch.Tensor | None
+    same: dict[str, int]  # spiking layer -> spike decisions both models take alike
+    seen: dict[str, int]
+
+
+def run_batch(int_sim, float_sim, xb: torch.Tensor) -> BatchResult:
+    result = int_sim.run(xb)
+    same, seen, float_pred = {}, {}, None
+    if float_sim is not None:
+        reference = float_sim.run(xb)
+        float_pred = reference.predictions
+        for name, spikes in result.outputs.items():
+            same[name] = int((spikes == reference.outputs[name]).sum())
+            seen[name] = spikes.numel()
+    return BatchResult(result.counters, result.predictions, float_pred, same, seen)
+
+
+@dataclass
+class SideBySide:
+    """Batch results merged in order: counters, predictions, per-layer spike agreement."""
+
+    counters: Counters
+    int_pred: list = field(default_factory=list)
+    float_pred: list = field(default_factory=list)
+    same: dict = field(default_factory=dict)
+    seen: dict = field(default_factory=dict)
+
+    def add(self, r: BatchResult) -> None:
+        self.counters.merge(r.counters)
+        self.int_pred.append(r.int_pred)
+        if r.float_pred is not None:
+            self.float_pred.append(r.float_pred)
+        for name in r.same:
+            self.same[name] = self.same.get(name, 0) + r.same[name]
+            self.seen[name] = self.seen.get(name, 0) + r.seen[name]
+
+    def predictions(self):
+        return torch.cat(self.float_pred) if self.float_pred else None, torch.cat(self.int_pred)
+
+
+def shards(n: int, batch: int, shard_batches: int) -> list[tuple[int, int]]:
+    size = batch * shard_batches
+    return [(start, min(start + size, n)) for start in range(0, n, size)]
+
+
+def run_local(int_sim, float_sim, x: torch.Tensor, batch: int, advance) -> SideBySide:
+    merged = SideBySide(Counters(time_steps(int_sim.graph, x)))
+    for start in range(0, len(x), batch):
+        merged.add(run_batch(int_sim, float_sim, x[start:start + batch]))
+        advance(min(start + batch, len(x)))
+    return merged
+
+
+def _simulate_shard(int_graph, float_graph, x: torch.Tensor, start: int, stop: int, batch: int, device: str):
+    """One shard on a Ray worker: its batches' results, in order."""
+    from .backends.sim import Simulator
+
+    crashes = os.environ.get(CRASHES)
+    if crashes and start == 0 and os.path.exists(crashes):
+        left = int(open(crashes).read() or 0)
+        if left > 0:
+            with open(crashes, "w") as f:
+                f.write(str(left - 1))
+            os._exit(1)  # the worker dies mid-shard, as on a lost node
+    torch.set_num_threads(1)  # one CPU per task: Ray schedules as many tasks as the cluster has CPUs
+    int_sim = Simulator(int_graph, device=device, record="spikes" if float_graph is not None else ())
+    float_sim = None if float_graph is None else Simulator(float_graph, device=device, count=False, record="spikes")
+    return [run_batch(int_sim, float_sim, x[s:min(s + batch, stop)]) for s in range(start, stop, batch)]
+
+
+def _check_reachable(address: str, timeout_s: float = 5.0) -> None:
+    """HOST:PORT must accept a connection now: ray.init would keep retrying a dead address for minutes."""
+    import socket
+
+    if address == "auto":
+        return  # Ray finds the local cluster itself, and says so at once when there is none
+    host, _, port = address.rpartition(":")
+    if not host or not port.isdigit():
+        raise DeployError(f"--ray-address {address!r}: expected auto or HOST:PORT")
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=timeout_s).close()
+    except OSError as exc:
+        raise DeployError(f"cannot reach the Ray cluster at {address}: {exc.strerror or exc}") from None
+
+
+def run_ray(address: str, int_graph, float_graph, x: torch.Tensor, batch: int, shard_batches: int, device: str,
+            advance) -> SideBySide:
+    try:
+        import ray
+    except ImportError:
+        raise DeployError("--ray-address needs Ray: pip install 'spikformer-deploy[distributed]'") from None
+    _check_reachable(address)
+    # Ray's driver prints its cluster's news (a worker died...) with print(): onto stderr with it, so that stdout
+    # holds only what the command writes (--json)
+    with contextlib.redirect_stdout(sys.stderr):
+        try:
+            ray.init(address=address, logging_level="ERROR", log_to_driver=False)
+        except Exception as exc:  # Ray raises ConnectionError, ValueError, RuntimeError... for a bad address
+            raise DeployError(f"cannot reach the Ray cluster at {address}: {str(exc).splitlines()[0]}") from None
+        try:
+            return _run_shards(ray, int_graph, float_graph, x, batch, shard_batches, device, advance)
+        finally:
+            ray.shutdown()
+
+
+def _run_shards(ray, int_graph, float_graph, x, batch, shard_batches, device, advance) -> SideBySide:
+    """Every shard as a task; the results merged in shard order once all are in."""
+    task = ray.remote(num_cpus=1, max_retries=SHARD_RETRIES)(_simulate_shard)
+    refs = [ray.put(v) for v in (int_graph, float_graph, x)]
+    pending = {task.remote(*refs, start, stop, batch, device): (i, start, stop)
+               for i, (start, stop) in enumerate(shards(len(x), batch, shard_batches))}
+    results, done = {}, 0
+    while pending:
+        ready, _ = ray.wait(list(pending), num_returns=1)
+        i, start, stop = pending.pop(ready[0])
+        try:
+            batches = ray.get(ready[0])
+        except Exception as exc:  # retries spent: the shard is lost
+            raise DeployError(f"shard {i} (inputs {start}..{stop - 1}) failed after {SHARD_RETRIES} retries: "
+                              f"{str(exc).splitlines()[0]}") from None
+        if sum(len(b.int_pred) for b in batches) != stop - start:
+            raise DeployError(f"shard {i} (inputs {start}..{stop - 1}) came back incomplete")
+        results[i] = batches
+        done += stop - start
+        advance(done)
+    merged = SideBySide(Counters(time_steps(int_graph, x)))
+    for i in sorted(results):
+        for r in results[i]:
+            merged.add(r)
+    return merged
