@@ -159,11 +159,13 @@ def finetune(checkpoint, num_heads, T, img_size, data, out, epochs, lr, batch, w
     before = accuracy(model, x_test, y_test) if x_test is not None else None
     with epoch_progress(epochs, "fine-tuning") as advance:
         report = run_finetune(model, x, y, recipe, progress=advance)
-    meta = {**model.source["meta"], "finetune": report}
+    meta = {**model.source["meta"], "finetune": {**report, "source": str(path)}}
     if before is not None:
-        meta.update(test_accuracy_before_finetune=before, test_accuracy=accuracy(model, x_test, y_test))
+        meta.update(test_accuracy_before_finetune=before, **_deployed_accuracy(model, x[:calibration_samples],
+                                                                             x_test, y_test, weight_bits))
     save_checkpoint(model, out, meta=meta)
-    card = write_finetune_card(path, out, meta, f"spikformer-deploy finetune {path.name} --epochs {epochs}")
+    command = f"spikformer-deploy finetune {path} -o {out}" + ("" if epochs == 1 else f" --epochs {epochs}")
+    card = write_finetune_card(out, meta, command)
     after = f"; test accuracy {before:.2%} -> {meta['test_accuracy']:.2%}" if before is not None else ""
     click.echo(f"fine-tuned {report['weights']:,} weights in {report['seconds']} s{after}; wrote {out} and {card}")
 
@@ -257,6 +259,23 @@ def simulate(ctx, checkpoint, num_heads, T, img_size, data, batch, weight_bits, 
     print_simulation(summary, rows, totals(rows))
     if energy_report:
         print_energy(energy_report)
+
+
+def _deployed_accuracy(model, x_cal, x, y, weight_bits: int) -> dict:
+    """Float and integer top-1 on a test split, with their agreement (what a model card states)."""
+    from .backends.sim import Simulator
+    from .pipeline import integer_graph_from
+    from .runner import run_local
+
+    float_graph, int_graph = integer_graph_from(model, x_cal, weight_bits)
+    merged = run_local(Simulator(int_graph, record="spikes"), Simulator(float_graph, count=False, record="spikes"),
+                       x, 64, lambda done: None)
+    float_pred, int_pred = merged.predictions()
+    return {"test_accuracy": (float_pred == y).double().mean().item(),
+            "integer_test_accuracy": (int_pred == y).double().mean().item(),
+            "integer_weight_bits": weight_bits,
+            "test_agreement": (float_pred == int_pred).double().mean().item(),
+            "test_min_spike_agreement": min(merged.same[k] / merged.seen[k] for k in merged.same)}
 
 
 def _load_profiles(names):

@@ -10,7 +10,8 @@ from .errors import DeployError
 
 MODELS = Path(__file__).resolve().parent.parent / "models"
 BUNDLED_MODEL = MODELS / "spikformer_digits.pth"  # the default of every command
-BUNDLED_MODELS = {"digits": BUNDLED_MODEL, "fashion-mnist": MODELS / "spikformer_fmnist.pth"}
+# fashion-mnist: train writes the float model, which `finetune` turns into the bundled spikformer_fmnist.pth
+BUNDLED_MODELS = {"digits": BUNDLED_MODEL, "fashion-mnist": MODELS / "spikformer_fmnist_float.pth"}
 
 
 def model_options(func):

@@ -15,6 +15,7 @@ with (tested).
 from __future__ import annotations
 
 import dataclasses
+import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -179,24 +180,32 @@ def finetune(model: Spikformer, x_train: torch.Tensor, y_train: torch.Tensor, re
             "weights_off_grid_after_reexport": moved, "max_step_change_after_reexport": step_change}
 
 
-def write_finetune_card(source: Path, out: Path, meta: dict, command: str) -> Path:
-    """The source checkpoint's model card (if it has one) with a section on the fine-tuning."""
-    source_card = Path(source).with_suffix(".md")
-    text = source_card.read_text() if source_card.exists() else f"# Model card: {Path(out).name}\n\n"
+def write_finetune_card(out: Path, meta: dict, command: str) -> Path:
+    """The fine-tuned model's card: its source's card (the same data and recipe) with a section on the fine-tuning
+    and on what the 8-bit integer model keeps."""
     r, s = meta["finetune"], meta["finetune"]["settings"]
+    source_card = Path(meta["finetune"]["source"]).with_suffix(".md")
+    text = source_card.read_text() if source_card.exists() else f"# Model card: {Path(out).name}\n"
     lines = [
         "## Quantization-aware fine-tuning",
         "",
-        f"`{command}` (from `{Path(source).name}`): {s['epochs']} epoch(s) on the deploy grid "
-        f"({s['weight_bits']}-bit weights as the integer model holds them, straight-through gradients, BatchNorm "
-        f"frozen), Adam lr {s['lr']}, batch {s['batch_size']}, seed {s['seed']}, {s['threads']} CPU threads, "
-        f"{r['seconds']} s; then the {r['weights']:,} weights of its {r['layers']} layers and their folded biases "
-        f"were snapped onto the grid the quantizer finds when calibrated on the first {s['calibration']} training "
-        f"inputs (re-export moves {r['weights_off_grid_after_reexport']} of them).",
+        f"`{command}`: {s['epochs']} epoch(s) on the deploy grid ({s['weight_bits']}-bit weights as the integer "
+        f"model holds them, straight-through gradients, BatchNorm frozen), Adam lr {s['lr']}, batch "
+        f"{s['batch_size']}, seed {s['seed']}, {s['threads']} CPU threads, {r['seconds']} s; then the "
+        f"{r['weights']:,} weights of its {r['layers']} layers and their folded biases were snapped onto the grid the "
+        f"quantizer finds when calibrated on the first {s['calibration']} training inputs (re-exporting moves "
+        f"{r['weights_off_grid_after_reexport']} of them).",
     ]
-    if "test_accuracy_before_finetune" in meta:
-        lines += ["", f"- **Accuracy (float reference)**: test {meta['test_accuracy']:.2%} after, "
-                      f"{meta['test_accuracy_before_finetune']:.2%} before."]
+    if "integer_test_accuracy" in meta:
+        lines += [
+            "",
+            f"- **Accuracy (float reference)**: test {meta['test_accuracy']:.2%} (before fine-tuning "
+            f"{meta['test_accuracy_before_finetune']:.2%}).",
+            f"- **Integer model ({meta['integer_weight_bits']}-bit Loihi 2 formats)**: test "
+            f"{meta['integer_test_accuracy']:.2%}; prediction agreement with the float model "
+            f"{meta['test_agreement']:.2%}; spike decisions alike in every layer >= "
+            f"{math.floor(meta['test_min_spike_agreement'] * 1e4) / 100:.2f} %.",
+        ]
     path = Path(out).with_suffix(".md")
     path.write_text(text.rstrip("\n") + "\n\n" + "\n".join(lines) + "\n")
     return path
