@@ -69,6 +69,13 @@ def fashion_mnist_data(recipe: TrainingRecipe, root=None):
 
 
 DATASETS = {"digits": digits_data, "fashion-mnist": fashion_mnist_data}
+# How each recipe was chosen, for the model card: a test accuracy is only as clean as the selection behind it.
+SELECTION = {
+    "digits": "the test split was not used for training or model selection",
+    "fashion-mnist": "no validation split was held out: the test split scored one exploratory run of a close recipe "
+                     "(6 epochs, flips per batch, inputs not rounded to 8 bits: 89.75 %), after which the epoch count "
+                     "was set to 10",
+}
 
 
 def augment(x: torch.Tensor, recipe: TrainingRecipe, gen: torch.Generator) -> torch.Tensor:
@@ -130,12 +137,11 @@ def write_model_card(checkpoint_path, config: SpikformerConfig, report: dict, co
     path = Path(checkpoint_path).with_suffix(".md")
     s, split = report["settings"], report["split"]
     if split.get("standard"):
-        split_text = (f"the standard split, {split['train']:,} train / {split['test']:,} test; the test split was "
-                      "used for neither training nor model selection (the recipe was fixed beforehand)")
+        split_text = f"the standard split, {split['train']:,} train / {split['test']:,} test"
     else:
         split_text = (f"stratified, {split['train']} train / {split['test']} test (test fraction "
-                      f"{split['test_fraction']}, seed {split['seed']}); the test split was not used for training or "
-                      "model selection")
+                      f"{split['test_fraction']}, seed {split['seed']})")
+    split_text += f"; {SELECTION[s['dataset']]}"
     augmentation = ", ".join(a for a in (f"random shifts of ±{s['max_shift']} px" if s["max_shift"] else "",
                                          "random horizontal flips" if s["hflip"] else "") if a) or "none"
     lines = [

@@ -131,6 +131,18 @@ def test_finetune_bad_input_is_one_line(tmp_path, capsys):
     assert not (tmp_path / "o.pth").exists()
 
 
+def test_bundled_fashion_float_model_follows_its_recipe():
+    """The float model is what `train --dataset fashion-mnist` writes (RECIPES), and the fine-tuned one names it."""
+    from spikformer_deploy.train import RECIPES
+
+    float_meta = torch.load(BUNDLED_FMNIST.with_name("spikformer_fmnist_float.pth"), weights_only=True)["meta"]
+    assert float_meta["settings"] == RECIPES["fashion-mnist"].settings()
+    assert float_meta["test_accuracy"] >= 0.90
+    meta = torch.load(BUNDLED_FMNIST, weights_only=True)["meta"]
+    assert meta["finetune"]["source"] == "models/spikformer_fmnist_float.pth"
+    assert meta["test_accuracy_before_finetune"] == float_meta["test_accuracy"]
+
+
 def test_bundled_fashion_model_is_small_documented_and_deep():
     assert BUNDLED_FMNIST.stat().st_size < 5 * 2**20
     ckpt = torch.load(BUNDLED_FMNIST, weights_only=True)
