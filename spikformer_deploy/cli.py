@@ -432,10 +432,13 @@ def report(ctx, source, target, chips, fmt, out, data, samples, num_heads, T, im
 @click.option("--samples", type=click.IntRange(1), default=None, help="Evaluate on the first N inputs.")
 @click.option("--workers", type=click.IntRange(1, 64), default=2, show_default=True,
               help="Points run in parallel processes.")
+@click.option("--ray-address", default=None,
+              help="Run the points as tasks on this Ray cluster instead (auto | HOST:PORT; the checkpoint path must "
+                   "be readable on its nodes).")
 @click.option("-o", "--out", type=click.Path(path_type=Path), default=Path("out/sweep"), show_default=True)
 @click.option("--json", "as_json", is_flag=True)
 def sweep_cmd(checkpoint, num_heads, img_size, data, bits, steps, calibration_samples, calibration_data, samples,
-              workers, out, as_json):
+              workers, ray_address, out, as_json):
     """Accuracy / energy trade-off: the integer model per weight width and T; a table and a Pareto plot."""
     from .sweep import SweepJob, pareto, pareto_png, sweep, to_markdown
 
@@ -453,7 +456,7 @@ def sweep_cmd(checkpoint, num_heads, img_size, data, bits, steps, calibration_sa
                      None if y is None else y.numpy(), b, T) for T in step_list for b in bit_list]
     with progress("sweep points", quiet=as_json) as bar:
         task = bar.add_task("sweep", total=len(jobs))
-        points = sweep(jobs, workers, progress=lambda point: bar.advance(task))
+        points = sweep(jobs, workers, progress=lambda point: bar.advance(task), ray_address=ray_address)
     front = pareto(points)
     title = f"Spikformer {cfg.depth}-{cfg.dim} ({cfg.variant}), {len(x)} inputs of {description}"
     report = {"checkpoint": str(path), "data": description, "points": points, "pareto": front}

@@ -17,6 +17,7 @@ import torch
 from .backends.sim.simulator import time_steps
 from .counters import Counters
 from .errors import DeployError
+from .ir import Graph
 
 SHARD_RETRIES = 2
 # Fault injection for the retry tests: a file holding how many more times the worker of the first shard dies.
@@ -112,8 +113,11 @@ def _check_reachable(address: str, timeout_s: float = 5.0) -> None:
         raise DeployError(f"cannot reach the Ray cluster at {address}: {exc.strerror or exc}") from None
 
 
-def run_ray(address: str, int_graph, float_graph, x: torch.Tensor, batch: int, shard_batches: int, device: str,
-            advance) -> SideBySide:
+def ray_tasks(address: str, func, calls: list[tuple[str, tuple]], done) -> list:
+    """``func(*args)`` for every (label, args) of ``calls`` as tasks on the Ray cluster at ``address`` (one CPU
+    each, retried when their worker dies), results in the calls' order; ``done(index, result)`` as each arrives.
+    Arguments that are Ray object refs are shared, not copied per task. A call that still fails is an error naming
+    its label."""
     try:
         import ray
     except ImportError:
@@ -127,33 +131,48 @@ def run_ray(address: str, int_graph, float_graph, x: torch.Tensor, batch: int, s
         except Exception as exc:  # Ray raises ConnectionError, ValueError, RuntimeError... for a bad address
             raise DeployError(f"cannot reach the Ray cluster at {address}: {str(exc).splitlines()[0]}") from None
         try:
-            return _run_shards(ray, int_graph, float_graph, x, batch, shard_batches, device, advance)
+            task = ray.remote(num_cpus=1, max_retries=SHARD_RETRIES)(func)
+            shared = {}
+
+            def put(value):
+                if isinstance(value, (torch.Tensor, Graph)):
+                    shared.setdefault(id(value), ray.put(value))
+                    return shared[id(value)]
+                return value
+
+            pending = {task.remote(*map(put, args)): i for i, (_, args) in enumerate(calls)}
+            results = [None] * len(calls)
+            while pending:
+                ready, _ = ray.wait(list(pending), num_returns=1)
+                i = pending.pop(ready[0])
+                try:
+                    results[i] = ray.get(ready[0])
+                except Exception as exc:  # retries spent: the call is lost
+                    raise DeployError(f"{calls[i][0]} failed after {SHARD_RETRIES} retries: "
+                                      f"{str(exc).splitlines()[0]}") from None
+                done(i, results[i])
+            return results
         finally:
             ray.shutdown()
 
 
-def _run_shards(ray, int_graph, float_graph, x, batch, shard_batches, device, advance) -> SideBySide:
-    """Every shard as a task; the results merged in shard order once all are in."""
-    task = ray.remote(num_cpus=1, max_retries=SHARD_RETRIES)(_simulate_shard)
-    refs = [ray.put(v) for v in (int_graph, float_graph, x)]
-    pending = {task.remote(*refs, start, stop, batch, device): (i, start, stop)
-               for i, (start, stop) in enumerate(shards(len(x), batch, shard_batches))}
-    results, done = {}, 0
-    while pending:
-        ready, _ = ray.wait(list(pending), num_returns=1)
-        i, start, stop = pending.pop(ready[0])
-        try:
-            batches = ray.get(ready[0])
-        except Exception as exc:  # retries spent: the shard is lost
-            raise DeployError(f"shard {i} (inputs {start}..{stop - 1}) failed after {SHARD_RETRIES} retries: "
-                              f"{str(exc).splitlines()[0]}") from None
+def run_ray(address: str, int_graph, float_graph, x: torch.Tensor, batch: int, shard_batches: int, device: str,
+            advance) -> SideBySide:
+    """Shards of whole batches as Ray tasks; their batches merged in order, as ``run_local`` merges them."""
+    bounds = shards(len(x), batch, shard_batches)
+    calls = [(f"shard {i} (inputs {start}..{stop - 1})", (int_graph, float_graph, x, start, stop, batch, device))
+             for i, (start, stop) in enumerate(bounds)]
+    progress = {"done": 0}
+
+    def done(i, batches):
+        start, stop = bounds[i]
         if sum(len(b.int_pred) for b in batches) != stop - start:
-            raise DeployError(f"shard {i} (inputs {start}..{stop - 1}) came back incomplete")
-        results[i] = batches
-        done += stop - start
-        advance(done)
+            raise DeployError(f"{calls[i][0]} came back incomplete")
+        progress["done"] += stop - start
+        advance(progress["done"])
+
     merged = SideBySide(Counters(time_steps(int_graph, x)))
-    for i in sorted(results):
-        for r in results[i]:
+    for batches in ray_tasks(address, _simulate_shard, calls, done):
+        for r in batches:
             merged.add(r)
     return merged

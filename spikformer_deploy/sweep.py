@@ -66,9 +66,16 @@ def run_point(job: SweepJob) -> dict:
     return point
 
 
-def sweep(jobs: list[SweepJob], workers: int, progress: Callable[[dict], None] | None = None) -> list[dict]:
-    """Every job's point, in the jobs' order."""
+def sweep(jobs: list[SweepJob], workers: int, progress: Callable[[dict], None] | None = None,
+          ray_address: str | None = None) -> list[dict]:
+    """Every job's point, in the jobs' order: in this process, in ``workers`` processes, or as tasks on a Ray
+    cluster (the checkpoint path must be readable there)."""
     points: list[dict | None] = [None] * len(jobs)
+    if ray_address:
+        from .runner import ray_tasks
+
+        calls = [(f"point {job.weight_bits} bits, T = {job.T}", (job,)) for job in jobs]
+        return ray_tasks(ray_address, run_point, calls, lambda i, point: progress and progress(point))
     if workers <= 1:
         for i, job in enumerate(jobs):
             points[i] = run_point(job)

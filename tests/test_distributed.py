@@ -27,6 +27,8 @@ def test_ray_shards_equal_the_local_run(tmp_path, capsys):
     np.savez(tmp_path / "data.npz", x=x[:150].numpy(), y=y[:150].numpy())  # 6 batches, 3 shards
     args = ["simulate", "--data", str(tmp_path / "data.npz"), "--calibration-data", str(FMNIST_TRAIN), "--batch",
             "25", "--json"]
+    sweep_args = ["sweep", "--data", str(tmp_path / "data.npz"), "--calibration-data", str(FMNIST_TRAIN),
+                  "--weight-bits", "6,8", "--T", "4", "--json"]
     script = f"""
 set -u
 ip link set lo up
@@ -37,6 +39,8 @@ trap '{BIN}/ray stop --force > /dev/null 2>&1' EXIT
 run() {{ {BIN}/spikformer-deploy {' '.join(args)} --ray-address 127.0.0.1:{PORT} --shard-batches 2 "$@"; }}
 date +%s; echo 1 > {crashes}; run > {tmp_path}/retried.json 2> {tmp_path}/retried.err; echo $? > {tmp_path}/retried.rc
 date +%s; echo 9 > {crashes}; run > {tmp_path}/lost.json 2> {tmp_path}/lost.err; echo $? > {tmp_path}/lost.rc
+{BIN}/spikformer-deploy {' '.join(sweep_args)} --ray-address 127.0.0.1:{PORT} -o {tmp_path}/sweep_ray \
+    > {tmp_path}/sweep.json 2> {tmp_path}/sweep.err
 {BIN}/spikformer-deploy {' '.join(args)} --ray-address 127.0.0.1:1 > /dev/null 2> {tmp_path}/dead.err
 echo $? > {tmp_path}/dead.rc
 """
@@ -60,5 +64,10 @@ echo $? > {tmp_path}/dead.rc
     assert lost[-1].startswith("error: shard 0 (inputs 0..49) failed after 2 retries"), lost
     assert int(crashes.read_text()) == 9 - 3  # the first try and both retries died
     assert (tmp_path / "lost.json").read_text() == ""
+    # the sweep's points as tasks: the same points as in worker processes here
+    rc, out, err = run_cli(capsys, *sweep_args, "-o", str(tmp_path / "sweep_local"))
+    assert rc == 0, err
+    assert json.loads((tmp_path / "sweep.json").read_text())["points"] == json.loads(out)["points"], \
+        (tmp_path / "sweep.err").read_text()[-2000:]
     assert (tmp_path / "dead.rc").read_text().strip() == "2"
     assert (tmp_path / "dead.err").read_text().startswith("error: cannot reach the Ray cluster at 127.0.0.1:1")
