@@ -205,9 +205,8 @@ def simulate(ctx, checkpoint, num_heads, T, img_size, data, batch, weight_bits, 
     import torch
 
     from .analysis import layer_rows, totals
-    from .backends.sim import Simulator
     from .pipeline import integer_graph_from
-    from .runner import run_local, run_ray
+    from .runner import run_local, run_ray, simulators
 
     if (profiles or plot_dir) and not energy:
         raise DeployError("--profile and --plot need --energy")
@@ -222,34 +221,24 @@ def simulate(ctx, checkpoint, num_heads, T, img_size, data, batch, weight_bits, 
         path, model, y, data_name = checkpoint, None, None, str(data)
         int_graph, x = netx_graph_and_frames(ctx, checkpoint, T, data, (
             "num_heads", "img_size", "weight_bits", "input_bits", "calibration_samples", "calibration_data"))
-        float_sim, x_cal = None, x[:0]
+        float_graph, x_cal = None, x[:0]
     else:
         path, model = load_model(checkpoint, num_heads, T, img_size)
         x, y, x_cal, data_name = select_inputs(model.config, data, bundled_dataset(model), synthetic=False,
                                          calibration_data=calibration_data, hold_out=True)
         x_cal = x_cal[:calibration_samples]
-        graph, int_graph = integer_graph_from(model, x_cal, weight_bits, input_bits, batch)
-        float_sim = Simulator(graph, device=device, count=False, record="spikes")
-    int_sim = Simulator(int_graph, device=device, record="spikes" if float_sim is not None else ())
+        float_graph, int_graph = integer_graph_from(model, x_cal, weight_bits, input_bits, batch)
     with progress("simulating", quiet=as_json) as bar:
         task = bar.add_task("simulate", total=len(x))
         advance = lambda done: bar.update(task, completed=done)  # noqa: E731
         if ray_address:
-            merged = run_ray(ray_address, int_graph, None if float_sim is None else float_sim.graph, x, batch,
-                             shard_batches, device, advance)
+            merged = run_ray(ray_address, int_graph, float_graph, x, batch, shard_batches, device, advance)
         else:
-            merged = run_local(int_sim, float_sim, x, batch, advance)
-    counters, (float_pred, int_pred), same, seen = merged.counters, merged.predictions(), merged.same, merged.seen
-    rows = layer_rows(int_graph, counters)
+            merged = run_local(*simulators(int_graph, float_graph, device), x, batch, advance)
+    rows = layer_rows(int_graph, merged.counters)
     summary = {"checkpoint": str(path), "data": data_name, "samples": len(x), "device": device,
                "weight_bits": max((n.op.weight_bits or 8 for n in int_graph.having("synapse")), default=8),
-               "input_bits": int_graph.input.op.bits, "calibration_samples": len(x_cal)}
-    if float_sim is not None:
-        summary["agreement"] = (float_pred == int_pred).double().mean().item()
-        summary["spike_agreement"] = {name: same[name] / seen[name] for name in same}
-    if y is not None:
-        summary["float_accuracy"] = (float_pred == y).double().mean().item()
-        summary["int_accuracy"] = (int_pred == y).double().mean().item()
+               "input_bits": int_graph.input.op.bits, "calibration_samples": len(x_cal), **merged.scores(y)}
     energy_report = _energy(model, int_graph, rows, profile_list, x, batch, gpu_seconds, plot_dir) \
         if energy else None
     if as_json:
@@ -263,19 +252,13 @@ def simulate(ctx, checkpoint, num_heads, T, img_size, data, batch, weight_bits, 
 
 def _deployed_accuracy(model, x_cal, x, y, weight_bits: int) -> dict:
     """Float and integer top-1 on a test split, with their agreement (what a model card states)."""
-    from .backends.sim import Simulator
     from .pipeline import integer_graph_from
-    from .runner import run_local
+    from .runner import run_local, simulators
 
-    float_graph, int_graph = integer_graph_from(model, x_cal, weight_bits)
-    merged = run_local(Simulator(int_graph, record="spikes"), Simulator(float_graph, count=False, record="spikes"),
-                       x, 64, lambda done: None)
-    float_pred, int_pred = merged.predictions()
-    return {"test_accuracy": (float_pred == y).double().mean().item(),
-            "integer_test_accuracy": (int_pred == y).double().mean().item(),
-            "integer_weight_bits": weight_bits,
-            "test_agreement": (float_pred == int_pred).double().mean().item(),
-            "test_min_spike_agreement": min(merged.same[k] / merged.seen[k] for k in merged.same)}
+    scores = run_local(*simulators(*integer_graph_from(model, x_cal, weight_bits)[::-1]), x, 64).scores(y)
+    return {"test_accuracy": scores["float_accuracy"], "integer_test_accuracy": scores["int_accuracy"],
+            "integer_weight_bits": weight_bits, "test_agreement": scores["agreement"],
+            "test_min_spike_agreement": min(scores["spike_agreement"].values())}
 
 
 def _load_profiles(names):

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 
 import torch
 
+from .backends.sim import Simulator
 from .backends.sim.simulator import time_steps
 from .counters import Counters
 from .errors import DeployError
@@ -67,24 +68,47 @@ class SideBySide:
     def predictions(self):
         return torch.cat(self.float_pred) if self.float_pred else None, torch.cat(self.int_pred)
 
+    def scores(self, y: torch.Tensor | None = None) -> dict:
+        """Prediction agreement and per-layer spike agreement (where there is a float model), top-1 of each model
+        (where there are labels)."""
+        float_pred, int_pred = self.predictions()
+        out = {}
+        if float_pred is not None:
+            out["agreement"] = (float_pred == int_pred).double().mean().item()
+            if self.same:
+                out["spike_agreement"] = {name: self.same[name] / self.seen[name] for name in self.same}
+        if y is not None:
+            if float_pred is not None:
+                out["float_accuracy"] = (float_pred == y).double().mean().item()
+            out["int_accuracy"] = (int_pred == y).double().mean().item()
+        return out
+
+
+def simulators(int_graph: Graph, float_graph: Graph | None, device: str = "cpu", compare_spikes: bool = True):
+    """(integer simulator with counters, float simulator or None); with ``compare_spikes`` both record their spikes
+    for the per-layer agreement."""
+    record = "spikes" if compare_spikes and float_graph is not None else ()
+    int_sim = Simulator(int_graph, device=device, record=record)
+    float_sim = None if float_graph is None else Simulator(float_graph, device=device, count=False, record=record)
+    return int_sim, float_sim
+
 
 def shards(n: int, batch: int, shard_batches: int) -> list[tuple[int, int]]:
     size = batch * shard_batches
     return [(start, min(start + size, n)) for start in range(0, n, size)]
 
 
-def run_local(int_sim, float_sim, x: torch.Tensor, batch: int, advance) -> SideBySide:
+def run_local(int_sim, float_sim, x: torch.Tensor, batch: int, advance=None) -> SideBySide:
     merged = SideBySide(Counters(time_steps(int_sim.graph, x)))
     for start in range(0, len(x), batch):
         merged.add(run_batch(int_sim, float_sim, x[start:start + batch]))
-        advance(min(start + batch, len(x)))
+        if advance:
+            advance(min(start + batch, len(x)))
     return merged
 
 
 def _simulate_shard(int_graph, float_graph, x: torch.Tensor, start: int, stop: int, batch: int, device: str):
     """One shard on a Ray worker: its batches' results, in order."""
-    from .backends.sim import Simulator
-
     crashes = os.environ.get(CRASHES)
     if crashes and start == 0 and os.path.exists(crashes):
         left = int(open(crashes).read() or 0)
@@ -93,8 +117,7 @@ def _simulate_shard(int_graph, float_graph, x: torch.Tensor, start: int, stop: i
                 f.write(str(left - 1))
             os._exit(1)  # the worker dies mid-shard, as on a lost node
     torch.set_num_threads(1)  # one CPU per task: Ray schedules as many tasks as the cluster has CPUs
-    int_sim = Simulator(int_graph, device=device, record="spikes" if float_graph is not None else ())
-    float_sim = None if float_graph is None else Simulator(float_graph, device=device, count=False, record="spikes")
+    int_sim, float_sim = simulators(int_graph, float_graph, device)
     return [run_batch(int_sim, float_sim, x[s:min(s + batch, stop)]) for s in range(start, stop, batch)]
 
 

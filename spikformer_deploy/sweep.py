@@ -36,10 +36,9 @@ def run_point(job: SweepJob) -> dict:
     """One point (in a worker process)."""
     from .analysis import estimate, layer_rows, load_profile, totals
     from .analysis.feasibility import core_counts, map_network, performance
-    from .backends.sim import Simulator
     from .model import Spikformer, load_checkpoint
     from .pipeline import integer_graph_from
-    from .runner import run_local
+    from .runner import run_local, simulators
 
     torch.set_num_threads(1)
     trained = load_checkpoint(job.checkpoint, **job.overrides)
@@ -47,22 +46,17 @@ def run_point(job: SweepJob) -> dict:
     model.load_state_dict(trained.state_dict())
     x_cal, x = torch.from_numpy(job.x_cal), torch.from_numpy(job.x)
     float_graph, int_graph = integer_graph_from(model, x_cal, job.weight_bits, batch_size=job.batch)
-    merged = run_local(Simulator(int_graph), Simulator(float_graph, count=False), x, job.batch, lambda done: None)
-    counters, (float_pred, int_pred) = merged.counters, merged.predictions()
-    rows = layer_rows(int_graph, counters)
+    merged = run_local(*simulators(int_graph, float_graph, compare_spikes=False), x, job.batch)
+    rows = layer_rows(int_graph, merged.counters)
     loihi2 = load_profile("loihi2")
     mapping = map_network(int_graph, loihi2)
     (loihi,) = estimate(rows, int_graph, loihi2, core_counts(mapping))
     corrected = next(e for e in estimate(rows, int_graph, load_profile("cmos45nm")) if e.convention == "corrected")
     point = {"weight_bits": job.weight_bits, "T": job.T, "samples": len(x),
-             "agreement": float((float_pred == int_pred).double().mean()),
+             **merged.scores(None if job.y is None else torch.from_numpy(job.y)),
              "sops": totals(rows)["sops"], "loihi2_J": loihi.total, "loihi2_range_J": list(loihi.range),
              "cmos45nm_corrected_J": corrected.total, "latency_s": performance(int_graph, loihi2, mapping,
                                                                                 rows)["latency_s"]}
-    if job.y is not None:
-        y = torch.from_numpy(job.y)
-        point["float_accuracy"] = float((float_pred == y).double().mean())
-        point["int_accuracy"] = float((int_pred == y).double().mean())
     return point
 
 

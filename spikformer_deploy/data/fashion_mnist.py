@@ -12,7 +12,7 @@ import numpy as np
 import torch
 
 from ..errors import DataError
-from .images import to_model_input
+from .images import from_pixels
 
 FASHION_MNIST_SOURCE = ("Fashion-MNIST (Xiao, Rasul & Vollgraf 2017, Zalando Research, MIT licence): 70,000 "
                         "28x28 grey images, 10 classes; standard split 60,000 train / 10,000 test")
@@ -67,4 +67,4 @@ def fashion_mnist(split: str, img_size: int, root: Path = DEFAULT_ROOT) -> tuple
     x, y = read_idx_images(images)
     if y is None:
         raise DataError(f"{images}: its labels {FILES[split][1]} are missing")
-    return to_model_input(x.float() / 255.0, img_size, eight_bit=True), y
+    return from_pixels(x, img_size), y

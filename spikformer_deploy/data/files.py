@@ -16,7 +16,7 @@ import torch
 from ..errors import DataError
 from ..model import SpikformerConfig
 from .fashion_mnist import is_idx, read_idx_images
-from .images import PIXEL_LEVELS, to_model_input
+from .images import from_pixels, to_model_input
 
 MIN_PIXEL_LIMIT = 4096 * 4096  # photos of any usual size pass, whatever the model's input
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".pgm", ".ppm"}
@@ -146,7 +146,7 @@ def _image_folder(path: Path, config: SpikformerConfig):
                 raise DataError(f"cannot read image {file}: {str(exc).splitlines()[0] if str(exc) else exc}") \
                     from None
             t = torch.from_numpy(arr.reshape(arr.shape[0], arr.shape[1], -1).copy()).permute(2, 0, 1)
-            images.append(to_model_input(t[None].float() / PIXEL_LEVELS, config.img_size, eight_bit=True)[0])
+            images.append(from_pixels(t[None], config.img_size)[0])
             labels.append(label)
     if not images:
         raise DataError(f"image folder {path} holds no images ({', '.join(sorted(IMAGE_SUFFIXES))})")
@@ -170,5 +170,5 @@ def _check_shape(x: torch.Tensor, config: SpikformerConfig, path: Path) -> torch
     if max(x.shape[2:]) > 64 * s:
         raise DataError(f"data {path}: images of {x.shape[2]}x{x.shape[3]} for a {s}x{s} model")
     if x.dtype == torch.uint8:  # 8-bit pixels 0..255
-        return to_model_input(x.float() / PIXEL_LEVELS, s, eight_bit=True)
+        return from_pixels(x, s)
     return x if tuple(x.shape[2:]) == (s, s) else to_model_input(x, s, eight_bit=False)

@@ -20,3 +20,8 @@ def to_model_input(x: torch.Tensor, size: int, eight_bit: bool) -> torch.Tensor:
     if eight_bit:  # (the triangle filter has no negative taps: nothing leaves [0, 1] to clamp)
         x = torch.round(x * PIXEL_LEVELS) / PIXEL_LEVELS
     return x.contiguous()
+
+
+def from_pixels(x: torch.Tensor, size: int) -> torch.Tensor:
+    """8-bit pixels (uint8 0..255) [N, C, H, W] as model input: in [0, 1], resized, on the 8-bit grid."""
+    return to_model_input(x.float() / PIXEL_LEVELS, size, eight_bit=True)
