@@ -1,8 +1,9 @@
 """Simulator speed on the Spikformer-4-384 cifar10 shape (random weights), batch 32, T = 4 — one run, side by side.
 
-Prints images/s of (a) the integer simulator (with and without counters), (b) the float reference (the PyTorch
-model), (c) the dense floor: the model's dense-equivalent FLOPs per image over the fp32 GEMM rate measured in this
-run; and the peak resident memory of each, each measured in its own process.
+Prints images/s of (a) the integer simulator (with and without counters; and its portable torch code, the path CUDA
+runs, with counters), (b) the float reference (the PyTorch model), (c) the dense floor: the model's dense-equivalent
+FLOPs per image over the fp32 GEMM rate measured in this run; and the peak resident memory of each, each measured in
+its own process (the simulator's includes building the integer graph: calibration runs the float64 graph).
 
     .venv/bin/python benchmarks/bench_sim.py [--batch 32] [--repeats 3] [--threads 2]
 """
@@ -62,7 +63,7 @@ def measure(kind: str, batch: int, repeats: int, threads: int, queue) -> None:
                 model(x)
     else:
         graph = integer_graph(model, x)
-        sim = Simulator(graph, count=(kind == "simulator"))
+        sim = Simulator(graph, count=(kind != "simulator_no_counters"), native_kernels=(kind != "simulator_portable"))
         result = sim.run(x)
         if result.counters:
             rows = result.counters.per_sample()
@@ -98,7 +99,8 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args()
-    results = {kind: run_isolated(kind, args) for kind in ("simulator", "simulator_no_counters", "float_reference")}
+    kinds = ("simulator", "simulator_no_counters", "simulator_portable", "float_reference")
+    results = {kind: run_isolated(kind, args) for kind in kinds}
     flops = 2 * results["simulator"]["dense_macs_per_image"]
     rate = gemm_rate(args.threads)
     floor = rate / flops

@@ -14,7 +14,8 @@ import torch.nn.functional as F
 from ...counters import Counters
 from ...ir import Node, OpTable
 from ...ir.ops import Add, Conv2d, Dense, Head, Input, OrPool, SpikingAttention
-from .simulator import Observer, Simulator, abs_max
+from . import cpu_kernels
+from .simulator import Observer, Simulator, abs_max, per_sample_sum
 
 
 def coverage(in_shape, out_hw, kernel: tuple[int, int], stride: tuple[int, int],
@@ -80,7 +81,7 @@ class CountingObserver(Observer):
 
     def done(self, node: Node, inputs: list[torch.Tensor], out: torch.Tensor) -> None:
         if node.op.spiking:
-            self.counters.add(node.name, "spikes", out.flatten(2).sum(2).sum(1).cpu())
+            self.counters.add(node.name, "spikes", per_sample_sum(out).sum(1).cpu())
             self.counters.add(node.name, "neuron_updates", out[0].numel())
         COUNTS(node)(self, node, inputs, out)
 
@@ -89,10 +90,16 @@ class CountingObserver(Observer):
         ``[T, H, W]`` or None) of node ``name``'s output, once per run (q, k and v read the same residual stream).
         Binary outputs need no count of their own: their events are their sum."""
         if name not in self.totals:
-            spatial = x.sum(dim=(1, 2)) if x.ndim == 5 else None
-            value = (spatial if spatial is not None else x).reshape(x.shape[0], -1).sum(1)
-            events = value if self.bounds[name] == 1 else torch.count_nonzero(
-                x.reshape(x.shape[0], -1), dim=1).to(value.dtype)
+            binary = self.bounds[name] == 1
+            if x.dtype == torch.uint8:  # spikes from the CPU kernels: their sums per position, back in float
+                sums, nonzero = (s.to(self.sim.float_dtype) for s in cpu_kernels.position_sums(x))
+                spatial = sums.sum(1).view(x.shape[0], *x.shape[-2:]) if x.ndim == 5 else None
+                value = sums.sum((1, 2))
+                events = value if binary else nonzero.sum((1, 2))
+            else:
+                spatial = x.sum(dim=(1, 2)) if x.ndim == 5 else None
+                value = (spatial if spatial is not None else x).reshape(x.shape[0], -1).sum(1)
+                events = value if binary else torch.count_nonzero(x.reshape(x.shape[0], -1), dim=1).to(value.dtype)
             self.totals[name] = (value, events, spatial)
         return self.totals[name]
 

@@ -27,6 +27,7 @@ from ...errors import DataError, DeployError
 from ...ir import Graph, Node, OpTable
 from ...ir.ops import (ACT_SHIFT, DECAY_UNITY, LIF, STATE_BITS, Add, BatchNorm, Conv2d, Dense, Flatten, Head, Input,
                        LoihiLIF, OrPool, SpikingAttention, Vectorize)
+from . import cpu_kernels, int8_gemm
 
 EXACT_FP32 = 2**24
 STATE_MAX = 2 ** (STATE_BITS - 1)
@@ -68,8 +69,11 @@ class Observer:
 
 class Simulator:
     def __init__(self, graph: Graph, device: str | torch.device | None = None, count: bool = True,
-                 record: tuple[str, ...] | set[str] | str = ()):
-        """``record``: names of nodes whose outputs to keep (``"spikes"``: every neuron and OR node)."""
+                 record: tuple[str, ...] | set[str] | str = (), native_kernels: bool = True):
+        """``record``: names of nodes whose outputs to keep (``"spikes"``: every neuron and OR node);
+        ``native_kernels``: on the CPU, integer graphs run their synapses on oneDNN's exact int8 kernels (where they
+        apply, ``int8_gemm``) and their neurons as one compiled pass (``cpu_kernels``), with uint8 spikes between
+        them; False runs the portable torch code that CUDA runs (same bits)."""
         graph.validate()
         self.graph = graph
         self.device = torch.device(device or "cpu")
@@ -78,6 +82,7 @@ class Simulator:
             record = {n.name for n in graph.having("spiking")}
         self.record = set(record)
         self.quantized = graph.integer
+        self.native = native_kernels and self.quantized and self.device.type == "cpu"
         self.float_dtype = torch.float32 if self.quantized else torch.float64
         self.bounds = graph.value_bounds()
         self.last_use = graph.last_uses()
@@ -123,9 +128,9 @@ class Simulator:
             self.observer.done(node, inputs, out)
             env[node.name] = out
             if node.op.spiking:
-                spike_counts[node.name] = out.flatten(2).sum(2).round().to(torch.int64).cpu()
-            if node.name in self.record:
-                outputs[node.name] = out.cpu() if node.op.type != "Head" else out[0].cpu()
+                spike_counts[node.name] = per_sample_sum(out).round().to(torch.int64).cpu()
+            if node.name in self.record:  # spikes in the graph's float type, whichever kernel made them
+                outputs[node.name] = out.to(self.float_dtype).cpu() if node.op.type != "Head" else out[0].cpu()
             for i in node.inputs:  # free buffers nobody reads any more
                 if self.last_use.get(i) == node.name:
                     del env[i]
@@ -147,9 +152,19 @@ def _synapse_dtype(sim: Simulator, node: Node) -> torch.dtype:
     return torch.float32 if w * sim.bounds[node.inputs[0]] < EXACT_FP32 else torch.float64
 
 
+def _int8_applies(sim: Simulator, node: Node, dtype: torch.dtype) -> bool:
+    """Whether oneDNN's int8 kernel computes this synapse exactly: CPU, 8-bit weights, inputs 0..255, and sums that
+    float32 holds exactly (its output type)."""
+    return (sim.native and dtype == torch.float32 and int8_gemm.fits(node.op.weight) and int8_gemm.unsigned_bytes(sim.graph, node.inputs[0], sim.bounds)
+            and int8_gemm.available())
+
+
 def prepare_conv(sim: Simulator, node: Node) -> dict:
     op = node.op
     dtype = _synapse_dtype(sim, node)
+    if _int8_applies(sim, node, dtype):
+        return {"int8": int8_gemm.Conv(op.weight, op.stride, op.padding), "dtype": dtype,
+                "b": None if op.bias is None else sim.tensor(op.bias, dtype)}
     return {"w": sim.tensor(op.weight, dtype), "b": None if op.bias is None else sim.tensor(op.bias, dtype),
             "dtype": dtype}
 
@@ -157,6 +172,9 @@ def prepare_conv(sim: Simulator, node: Node) -> dict:
 def prepare_dense(sim: Simulator, node: Node) -> dict:
     op = node.op
     dtype = _synapse_dtype(sim, node)
+    if _int8_applies(sim, node, dtype):
+        return {"int8": int8_gemm.Linear(op.weight), "dtype": dtype,
+                "b": None if op.bias is None else sim.tensor(op.bias, dtype)}
     return {"wt": sim.tensor(op.weight.T, dtype), "b": None if op.bias is None else sim.tensor(op.bias, dtype),
             "dtype": dtype}
 
@@ -166,16 +184,17 @@ def prepare_lif(sim: Simulator, node: Node) -> dict:
     if isinstance(op, LIF):
         return {"decay": 1.0 - 1.0 / op.tau, "threshold": op.threshold}
     k_u, k_v = DECAY_UNITY - (op.du + 1), DECAY_UNITY - op.dv
+    channels = node.shape[0]
+    bias = np.broadcast_to(op.effective_bias.reshape(-1), (channels,))
+    if sim.native:
+        return {"k_u": k_u, "k_v": k_v, "bias": bias.astype(np.int64), "vth": op.vth << ACT_SHIFT}
     # float32 is exact when the decay multiplies by 0 or a power of two; other decays need float64
     exact32 = all(k == 0 or (k & (k - 1)) == 0 for k in (k_u, k_v))
     dtype = torch.float32 if exact32 else torch.float64
-    channels = node.shape[0]
-    bias = op.effective_bias.astype(np.float64).reshape(-1)
-    bias = np.broadcast_to(bias, (channels,)).copy()
     # tokens are [T, B, N, C] (bias on the last axis); images [T, B, C, H, W] (bias on axis 2)
     shape = (channels,) if len(node.shape) == 2 else (channels, 1, 1)
     return {"k_u": k_u / DECAY_UNITY, "k_v": k_v / DECAY_UNITY, "dtype": dtype,
-            "bias": sim.tensor(bias.reshape(shape), dtype), "vth": float(op.vth << ACT_SHIFT)}
+            "bias": sim.tensor(bias.astype(np.float64).reshape(shape), dtype), "vth": float(op.vth << ACT_SHIFT)}
 
 
 def prepare_head(sim: Simulator, node: Node) -> dict:
@@ -213,27 +232,43 @@ def _shift(a: torch.Tensor, exp: int) -> torch.Tensor:
     return a.mul_(2.0**exp) if exp >= 0 else a.div_(2.0 ** (-exp)).floor_()
 
 
+IM2COL_BYTES = 64 * 2**20
+
+
+def _conv_in_chunks(x: torch.Tensor, w: torch.Tensor, stride, padding) -> torch.Tensor:
+    """``conv2d`` over slices of the batch: torch's float64 CPU convolution unfolds its whole input at once (im2col:
+    0.9 GB for one 3x3 layer of the 4-384 model at batch 32, T = 4). Each sample's result is the same either way."""
+    out_hw = [(n + 2 * p - k) // s + 1 for n, p, k, s in zip(x.shape[-2:], padding, w.shape[-2:], stride)]
+    per_sample = w[0].numel() * out_hw[0] * out_hw[1] * x.element_size()
+    chunk = max(1, IM2COL_BYTES // per_sample)
+    if x.dtype != torch.float64 or chunk >= len(x):  # oneDNN's float32 convolution needs no such buffer
+        return F.conv2d(x, w, None, stride, padding)
+    return torch.cat([F.conv2d(part, w, None, stride, padding) for part in x.split(chunk)])
+
+
 def run_conv(sim: Simulator, node: Node, inputs):
     p, op, x = sim.params[node.name], node.op, inputs[0]
     steps, batch = x.shape[:2]
-    drive = F.conv2d(x.reshape(steps * batch, *x.shape[2:]).to(p["dtype"]), p["w"], None, op.stride, op.padding)
+    x = x.reshape(steps * batch, *x.shape[2:])
+    drive = p["int8"](x) if "int8" in p else _conv_in_chunks(x.to(p["dtype"]), p["w"], op.stride, op.padding)
     drive = drive.reshape(steps, batch, *drive.shape[1:])
     if sim.quantized:
         drive = _saturate24(_shift(drive, op.weight_exp))
     sim.observer.intermediate(node, drive=drive)
-    if p["b"] is not None:
-        drive = drive + p["b"].reshape(-1, 1, 1)
+    if p["b"] is not None:  # in place: the drive is this kernel's own buffer, and the observer is done with it
+        drive.add_(p["b"].reshape(-1, 1, 1))
     return drive.to(sim.float_dtype)
 
 
 def run_dense(sim: Simulator, node: Node, inputs):
     p, op, x = sim.params[node.name], node.op, inputs[0]
-    drive = torch.matmul(x.to(p["dtype"]), p["wt"])  # [T, B, N, C_in] @ [C_in, C_out]
+    # [T, B, N, C_in] @ [C_in, C_out]
+    drive = p["int8"](x) if "int8" in p else torch.matmul(x.to(p["dtype"]), p["wt"])
     if sim.quantized:
         drive = _saturate24(_shift(drive, op.weight_exp))
     sim.observer.intermediate(node, drive=drive)
-    if p["b"] is not None:
-        drive = drive + p["b"]
+    if p["b"] is not None:  # in place, as in run_conv
+        drive.add_(p["b"])
     return drive.to(sim.float_dtype)
 
 
@@ -244,6 +279,14 @@ def run_batchnorm(sim: Simulator, node: Node, inputs):
     return x * scale + shift
 
 
+def per_sample_sum(x: torch.Tensor) -> torch.Tensor:
+    """``[T, B]`` sums of ``[T, B, ...]`` (int64 for uint8 spikes), whatever the memory layout (flattening a
+    channels-last tensor would copy it)."""
+    if x.dtype == torch.uint8:
+        return cpu_kernels.position_sums(x)[0].sum(2)
+    return x.sum(dim=tuple(range(2, x.ndim)))
+
+
 def abs_max(x: torch.Tensor) -> torch.Tensor:
     lo, hi = torch.aminmax(x)
     return torch.maximum(hi, -lo)
@@ -251,7 +294,7 @@ def abs_max(x: torch.Tensor) -> torch.Tensor:
 
 def run_lif(sim: Simulator, node: Node, inputs):
     p, x = sim.params[node.name], inputs[0]
-    out = torch.empty_like(x)
+    out = x if sim.owns(node) else torch.empty_like(x)  # step t's spikes overwrite step t's input once it is used
     v = torch.zeros_like(x[0])
     s = torch.empty(v.shape, dtype=torch.bool, device=v.device)
     for t in range(x.shape[0]):  # in place: fresh large tensors each step cost more than the arithmetic
@@ -276,6 +319,11 @@ def _wrap24(u: torch.Tensor) -> torch.Tensor:
 
 def run_loihi_lif(sim: Simulator, node: Node, inputs):
     p = sim.params[node.name]
+    if sim.native:
+        spikes, max_u, max_v = cpu_kernels.loihi_lif(inputs[0], p["bias"], p["k_u"], p["k_v"], p["vth"])
+        sim.observer.state(node, "u", torch.tensor(max_u, dtype=torch.float64))
+        sim.observer.state(node, "v", torch.tensor(max_v, dtype=torch.float64))
+        return spikes
     a = inputs[0].to(p["dtype"])
     # the drive buffer is reused for the output spikes when nobody else reads it (allocations cost page faults)
     scaled = (a if sim.owns(node) and a is inputs[0] else a.clone()).mul_(2.0**ACT_SHIFT)
@@ -313,12 +361,17 @@ def run_loihi_lif(sim: Simulator, node: Node, inputs):
 def run_pool(sim: Simulator, node: Node, inputs):
     op, x = node.op, inputs[0]
     steps, batch = x.shape[:2]
-    y = F.max_pool2d(x.reshape(steps * batch, *x.shape[2:]), op.kernel, op.stride, op.padding)
+    x = x.reshape(steps * batch, *x.shape[2:])
+    # torch 2.3's CPU max-pool fails on channels-last uint8 (an index type too small): pool uint8 spikes as float32
+    y = F.max_pool2d(x.float(), op.kernel, op.stride, op.padding).to(x.dtype) if x.dtype == torch.uint8 else \
+        F.max_pool2d(x, op.kernel, op.stride, op.padding)
     return y.reshape(steps, batch, *y.shape[1:])
 
 
 def run_add(sim: Simulator, node: Node, inputs):
     out = inputs[0]
+    if out.dtype == torch.uint8 and sim.bounds[node.name] > int8_gemm.UINT8_MAX:
+        out = out.to(sim.float_dtype)  # uint8 spikes would wrap in a sum that can pass 255
     for x in inputs[1:]:
         out = out + x
     return out
