@@ -217,6 +217,10 @@ class Spikformer(nn.Module):
         x = self.patch_embed(self.time_major_input(x))
         for blk in self.block:
             x = blk(x)
+        return self.pool(x)
+
+    def pool(self, x: torch.Tensor) -> torch.Tensor:
+        """The last block's output ``[T, B, ...]`` -> its mean over tokens, then over T: ``[B, dim]``."""
         if self.config.variant == "cifar10":
             x = x.mean(2)
         elif self.config.variant == "imagenet":
