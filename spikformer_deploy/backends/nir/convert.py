@@ -28,6 +28,7 @@ from ...errors import GraphError
 from ...ir import Graph, Node, OpTable
 from ...ir.ops import (LIF, OP_TYPES, Add, BatchNorm, Conv2d, Dense, Flatten, Head, Input, LoihiLIF, OrPool,
                        SpikingAttention, Vectorize)
+from .hdf5 import write_nir_file
 
 NIR_FILE = "model.nir"
 DT = 1e-4  # seconds per time step (snnTorch's importer hard-codes it)
@@ -164,10 +165,8 @@ def to_nir(graph: Graph):
 
 
 def write_nir(graph: Graph, directory: Path) -> list[Path]:
-    import nir
-
     path = Path(directory) / NIR_FILE
-    nir.write(str(path), to_nir(graph))
+    write_nir_file(path, to_nir(graph))
     return [path]
 
 
