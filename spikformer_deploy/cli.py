@@ -384,7 +384,7 @@ def report(ctx, source, target, chips, fmt, out, data, samples, num_heads, T, im
                 64 if data is not None or dataset else 2), hold_out=True)
             graph = integer_graph(model, x_cal[:256])  # quantized as export does: (up to) 256 calibration inputs
         note = f"{len(x)} inputs of {description}"
-    counters = Simulator(graph).run(x).counters
+    counters = Simulator(graph).run(x[:]).counters  # a few inputs (64 unless --samples): one run
     result = build_report(graph, layer_rows(graph, counters), load_profile(target), load_profile("h200_sxm"), chips,
                           note)
     texts = {"md": to_markdown(result), "json": json.dumps(json_safe(result), indent=1) + "\n"}
@@ -435,7 +435,7 @@ def sweep_cmd(checkpoint, num_heads, img_size, data, bits, steps, calibration_sa
     x, y, x_cal, description = select_inputs(cfg, data, bundled_dataset(model), samples, synthetic=False,
                                        calibration_data=calibration_data, hold_out=True)
     overrides = {"num_heads": cfg.num_heads, "T": cfg.T, "img_size": cfg.img_size}
-    jobs = [SweepJob(str(path), overrides, x_cal[:calibration_samples].numpy(), x.numpy(),
+    jobs = [SweepJob(str(path), overrides, x_cal[:calibration_samples].numpy(), x,
                      None if y is None else y.numpy(), b, T) for T in step_list for b in bit_list]
     with progress("sweep points", quiet=as_json) as bar:
         task = bar.add_task("sweep", total=len(jobs))

@@ -81,43 +81,47 @@ def bundled_split(dataset: dict, img_size: int):
 
 
 def select_inputs(config, data, dataset: dict, samples: int | None = None, synthetic: bool = True,
-            calibration_data: Path | None = None, hold_out: bool = False):
-    """(inputs, labels or None, calibration inputs, description): the user's ``--data``, calibrated on
-    ``--calibration-data`` or — for commands that evaluate (``hold_out``) — on every 5th input of ``--data``, held out
-    from the evaluation (calibration never looks at the images it is judged on); else the bundled data set's
-    held-out test split (calibration on its training split); else seeded synthetic inputs (when ``synthetic``)."""
+                  calibration_data: Path | None = None, hold_out: bool = False):
+    """(inputs, labels or None, calibration inputs, description), the inputs as ``Inputs`` (read batch by batch:
+    slice them for tensors): the user's ``--data``, calibrated on ``--calibration-data`` or — for commands that
+    evaluate (``hold_out``) — on every 5th input of ``--data``, held out from the evaluation (calibration never looks
+    at the images it is judged on); else the bundled data set's held-out test split (calibration on its training
+    split); else seeded synthetic inputs (when ``synthetic``)."""
+    import numpy as np
     import torch
 
-    from .data import DIGITS_SOURCE, load_data
+    from .data import DIGITS_SOURCE, Inputs, open_data
 
     if calibration_data is not None and data is None:
         raise DeployError("--calibration-data goes with --data")
     if data is not None:
-        x, y = load_data(data, config)
+        x, y = open_data(data, config)
         if calibration_data is not None:
-            x_cal, description = load_data(calibration_data, config)[0], f"{data} (calibrated on {calibration_data})"
+            x_cal, description = open_data(calibration_data, config)[0], f"{data} (calibrated on {calibration_data})"
         elif hold_out:
             if len(x) < 2:
                 raise DeployError(f"data {data}: one input cannot be both calibrated on and evaluated; give "
                                   f"--calibration-data")
-            held = torch.arange(len(x)) % 5 == 0
-            x_cal, x, y = x[held], x[~held], None if y is None else y[~held]
+            held = np.arange(len(x)) % 5 == 0
+            x_cal, x, y = x.subset(held), x.subset(~held), None if y is None else y[torch.from_numpy(~held)]
             description = f"{data} (every 5th input held out for calibration)"
         else:
             x_cal, description = x, str(data)
     elif dataset:
         x_cal, _, x, y = bundled_split(dataset, config.img_size)
+        x_cal, x = Inputs.of(x_cal), Inputs.of(x)
         description = f"{'digits' if dataset['data'] == DIGITS_SOURCE else 'Fashion-MNIST'} test split (held out)"
     elif synthetic:
         x = torch.rand(config.input_shape(batch=samples or 2), generator=torch.Generator().manual_seed(0))
         if config.variant == "cifar10dvs":
             x = (x < 0.1).float()
-        x_cal, y = x, None
+        x_cal = x = Inputs.of(x)
+        y = None
         description = "synthetic inputs (uniform images / 10 % events): rates and ranges are only indicative"
     else:
         raise DeployError("this checkpoint has no bundled data set: give --data (image folder, .npz or .npy)")
     if samples is not None:
-        x, y = x[:samples], None if y is None else y[:samples]
+        x, y = x.subset(slice(samples)), None if y is None else y[:samples]
     return x, y, x_cal, description
 
 
@@ -146,4 +150,4 @@ def artifact_inputs(graph, manifest: dict, data, samples: int | None):
         return x, f"{len(x)} frames of {data}"
     x, _, _, description = select_inputs(SpikformerConfig.from_dict(manifest["config"]), data,
                                          source.get("dataset", {}), samples, hold_out=True)
-    return x, description
+    return x[:], description

@@ -19,13 +19,15 @@ from typing import Callable
 import numpy as np
 import torch
 
+from .data import Inputs
+
 
 @dataclasses.dataclass(frozen=True)
 class SweepJob:
     checkpoint: str
     overrides: dict
     x_cal: np.ndarray
-    x: np.ndarray
+    x: Inputs  # read batch by batch in the worker
     y: np.ndarray | None
     weight_bits: int
     T: int
@@ -44,7 +46,7 @@ def run_point(job: SweepJob) -> dict:
     trained = load_checkpoint(job.checkpoint, **job.overrides)
     model = Spikformer(dataclasses.replace(trained.config, T=job.T)).eval()
     model.load_state_dict(trained.state_dict())
-    x_cal, x = torch.from_numpy(job.x_cal), torch.from_numpy(job.x)
+    x_cal, x = torch.from_numpy(job.x_cal), job.x
     float_graph, int_graph = integer_graph_from(model, x_cal, job.weight_bits, batch_size=job.batch)
     merged = run_local(*simulators(int_graph, float_graph, compare_spikes=False), x, job.batch)
     rows = layer_rows(int_graph, merged.counters)

@@ -8,6 +8,7 @@ from __future__ import annotations
 import io
 import warnings
 import zipfile
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -17,32 +18,85 @@ from ..errors import DataError
 from ..model import SpikformerConfig
 from .fashion_mnist import is_idx, read_idx_images
 from .images import from_pixels, to_model_input
+from .stream import Inputs
 
 MIN_PIXEL_LIMIT = 4096 * 4096  # photos of any usual size pass, whatever the model's input
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".pgm", ".ppm"}
 
 
 def load_data(path: str | Path, config: SpikformerConfig) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """(x, labels or None) shaped for ``config``'s forward."""
+    """(x, labels or None) shaped for ``config``'s forward, all read into memory."""
+    inputs, labels = open_data(path, config)
+    return inputs[:], labels
+
+
+def open_data(path: str | Path, config: SpikformerConfig) -> tuple[Inputs, torch.Tensor | None]:
+    """(inputs read batch by batch, labels or None): image folders and ``.npy`` files stream from disk (the file
+    list, or the array's header, is read now, checked, and the first input decoded so that a bad file or a wrong
+    shape fails here; a later bad image fails when its batch is read); ``.npz`` and IDX files, compressed, are read
+    whole."""
     path = Path(path)
     if not path.exists():
         raise DataError(f"data {path} does not exist")
     if path.is_dir():
-        x, y = _image_folder(path, config)
-    elif path.suffix in (".npz", ".npy"):
-        x, y = _arrays(path)
+        files, y = _image_files(path, config)
+        reader = ImageFiles(tuple(str(f) for f in files), config.in_channels, config.img_size)
+        reader(np.arange(1))  # an unreadable first image fails now, not at the first batch
+        inputs = Inputs(reader, (config.in_channels, config.img_size, config.img_size), np.arange(len(files)))
+    elif path.suffix == ".npy":
+        inputs, y = _mapped_npy(path, config), None
+    elif path.suffix == ".npz":
+        inputs, y = _in_memory(*_arrays(path), config, path)
     elif is_idx(path):
-        x, y = read_idx_images(path)
+        inputs, y = _in_memory(*read_idx_images(path), config, path)
     else:
         raise DataError(f"data {path}: expected an image folder, .npz, .npy or an IDX image file (*-idx3-ubyte[.gz])")
-    x = _check_shape(x, config, path)
-    if not torch.isfinite(x).all():
-        raise DataError(f"data {path} holds NaN or Inf values")
-    if y is not None and len(y) != len(x):
-        raise DataError(f"data {path}: {len(x)} inputs but {len(y)} labels")
+    if y is not None and len(y) != len(inputs):
+        raise DataError(f"data {path}: {len(inputs)} inputs but {len(y)} labels")
     if y is not None and ((y < 0).any() or (y >= config.num_classes).any()):
         raise DataError(f"data {path}: labels must be 0..{config.num_classes - 1}")
-    return x, y
+    return inputs, y
+
+
+def _in_memory(x: torch.Tensor, y, config: SpikformerConfig, path: Path) -> tuple[Inputs, torch.Tensor | None]:
+    return Inputs.of(_finite(_check_shape(x, config, path), path)), y
+
+
+def _finite(x: torch.Tensor, path: Path) -> torch.Tensor:
+    if not torch.isfinite(x).all():
+        raise DataError(f"data {path} holds NaN or Inf values")
+    return x
+
+
+@dataclass(frozen=True)
+class MappedNpy:
+    """Inputs of a memory-mapped ``.npy``: only the rows a batch asks for are read."""
+    path: str
+    config: SpikformerConfig
+
+    def __call__(self, indices: np.ndarray) -> torch.Tensor:
+        rows = np.load(self.path, mmap_mode="r", allow_pickle=False)[indices]
+        x = torch.from_numpy(np.array(rows, dtype=np.uint8 if rows.dtype == np.uint8 else np.float32))
+        return _finite(_check_shape(x, self.config, Path(self.path)), Path(self.path))
+
+
+def _mapped_npy(path: Path, config: SpikformerConfig) -> Inputs:
+    reader = MappedNpy(str(path), config)
+    try:
+        with open(path, "rb") as fp:  # the header against the file's size, before anything is mapped
+            _, dtype = _npy_header(fp, path.stat().st_size, str(path))
+        if not np.issubdtype(dtype, np.number) or np.issubdtype(dtype, np.complexfloating):
+            raise DataError(f"{path}: x must be numeric, got {dtype}")
+        count = len(np.load(path, mmap_mode="r", allow_pickle=False))
+        if count == 0:
+            raise DataError(f"data {path} is empty")
+        first = reader(np.arange(1))  # a wrong shape fails now, not at the first batch
+    except DataError:
+        raise
+    except Exception as exc:  # numpy raises many types for foreign or damaged files
+        raise DataError(f"cannot read {path}: {str(exc).splitlines()[0] if str(exc).strip() else type(exc).__name__}") \
+            from None
+    return Inputs(reader, tuple(first.shape[1:]), np.arange(count))
 
 
 def load_frames(path: str | Path, shape: tuple[int, ...]) -> torch.Tensor:
@@ -64,8 +118,8 @@ def load_frames(path: str | Path, shape: tuple[int, ...]) -> torch.Tensor:
     return x.float().contiguous()
 
 
-def _read_npy(fp, available: int, where: str) -> np.ndarray:
-    """One .npy array from ``fp`` (``available`` bytes long), its header checked against the bytes that follow
+def _npy_header(fp, available: int, where: str) -> tuple[tuple[int, ...], np.dtype]:
+    """(shape, dtype) of the .npy array in ``fp`` (``available`` bytes long), checked against the bytes that follow
     before anything is allocated: a header can declare terabytes."""
     fmt = np.lib.format
     version = fmt.read_magic(fp)
@@ -76,8 +130,14 @@ def _read_npy(fp, available: int, where: str) -> np.ndarray:
     if needed > available - fp.tell():
         raise DataError(f"{where}: its header declares {list(shape)} {dtype} ({needed:,} bytes), the file holds "
                         f"{max(available - fp.tell(), 0):,}")
+    return shape, dtype
+
+
+def _read_npy(fp, available: int, where: str) -> np.ndarray:
+    """One .npy array from ``fp``, its header checked first (``_npy_header``)."""
+    _npy_header(fp, available, where)
     fp.seek(0)
-    return fmt.read_array(fp, allow_pickle=False)
+    return np.lib.format.read_array(fp, allow_pickle=False)
 
 
 def _arrays(path: Path):
@@ -110,9 +170,8 @@ def _arrays(path: Path):
     return x, None if y is None else torch.from_numpy(y.astype(np.int64).reshape(-1))
 
 
-def _image_folder(path: Path, config: SpikformerConfig):
-    from PIL import Image, UnidentifiedImageError
-
+def _image_files(path: Path, config: SpikformerConfig) -> tuple[list[Path], torch.Tensor]:
+    """(image files in class order, their labels) of an image folder with one sub-folder per class."""
     if config.variant == "cifar10dvs":
         raise DataError("a cifar10dvs model takes event frames (.npy/.npz [N, T, 2, H, W]), not an image folder")
     classes = sorted(d for d in path.iterdir() if d.is_dir())
@@ -123,34 +182,52 @@ def _image_folder(path: Path, config: SpikformerConfig):
         raise DataError(f"image folder {path} has no class sub-folders")
     if len(classes) > config.num_classes:
         raise DataError(f"image folder {path} has {len(classes)} classes; the model has {config.num_classes}")
-    mode = {1: "L", 3: "RGB"}.get(config.in_channels)
-    if mode is None:
+    if config.in_channels not in IMAGE_MODES:
         raise DataError(f"image folders need a 1- or 3-channel model, this one takes {config.in_channels}")
-    images, labels = [], []
-    # an image is resized to the model's input: anything far larger is refused before it is decoded (a PNG can
-    # declare gigapixels in a few bytes)
-    max_pixels = max(MIN_PIXEL_LIMIT, 64 * config.img_size**2)
+    files, labels = [], []
     for index, folder in enumerate(classes):
         label = int(folder.name) if numbered else index
-        for file in sorted(f for f in folder.iterdir() if f.suffix.lower() in IMAGE_SUFFIXES):
-            try:
-                with Image.open(file) as img:
-                    if img.width * img.height > max_pixels:
-                        raise DataError(f"image {file} is {img.width}x{img.height}: more than {max_pixels:,} pixels "
-                                        f"for a {config.img_size}x{config.img_size} model")
-                    with warnings.catch_warnings():
-                        warnings.simplefilter("error", Image.DecompressionBombWarning)
-                        arr = np.asarray(img.convert(mode), dtype=np.uint8)
-            except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError,
-                    Image.DecompressionBombWarning) as exc:
-                raise DataError(f"cannot read image {file}: {str(exc).splitlines()[0] if str(exc) else exc}") \
-                    from None
-            t = torch.from_numpy(arr.reshape(arr.shape[0], arr.shape[1], -1).copy()).permute(2, 0, 1)
-            images.append(from_pixels(t[None], config.img_size)[0])
-            labels.append(label)
-    if not images:
+        found = sorted(f for f in folder.iterdir() if f.suffix.lower() in IMAGE_SUFFIXES)
+        files += found
+        labels += [label] * len(found)
+    if not files:
         raise DataError(f"image folder {path} holds no images ({', '.join(sorted(IMAGE_SUFFIXES))})")
-    return torch.stack(images), torch.tensor(labels)
+    return files, torch.tensor(labels)
+
+
+IMAGE_MODES = {1: "L", 3: "RGB"}
+
+
+@dataclass(frozen=True)
+class ImageFiles:
+    """Inputs of an image folder: each file decoded, and resized to the model's input, when its batch comes."""
+    files: tuple[str, ...]
+    channels: int
+    img_size: int
+
+    def __call__(self, indices: np.ndarray) -> torch.Tensor:
+        return torch.stack([self.read(Path(self.files[i])) for i in indices]) if len(indices) else \
+            torch.zeros(0, self.channels, self.img_size, self.img_size)
+
+    def read(self, file: Path) -> torch.Tensor:
+        from PIL import Image, UnidentifiedImageError
+
+        # an image is resized to the model's input: anything far larger is refused before it is decoded (a PNG can
+        # declare gigapixels in a few bytes)
+        max_pixels = max(MIN_PIXEL_LIMIT, 64 * self.img_size**2)
+        try:
+            with Image.open(file) as img:
+                if img.width * img.height > max_pixels:
+                    raise DataError(f"image {file} is {img.width}x{img.height}: more than {max_pixels:,} pixels "
+                                    f"for a {self.img_size}x{self.img_size} model")
+                with warnings.catch_warnings():
+                    warnings.simplefilter("error", Image.DecompressionBombWarning)
+                    arr = np.asarray(img.convert(IMAGE_MODES[self.channels]), dtype=np.uint8)
+        except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError,
+                Image.DecompressionBombWarning) as exc:
+            raise DataError(f"cannot read image {file}: {str(exc).splitlines()[0] if str(exc) else exc}") from None
+        t = torch.from_numpy(arr.reshape(arr.shape[0], arr.shape[1], -1).copy()).permute(2, 0, 1)
+        return from_pixels(t[None], self.img_size)[0]
 
 
 def _check_shape(x: torch.Tensor, config: SpikformerConfig, path: Path) -> torch.Tensor:

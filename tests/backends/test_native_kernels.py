@@ -1,5 +1,7 @@
 """The CPU's compiled kernels (oneDNN int8 synapses, numba LIF and spike sums) against the portable torch code that
 CUDA runs: same spikes in every layer, same logits, same counters and calibration maxima, bit for bit."""
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -109,3 +111,15 @@ def test_int8_kernels_exact_on_extreme_values():
     tokens = x.flatten(2).transpose(1, 2)
     assert torch.equal(int8_gemm.Linear(dense)(tokens).double(),
                        tokens.double() @ torch.tensor(dense, dtype=torch.float64).T)
+
+
+def test_lava_imports_after_the_native_kernels_ran():
+    """numba's thread start-up fixes multiprocessing's start method, and lava's import then fails setting it: the
+    kernels undo that. In a fresh process, as ``verify`` runs the simulator and then Lava."""
+    script = ("import torch\n"
+              "from spikformer_deploy.backends.sim import cpu_kernels\n"
+              "cpu_kernels.position_sums((torch.rand(4, 2, 8, 3) < 0.5).to(torch.uint8))\n"
+              "import lava.magma.runtime.message_infrastructure.multiprocessing\n"
+              "print('imported')\n")
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0 and done.stdout.strip() == "imported", done.stderr[-2000:]

@@ -12,6 +12,9 @@ sums are a kernel too.
 """
 from __future__ import annotations
 
+import functools
+import multiprocessing
+
 import numba
 import numpy as np
 import torch
@@ -86,7 +89,19 @@ def _rows(x: torch.Tensor) -> np.ndarray:
     return rows.numpy()
 
 
+@functools.lru_cache(maxsize=None)
+def _start_thread_pool() -> None:
+    """Start numba's threads without leaving multiprocessing's start method fixed: numba's start-up asks for it
+    (``get_start_method()`` fixes the default), and lava, imported later, fails setting it itself ('context has
+    already been set')."""
+    unset = multiprocessing.get_start_method(allow_none=True) is None
+    numba.get_num_threads()
+    if unset:
+        multiprocessing.set_start_method(None, force=True)
+
+
 def _threads() -> None:
+    _start_thread_pool()
     numba.set_num_threads(min(torch.get_num_threads(), numba.config.NUMBA_NUM_THREADS))
 
 
