@@ -304,11 +304,14 @@ def _energy(model, graph, rows, profiles, x, batch, gpu_seconds, plot_dir) -> di
 @click.option("--calibration", "calibration_samples", type=click.IntRange(1), default=256, show_default=True)
 @click.option("--weight-bits", type=click.IntRange(2, 8), default=8, show_default=True)
 @click.option("--input-bits", type=click.IntRange(2, 8), default=8, show_default=True)
+@click.option("--nir-weights", type=click.Choice(["float", "grid"]), default="float", show_default=True,
+              help="model.nir's weights: the float model's (float64, exact), or the deployed 8-bit grid's (int8 "
+                   "mantissas and a step per layer: 8x smaller).")
 @click.option("--force", is_flag=True, help="Replace an existing non-empty output directory.")
 @click.option("--json", "as_json", is_flag=True, help="Print the manifest as JSON.")
 @click.pass_context
 def export_cmd(ctx, checkpoint, num_heads, T, img_size, target, out, data, calibration_samples, weight_bits,
-               input_bits, force, as_json):
+               input_bits, nir_weights, force, as_json):
     """Write an artifact directory: integer IR, target files (Lava/netx, NIR, ONNX) and a manifest.
 
     A netx network (*.net) is exported as given: its integer graph for Lava (verify then needs its frames)."""
@@ -319,7 +322,7 @@ def export_cmd(ctx, checkpoint, num_heads, T, img_size, target, out, data, calib
         from .frontends import read_netx
 
         reject_netx_options(ctx, ("num_heads", "img_size", "data", "calibration_samples", "weight_bits",
-                                  "input_bits"))
+                                  "input_bits", "nir_weights"))
         if target not in ("all", "loihi2"):
             raise DeployError(f"--target {target} does not apply to a netx network (Lava is its only target)")
         out = out or Path(f"{checkpoint.stem}.deploy")
@@ -335,7 +338,7 @@ def export_cmd(ctx, checkpoint, num_heads, T, img_size, target, out, data, calib
         bar.add_task("export", total=None)
         manifest = export(model, out, names, x_cal[:calibration_samples], weight_bits, input_bits, force,
                           source={"checkpoint": path.name, "sha256": sha256(path), "layout": model.source["layout"],
-                                  "dataset": bundled_dataset(model)})
+                                  "dataset": bundled_dataset(model)}, nir_weights=nir_weights)
     if as_json:
         click.echo(json.dumps(manifest, indent=2))
     else:

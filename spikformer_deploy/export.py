@@ -27,20 +27,28 @@ DEPENDENCIES = ("torch", "numpy", "lava-nc", "lava-dl", "nir", "nirtorch", "snnt
                 "safetensors", "h5py")
 
 
-def _writers():
+NIR_WEIGHTS = ("float", "grid")  # the float model's folded weights (float64), or the deployed 8-bit grid's
+
+
+def _writers(nir_weights: str = "float"):
     """target -> writer(model, integer graph, directory) -> files written."""
     from .backends.netx import write_netx_stem
     from .backends.nir import write_nir
     from .backends.onnx import write_onnx
     from .frontends import trace
     from .passes import fold_batchnorm
+    from .passes.quantize import grid_points
+
+    def nir(model, graph, d):
+        # NIR carries the float meaning with the attention's original scale (before rewrite_ssa); on request with
+        # the integer graph's weights, as int8 mantissas and a step per layer
+        grid = {p.synapse: p for p in grid_points(graph)} if nir_weights == "grid" else None
+        return write_nir(fold_batchnorm(trace(model)), d, grid)
 
     # loihi2: the Lava process graph is built from graph.json + params.safetensors (every artifact has them);
     # the target adds the stem as lava-dl netx HDF5
     return {"loihi2": lambda model, graph, d: write_netx_stem(graph, d),
-            "onnx": lambda model, graph, d: write_onnx(model, d),
-            # NIR carries the float meaning with the attention's original scale (before rewrite_ssa)
-            "nir": lambda model, graph, d: write_nir(fold_batchnorm(trace(model)), d)}
+            "onnx": lambda model, graph, d: write_onnx(model, d), "nir": nir}
 
 
 def targets() -> list[str]:
@@ -61,9 +69,12 @@ def _version(name: str) -> str:
 
 
 def export(model: Spikformer, out_dir: Path, target_names: list[str], calibration_x: torch.Tensor,
-           weight_bits: int = 8, input_bits: int = 8, force: bool = False, source: dict | None = None) -> dict:
+           weight_bits: int = 8, input_bits: int = 8, force: bool = False, source: dict | None = None,
+           nir_weights: str = "float") -> dict:
     out_dir = Path(out_dir)
-    writers = _writers()
+    if nir_weights not in NIR_WEIGHTS:
+        raise ArtifactError(f"unknown NIR weights {nir_weights!r}; choose from {', '.join(NIR_WEIGHTS)}")
+    writers = _writers(nir_weights)
     unknown = [t for t in target_names if t not in writers]
     if unknown:
         raise ArtifactError(f"unknown target {unknown[0]!r}; choose from {', '.join([*writers, 'all'])}")
@@ -73,6 +84,7 @@ def export(model: Spikformer, out_dir: Path, target_names: list[str], calibratio
     return write_artifact(out_dir, int_g, [lambda d, name=name: writers[name](model, int_g, d)
                                            for name in target_names], force, {
         "targets": sorted(target_names), "source": source or {}, "config": model.config.to_dict(),
+        **({"nir_weights": nir_weights} if "nir" in target_names else {}),
         "quantization": {"weight_bits": weight_bits, "input_bits": input_bits,
                          "calibration_samples": len(calibration_x),
                          "calibration_sha256": hashlib.sha256(

@@ -27,9 +27,8 @@ from torch import nn
 from torch.nn.utils import parametrize
 
 from .errors import ConfigError
-from .ir.ops import Head, Input, LoihiLIF
 from .model import Spikformer
-from .passes.quantize import weight_levels
+from .passes.quantize import GridPoint, grid_points
 from .pipeline import integer_graph_from
 
 
@@ -48,42 +47,9 @@ class FinetuneRecipe:
             raise ConfigError("fine-tuning needs epochs >= 0, batch >= 1, calibration >= 1 and lr > 0")
 
 
-@dataclass(frozen=True)
-class GridPoint:
-    """One layer's deploy grid in the float model's units: folded weight = ``mantissas * step``."""
-
-    synapse: str  # module name
-    batchnorm: str | None  # the BatchNorm folded into it (None for the head)
-    step: float
-    mantissas: np.ndarray
-    bias: np.ndarray  # the folded bias as the integer model holds it
-    levels: tuple[int, int]  # symmetric: a weight at -2**(bits-1) would make the quantizer, which puts the largest
-    # magnitude at the top positive level, choose another step for the snapped model
-
-
 def deploy_grid(model: Spikformer, x_cal: torch.Tensor, weight_bits: int) -> list[GridPoint]:
     """The grid the quantizer puts ``model`` on, calibrated on ``x_cal``."""
-    _, g = integer_graph_from(model, x_cal, weight_bits=weight_bits)
-    steps = next(r for r in reversed(g.records) if r.name == "quantize").nodes
-    points = []
-    for node in g.nodes.values():
-        op = node.op
-        if op.synapse:
-            step = steps[node.name]["step"]
-            if isinstance(g.nodes[node.inputs[0]].op, Input):
-                step *= g.input.op.scale  # that synapse's steps are per input integer
-            (lif,) = g.consumers(node.name)
-            neuron = lif.op
-            assert isinstance(neuron, LoihiLIF)
-            bias = neuron.bias_mant.astype(np.float64) * 2.0**neuron.bias_exp / neuron.scale
-            hi = weight_levels(op.weight_bits, steps[lif.name]["coarsening"])[1]
-            points.append(GridPoint(node.name, node.meta["batchnorm"], step, np.asarray(op.weight),
-                                    np.broadcast_to(bias, (op.weight.shape[0],)).copy(), (-hi, hi)))
-        elif isinstance(op, Head):
-            hi = weight_levels(op.weight_bits)[1]
-            points.append(GridPoint(node.name, None, steps[node.name]["step"], np.asarray(op.weight),
-                                    op.bias.astype(np.float64) * op.scale, (-hi, hi)))
-    return points
+    return grid_points(integer_graph_from(model, x_cal, weight_bits=weight_bits)[1])
 
 
 def batchnorm_scale(bn: nn.Module) -> torch.Tensor:

@@ -25,6 +25,7 @@ def test_artifact_contents_and_manifest(artifact):
     assert manifest["versions"]["torch"].startswith("2.3") and manifest["versions"]["lava-nc"] == "0.10.0"
     assert manifest["source"]["checkpoint"] == "spikformer_digits.pth" and len(manifest["source"]["sha256"]) == 64
     assert manifest["quantization"]["weight_bits"] == 8 and manifest["config"]["variant"] == "cifar10"
+    assert manifest["nir_weights"] == "float"
     assert not [p for p in artifact.parent.iterdir() if p.name.startswith(".")], "temporary files left behind"
 
 
@@ -34,6 +35,22 @@ def test_export_is_byte_identical(artifact, tmp_path, capsys):
     assert rc == 0, err
     for p in artifact.iterdir():
         assert (again / p.name).read_bytes() == p.read_bytes(), p.name
+
+
+def test_nir_on_the_deploy_grid_is_recorded_and_smaller(artifact, tmp_path, capsys):
+    import nir
+    import numpy as np
+
+    out = tmp_path / "grid"
+    rc, _, err = run_cli(capsys, "export", "-o", str(out), "--calibration", "64", "--target", "nir",
+                         "--nir-weights", "grid")
+    assert rc == 0, err
+    assert json.loads((out / MANIFEST).read_text())["nir_weights"] == "grid"
+    assert (out / "model.nir").stat().st_size < 0.6 * (artifact / "model.nir").stat().st_size  # small model: headers
+    weights = [n.weight for n in nir.read(str(out / "model.nir")).nodes.values() if hasattr(n, "weight")]
+    assert weights and all(w.dtype == np.int8 for w in weights)
+    rc, _, err = run_cli(capsys, "export", "-o", str(tmp_path / "bad"), "--nir-weights", "half")
+    assert rc == 2 and err.count("\n") == 1 and "--nir-weights" in err
 
 
 def test_verify_detects_tampering(artifact, tmp_path, capsys):

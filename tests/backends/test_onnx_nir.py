@@ -114,3 +114,39 @@ def test_nir_file_reads_as_nir_write_would_give(tmp_path):
     assert len(back.nodes) > 30
     same(theirs.to_dict(), back.to_dict(), "graph")
     assert ours.stat().st_size < (tmp_path / "reference.nir").stat().st_size * 1.1
+
+
+def test_nir_on_the_deploy_grid(tmp_path):
+    """--nir-weights grid: int8 mantissas and a Scale by the step per layer. The fine-tuned Fashion-MNIST model was
+    snapped onto that grid by ``finetune`` (its float32 weights are mantissa x step, rounded to float32), so the NIR
+    read back is the float graph again to float32 precision, with the same predictions; nir.read loads it, weights
+    as int8."""
+    import nir
+
+    from support import BUNDLED_FMNIST, FMNIST_TEST, FMNIST_TRAIN
+    from spikformer_deploy.data import load_data
+    from spikformer_deploy.passes.quantize import grid_points
+    from spikformer_deploy.pipeline import integer_graph
+
+    model = load_checkpoint(BUNDLED_FMNIST)
+    x, _ = load_data(FMNIST_TEST, model.config)
+    x_cal, _ = load_data(FMNIST_TRAIN, model.config)
+    points = {p.synapse: p for p in grid_points(integer_graph(model, x_cal))}
+    graph = fold_batchnorm(trace(model))
+    (path,) = write_nir(graph, tmp_path, points)
+    (tmp_path / "exact").mkdir()
+    (exact,) = write_nir(graph, tmp_path / "exact")
+    standard = nir.read(str(path))
+    q = standard.nodes["block.0.attn.q_linear.mantissas"]
+    assert q.weight.dtype == np.int8 and isinstance(standard.nodes["block.0.attn.q_linear"], nir.Scale)
+    assert path.stat().st_size < exact.stat().st_size / 3
+    back = read_nir(path)
+    synapses = [n for n in graph.nodes.values() if n.op.synapse or n.op.type == "Head"]
+    assert len(synapses) == len(points) > 10
+    for node in synapses:
+        np.testing.assert_allclose(back.nodes[node.name].op.weight, node.op.weight, rtol=2e-7)
+        np.testing.assert_allclose(back.nodes[node.name].op.bias, node.op.bias, rtol=2e-7, atol=5e-8)
+    a, b = Simulator(graph, record="spikes").run(x[:100]), Simulator(back, record="spikes").run(x[:100])
+    assert torch.equal(a.predictions, b.predictions)
+    for name, spikes in a.outputs.items():  # a float32 rounding moves a neuron sitting on its threshold, rarely
+        assert (spikes == b.outputs[name]).double().mean() >= 0.999, name

@@ -19,6 +19,7 @@ Input: ``nir.Input`` of one step's input ``[C, H, W]`` (an image repeated T time
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -144,9 +145,27 @@ TO_NIR = OpTable("the NIR writer", {
                 Vectorize: "comes only from netx networks, which are integer graphs (NIR carries float graphs)"})
 
 
-def to_nir(graph: Graph):
+def _on_grid(chain: list, point, out_shape) -> list:
+    """A weighted chain (its last node a ``Conv2d`` or ``Affine``) on the deploy grid: that node holds the 8-bit
+    mantissas as int8 and the bias in steps, and a ``Scale`` by the step follows (NIR has no weight scale of its own):
+    the same float network, its weights 8 bytes -> 1, and arrays of int8 compress (66 M weights: 535 MB -> ~60 MB)."""
+    import nir
+
+    key, weighted = chain[-1]
+    meta = _meta(weighted)
+    mantissas = np.asarray(point.mantissas, dtype=np.int8).reshape(weighted.weight.shape)
+    leading = dataclasses.replace(weighted, weight=mantissas, bias=np.asarray(point.bias, np.float64) / point.step,
+                                  metadata={KEY: {**meta, "grid": "mantissas"}})
+    scale = nir.Scale(scale=np.full(out_shape, point.step, dtype=np.float64),
+                      metadata={KEY: {**meta, "grid": "step", "weight_bits": 8}})
+    return [*chain[:-1], (f"{key}.mantissas", leading), (key, scale)]
+
+
+def to_nir(graph: Graph, grid: dict | None = None):
     """One time step of the float graph as a NIR graph: each op becomes a chain of NIR nodes (its table entry); the
-    chain's first node reads the inputs' last nodes, NIR summing converging edges."""
+    chain's first node reads the inputs' last nodes, NIR summing converging edges. ``grid``: synapse or head name ->
+    ``GridPoint`` (``passes.quantize.grid_points`` of the integer graph): those weights are written on the deploy
+    grid (``_on_grid``) instead of as the float model's."""
     import nir
 
     if graph.integer:
@@ -154,6 +173,8 @@ def to_nir(graph: Graph):
     nodes, edges, tail = {}, [], {}  # tail: IR node -> the NIR node that carries its output
     for node in graph.nodes.values():
         chain = TO_NIR(node)(graph, node)
+        if grid and node.name in grid:
+            chain = _on_grid(chain, grid[node.name], graph.grid(node.name) if node.op.synapse else node.shape)
         nodes.update(chain)
         keys = [k for k, _ in chain]
         edges += [(tail[i], keys[0]) for i in node.inputs] + list(zip(keys, keys[1:]))
@@ -164,9 +185,9 @@ def to_nir(graph: Graph):
                                                                  "version": VERSION}})
 
 
-def write_nir(graph: Graph, directory: Path) -> list[Path]:
+def write_nir(graph: Graph, directory: Path, grid: dict | None = None) -> list[Path]:
     path = Path(directory) / NIR_FILE
-    write_nir_file(path, to_nir(graph))
+    write_nir_file(path, to_nir(graph, grid))
     return [path]
 
 
@@ -188,14 +209,29 @@ def _read_input(g: Graph, key, node, meta, inputs, nodes, sources):
                  steps=int(meta["steps"]))
 
 
+def _weights(key, node, meta, nodes, sources):
+    """(weighted NIR node, float64 weight, bias) of a synapse or head chain ending at ``key``: on the deploy grid the
+    chain ends in the ``Scale`` by the step that follows the mantissas (``_on_grid``)."""
+    if meta.get("grid") != "step":
+        return node, np.asarray(node.weight, dtype=np.float64), np.asarray(node.bias, dtype=np.float64)
+    weighted, step = nodes[sources[key][0]], float(np.ravel(node.scale)[0])
+    return (weighted, np.asarray(weighted.weight, dtype=np.float64) * step,
+            np.asarray(weighted.bias, dtype=np.float64) * step)
+
+
 def _read_conv(g, key, node, meta, inputs, nodes, sources):
-    return Conv2d(weight=np.asarray(node.weight, dtype=np.float64), bias=np.asarray(node.bias),
-                  stride=tuple(np.broadcast_to(np.ravel(node.stride), 2)),
-                  padding=tuple(np.broadcast_to(np.ravel(node.padding), 2)))
+    if meta.get("grid") == "mantissas":
+        return None
+    conv, weight, bias = _weights(key, node, meta, nodes, sources)
+    return Conv2d(weight=weight, bias=bias, stride=tuple(np.broadcast_to(np.ravel(conv.stride), 2)),
+                  padding=tuple(np.broadcast_to(np.ravel(conv.padding), 2)))
 
 
 def _read_dense(g, key, node, meta, inputs, nodes, sources):
-    return Dense(weight=np.asarray(node.weight, dtype=np.float64)[:, :, 0, 0], bias=np.asarray(node.bias))
+    if meta.get("grid") == "mantissas":
+        return None
+    _, weight, bias = _weights(key, node, meta, nodes, sources)
+    return Dense(weight=weight[:, :, 0, 0], bias=bias)
 
 
 def _read_lif(g, key, node, meta, inputs, nodes, sources):
@@ -227,9 +263,10 @@ def _read_attention(g, key, node, meta, inputs, nodes, sources):
 def _read_head(g, key, node, meta, inputs, nodes, sources):
     import nir
 
-    if not isinstance(node, nir.Affine):
+    if meta.get("grid") == "mantissas" or not isinstance(node, (nir.Affine, nir.Scale)):
         return None
-    return Head(weight=np.asarray(node.weight, dtype=np.float64), bias=np.asarray(node.bias))
+    _, weight, bias = _weights(key, node, meta, nodes, sources)
+    return Head(weight=weight, bias=bias)
 
 
 FROM_NIR = {Input: _read_input, Conv2d: _read_conv, Dense: _read_dense, LIF: _read_lif, OrPool: _read_or_pool,
