@@ -63,12 +63,13 @@ def fits(weight: np.ndarray) -> bool:
 
 
 class Conv:
-    """``conv2d(x, weight)`` for float tensors holding integers 0..255 (``[B, C, H, W]``); float32 out."""
+    """``conv2d(x, weight) * scale`` for float tensors holding integers 0..255 (``[B, C, H, W]``); float32 out
+    (``scale``: a power of two keeps it exact)."""
 
-    def __init__(self, weight: np.ndarray, stride: tuple[int, int], padding: tuple[int, int]):
+    def __init__(self, weight: np.ndarray, stride: tuple[int, int], padding: tuple[int, int], scale: float = 1.0):
         w = torch.tensor(weight.astype(np.int8))
         self.out_channels = w.shape[0]
-        self.scales = torch.ones(self.out_channels)
+        self.scales = torch.full((self.out_channels,), scale)
         self.zero_points = torch.zeros(self.out_channels, dtype=torch.int32)
         self.stride, self.padding = list(stride), list(padding)
         self.packed = torch.ops.onednn.qconv_prepack(w, self.scales, 1.0, 0, self.stride, self.padding, [1, 1], 1,
@@ -83,12 +84,12 @@ class Conv:
 
 
 class Linear:
-    """``x @ weight.T`` for float tensors holding integers 0..255 (``[..., C_in]``); float32 out."""
+    """``(x @ weight.T) * scale`` for float tensors holding integers 0..255 (``[..., C_in]``); float32 out."""
 
-    def __init__(self, weight: np.ndarray):
+    def __init__(self, weight: np.ndarray, scale: float = 1.0):
         w = torch.tensor(weight.astype(np.int8))
         self.out_features = w.shape[0]
-        self.scales = torch.ones(self.out_features)
+        self.scales = torch.full((self.out_features,), scale)
         self.zero_points = torch.zeros(self.out_features, dtype=torch.int32)
         self.packed = torch.ops.onednn.qlinear_prepack(w, None)
 

@@ -155,28 +155,37 @@ def _synapse_dtype(sim: Simulator, node: Node) -> torch.dtype:
 def _int8_applies(sim: Simulator, node: Node, dtype: torch.dtype) -> bool:
     """Whether oneDNN's int8 kernel computes this synapse exactly: CPU, 8-bit weights, inputs 0..255, and sums that
     float32 holds exactly (its output type)."""
-    return (sim.native and dtype == torch.float32 and int8_gemm.fits(node.op.weight) and int8_gemm.unsigned_bytes(sim.graph, node.inputs[0], sim.bounds)
-            and int8_gemm.available())
+    return (sim.native and dtype == torch.float32 and int8_gemm.fits(node.op.weight)
+            and int8_gemm.unsigned_bytes(sim.graph, node.inputs[0], sim.bounds) and int8_gemm.available())
 
 
-def prepare_conv(sim: Simulator, node: Node) -> dict:
+def prepare_synapse(sim: Simulator, node: Node) -> dict:
+    """The weights in the run's type (or packed for oneDNN's int8 kernel), the bias, and what is left of Loihi's
+    ``<< weight_exp`` and 24-bit saturation: a non-negative exponent rides in the int8 kernel's output scale (a
+    power of two: exact), and saturation is skipped where no drive can reach 2**23."""
     op = node.op
     dtype = _synapse_dtype(sim, node)
+    exp = op.weight_exp if sim.quantized else 0
+    largest = np.abs(op.weight.astype(np.float64)).reshape(op.weight.shape[0], -1).sum(1).max(initial=0.0)
+    p = {"dtype": dtype, "b": None if op.bias is None else sim.tensor(op.bias, dtype), "shift": exp,
+         "saturates": sim.quantized and largest * sim.bounds[node.inputs[0]] * 2.0**exp >= STATE_MAX}
     if _int8_applies(sim, node, dtype):
-        return {"int8": int8_gemm.Conv(op.weight, op.stride, op.padding), "dtype": dtype,
-                "b": None if op.bias is None else sim.tensor(op.bias, dtype)}
-    return {"w": sim.tensor(op.weight, dtype), "b": None if op.bias is None else sim.tensor(op.bias, dtype),
-            "dtype": dtype}
+        scale = 2.0 ** max(exp, 0)
+        p["int8"] = int8_gemm.Conv(op.weight, op.stride, op.padding, scale) if isinstance(op, Conv2d) else \
+            int8_gemm.Linear(op.weight, scale)
+        p["shift"] = min(exp, 0)  # an arithmetic shift right rounds down: left to _shift
+    elif isinstance(op, Conv2d):
+        p["w"] = sim.tensor(op.weight, dtype)
+    else:
+        p["wt"] = sim.tensor(op.weight.T, dtype)
+    return p
 
 
-def prepare_dense(sim: Simulator, node: Node) -> dict:
-    op = node.op
-    dtype = _synapse_dtype(sim, node)
-    if _int8_applies(sim, node, dtype):
-        return {"int8": int8_gemm.Linear(op.weight), "dtype": dtype,
-                "b": None if op.bias is None else sim.tensor(op.bias, dtype)}
-    return {"wt": sim.tensor(op.weight.T, dtype), "b": None if op.bias is None else sim.tensor(op.bias, dtype),
-            "dtype": dtype}
+def _loihi_drive(p: dict, drive: torch.Tensor) -> torch.Tensor:
+    """The synapse's remaining shift and saturation (``prepare_synapse``), in place."""
+    if p["shift"]:
+        drive = _shift(drive, p["shift"])
+    return _saturate24(drive) if p["saturates"] else drive
 
 
 def prepare_lif(sim: Simulator, node: Node) -> dict:
@@ -251,9 +260,7 @@ def run_conv(sim: Simulator, node: Node, inputs):
     steps, batch = x.shape[:2]
     x = x.reshape(steps * batch, *x.shape[2:])
     drive = p["int8"](x) if "int8" in p else _conv_in_chunks(x.to(p["dtype"]), p["w"], op.stride, op.padding)
-    drive = drive.reshape(steps, batch, *drive.shape[1:])
-    if sim.quantized:
-        drive = _saturate24(_shift(drive, op.weight_exp))
+    drive = _loihi_drive(p, drive.reshape(steps, batch, *drive.shape[1:]))
     sim.observer.intermediate(node, drive=drive)
     if p["b"] is not None:  # in place: the drive is this kernel's own buffer, and the observer is done with it
         drive.add_(p["b"].reshape(-1, 1, 1))
@@ -261,11 +268,9 @@ def run_conv(sim: Simulator, node: Node, inputs):
 
 
 def run_dense(sim: Simulator, node: Node, inputs):
-    p, op, x = sim.params[node.name], node.op, inputs[0]
+    p, x = sim.params[node.name], inputs[0]
     # [T, B, N, C_in] @ [C_in, C_out]
-    drive = p["int8"](x) if "int8" in p else torch.matmul(x.to(p["dtype"]), p["wt"])
-    if sim.quantized:
-        drive = _saturate24(_shift(drive, op.weight_exp))
+    drive = _loihi_drive(p, p["int8"](x) if "int8" in p else torch.matmul(x.to(p["dtype"]), p["wt"]))
     sim.observer.intermediate(node, drive=drive)
     if p["b"] is not None:  # in place, as in run_conv
         drive.add_(p["b"])
@@ -421,4 +426,4 @@ KERNELS = OpTable("the simulator", {
     LoihiLIF: run_loihi_lif, OrPool: run_pool, Add: run_add, Flatten: run_flatten, Vectorize: run_vectorize,
     SpikingAttention: run_attention, Head: run_head})
 # per-node constants on the device, built once per Simulator (ops without an entry need none)
-PREPARE = {Conv2d: prepare_conv, Dense: prepare_dense, LIF: prepare_lif, LoihiLIF: prepare_lif, Head: prepare_head}
+PREPARE = {Conv2d: prepare_synapse, Dense: prepare_synapse, LIF: prepare_lif, LoihiLIF: prepare_lif, Head: prepare_head}
