@@ -144,14 +144,6 @@ class Simulator:
 
 
 # -- preparation: per-node constants on the device ----------------------------------------------------------------
-def _synapse_dtype(sim: Simulator, node: Node) -> torch.dtype:
-    """float32 when every partial sum of this integer synapse provably stays below 2**24, else float64."""
-    if not sim.quantized:
-        return torch.float64
-    w = np.abs(node.op.weight.astype(np.float64)).reshape(node.op.weight.shape[0], -1).sum(1).max()
-    return torch.float32 if w * sim.bounds[node.inputs[0]] < EXACT_FP32 else torch.float64
-
-
 def _int8_applies(sim: Simulator, node: Node, dtype: torch.dtype) -> bool:
     """Whether oneDNN's int8 kernel computes this synapse exactly: CPU, 8-bit weights, inputs 0..255, and sums that
     float32 holds exactly (its output type)."""
@@ -162,13 +154,17 @@ def _int8_applies(sim: Simulator, node: Node, dtype: torch.dtype) -> bool:
 def prepare_synapse(sim: Simulator, node: Node) -> dict:
     """The weights in the run's type (or packed for oneDNN's int8 kernel), the bias, and what is left of Loihi's
     ``<< weight_exp`` and 24-bit saturation: a non-negative exponent rides in the int8 kernel's output scale (a
-    power of two: exact), and saturation is skipped where no drive can reach 2**23."""
+    power of two: exact), and saturation is skipped where no drive can reach 2**23. An integer synapse runs in
+    float32 when every partial sum provably stays below 2**24, else in float64."""
     op = node.op
-    dtype = _synapse_dtype(sim, node)
-    exp = op.weight_exp if sim.quantized else 0
-    largest = np.abs(op.weight.astype(np.float64)).reshape(op.weight.shape[0], -1).sum(1).max(initial=0.0)
+    dtype, exp, saturates = torch.float64, 0, False
+    if sim.quantized:
+        largest = np.abs(op.weight.astype(np.float64)).reshape(op.weight.shape[0], -1).sum(1).max(initial=0.0) \
+            * sim.bounds[node.inputs[0]]
+        dtype = torch.float32 if largest < EXACT_FP32 else torch.float64
+        exp, saturates = op.weight_exp, largest * 2.0**op.weight_exp >= STATE_MAX
     p = {"dtype": dtype, "b": None if op.bias is None else sim.tensor(op.bias, dtype), "shift": exp,
-         "saturates": sim.quantized and largest * sim.bounds[node.inputs[0]] * 2.0**exp >= STATE_MAX}
+         "saturates": saturates}
     if _int8_applies(sim, node, dtype):
         scale = 2.0 ** max(exp, 0)
         p["int8"] = int8_gemm.Conv(op.weight, op.stride, op.padding, scale) if isinstance(op, Conv2d) else \
