@@ -84,10 +84,10 @@ def _mapped_npy(path: Path, config: SpikformerConfig) -> Inputs:
     reader = MappedNpy(str(path), config)
     try:
         with open(path, "rb") as fp:  # the header against the file's size, before anything is mapped
-            _, dtype = _npy_header(fp, path.stat().st_size, str(path))
+            shape, dtype = _npy_header(fp, path.stat().st_size, str(path))
         if not np.issubdtype(dtype, np.number) or np.issubdtype(dtype, np.complexfloating):
             raise DataError(f"{path}: x must be numeric, got {dtype}")
-        count = len(np.load(path, mmap_mode="r", allow_pickle=False))
+        count = shape[0] if shape else 0
         if count == 0:
             raise DataError(f"data {path} is empty")
         first = reader(np.arange(1))  # a wrong shape fails now, not at the first batch

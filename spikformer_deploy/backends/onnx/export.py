@@ -23,26 +23,25 @@ ONNX_FILE = "model.onnx"
 OPSET = 17
 
 
-class _Stem(nn.Module):
+class _Part(nn.Module):
+    """A part of the model to trace on its own: ``forward(x) = part(model, x)``."""
+
+    def __init__(self, model: Spikformer, part):
+        super().__init__()
+        self.model, self.part = model, part
+
+    def forward(self, x):
+        return self.part(self.model, x)
+
+
+def _stem(model: Spikformer, x):
     """Input ``[B, ...]`` -> the patch embedding's output ``[T, B, ...]``."""
-
-    def __init__(self, model: Spikformer):
-        super().__init__()
-        self.model = model
-
-    def forward(self, x):
-        return self.model.patch_embed(self.model.time_major_input(x))
+    return model.patch_embed(model.time_major_input(x))
 
 
-class _Head(nn.Module):
+def _head(model: Spikformer, x):
     """The last block's output ``[T, B, ...]`` -> logits ``[B, classes]``."""
-
-    def __init__(self, model: Spikformer):
-        super().__init__()
-        self.model = model
-
-    def forward(self, x):
-        return self.model.head(self.model.pool(x))
+    return model.head(model.pool(x))
 
 
 def _trace(part: nn.Module, sample: torch.Tensor, batch_in: int, batch_out: int):
@@ -95,10 +94,10 @@ def write_onnx(model: Spikformer, directory: Path) -> list[Path]:
     model = model.eval()
     x = torch.zeros(model.config.input_shape(batch=1))
     with torch.no_grad():
-        stream = model.patch_embed(model.time_major_input(x))  # [T, 1, ...]: what the blocks and head are traced on
+        stream = _stem(model, x)  # [T, 1, ...]: what the blocks and the head are traced on
         # the wrappers in eval mode too: the exporter restores each traced module's mode onto all its children
-        parts = [_trace(_Stem(model).eval(), x, 0, 1), *(_trace(block, stream, 1, 1) for block in model.block),
-                 _trace(_Head(model).eval(), stream, 1, 0)]
+        parts = [_trace(_Part(model, _stem).eval(), x, 0, 1), *(_trace(block, stream, 1, 1) for block in model.block),
+                 _trace(_Part(model, _head).eval(), stream, 1, 0)]
     cfg = model.config
     proto = _join(parts, f"Spikformer {cfg.variant} {cfg.depth}-{cfg.dim}, float reference, T={cfg.T} unrolled; "
                          f"spikingjelly LIF (tau 2, hard reset, h >= v_th)")
