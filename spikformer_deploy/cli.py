@@ -270,12 +270,12 @@ def _load_profiles(names):
 def _energy(model, graph, rows, profiles, x, batch, gpu_seconds, plot_dir) -> dict:
     """Estimates for every profile, the measured GPU reference where CUDA is present, and the optional plots."""
     from .analysis import estimate
-    from .analysis.feasibility import core_counts, map_network
+    from .analysis.feasibility import map_network
     from .analysis.plots import energy_breakdown_png
     from .gpu_measure import GpuMeasurementUnavailable, measure_float_reference
 
     estimates = [e for p in profiles for e in estimate(
-        rows, graph, p, core_counts(map_network(graph, p)) if p.model == "loihi" else None)]
+        rows, graph, p, map_network(graph, p) if p.model == "loihi" else None)]
     try:
         if model is None:
             raise GpuMeasurementUnavailable("no float model to run on the GPU (a netx network is integer only)")

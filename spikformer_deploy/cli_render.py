@@ -78,34 +78,37 @@ def print_simulation(summary: dict, rows: list, total: dict) -> None:
 def print_energy(report: dict) -> None:
     from rich.table import Table
 
-    from .analysis.report import joules
+    from .analysis.report import joules, joules_range
 
     console = console_for()
     estimates = report["estimates"]
     gpu = [e for e in estimates if e["convention"] == "gpu_analytic"]
     reference = next((e for e in gpu if e["profile"] == "h200_sxm"), gpu[0] if gpu else None)
     table = Table(title="Energy per inference")
-    for col in ("profile", "convention", "energy", f"{reference['profile']} analytic ÷ this" if reference else "",
-                "figures"):
+    for col in ("profile", "convention", "energy", "dynamic", "static",
+                f"{reference['profile']} analytic ÷ this" if reference else "", "figures"):
         table.add_column(col, justify="right" if col not in ("profile", "convention", "figures") else "left")
     for e in estimates:
         kinds = sorted({c["kind"] for c in report["profiles"][e["profile"]]["constants"].values()})
         ratio = f"{reference['total_J'] / e['total_J']:.2f}" if reference and e["total_J"] else ""
-        energy = joules(e["total_J"]) + (f" ({joules(e['range_J'][0])}–{joules(e['range_J'][1])})"
-                                         if "range_J" in e else "")
-        table.add_row(e["profile"], e["convention"], energy, ratio, "/".join(kinds))
+        table.add_row(e["profile"], e["convention"], joules_range(e["total_J"], e.get("range_J")),
+                      *(joules_range(e[f"{part}_J"], e.get(f"{part}_range_J")) if f"{part}_J" in e else ""
+                        for part in ("dynamic", "static")), ratio, "/".join(kinds))
     measured = report["gpu_measured"]
     for run in measured.get("runs", []):
-        table.add_row(run["gpu"], f"measured (NVML), batch {run['batch']}", joules(run["J_per_image"]), "",
+        table.add_row(run["gpu"], f"measured (NVML), batch {run['batch']}", joules(run["J_per_image"]), "", "", "",
                       f"idle-subtracted {joules(run['J_per_image_idle_subtracted'])}, "
                       f"{run['images_per_s']:.0f} images/s")
     for e in gpu:
         for key in ("batch_1", "throughput"):
             run = e[key]
-            table.add_row(e["profile"], f"gpu_analytic, batch {run['batch']}", joules(run["J_per_input"]), "",
+            table.add_row(e["profile"], f"gpu_analytic, batch {run['batch']}", joules(run["J_per_input"]), "", "", "",
                           f"{run['inputs_per_s']:,.0f} inputs/s, {run['utilisation']:.1%} busy, "
                           f"{run['power_W']:.0f} W")
     console.print(table)
+    for e in estimates:  # where a chip's static power dominates a small model, say so
+        for note in (a for a in e["assumptions"] if a.startswith("static > dynamic")):
+            console.print(f"{e['profile']}: {note}")
     if measured.get("kind") != "measured":
         console.print(f"GPU: {measured['reason']}")
     layers = Table(title="Energy per layer per inference (µJ)")

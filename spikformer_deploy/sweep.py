@@ -37,7 +37,7 @@ class SweepJob:
 def run_point(job: SweepJob) -> dict:
     """One point (in a worker process)."""
     from .analysis import estimate, layer_rows, load_profile, totals
-    from .analysis.feasibility import core_counts, map_network, performance
+    from .analysis.feasibility import map_network, performance
     from .model import Spikformer, load_checkpoint
     from .pipeline import integer_graph_from
     from .runner import run_local, simulators
@@ -52,7 +52,7 @@ def run_point(job: SweepJob) -> dict:
     rows = layer_rows(int_graph, merged.counters)
     loihi2 = load_profile("loihi2")
     mapping = map_network(int_graph, loihi2)
-    (loihi,) = estimate(rows, int_graph, loihi2, core_counts(mapping))
+    (loihi,) = estimate(rows, int_graph, loihi2, mapping)
     corrected = next(e for e in estimate(rows, int_graph, load_profile("cmos45nm")) if e.convention == "corrected")
     point = {"weight_bits": job.weight_bits, "T": job.T, "samples": len(x),
              **merged.scores(None if job.y is None else torch.from_numpy(job.y)),

@@ -10,10 +10,11 @@ Conventions (DESIGN.md §4):
   read per synaptic op or MAC, a membrane read and write per neuron update (the data-movement critique of
   arXiv 2409.08290: an SNN must fire sparsely to beat a quantized ANN once memory is counted).
 - ``int8_ann`` (per-op profiles): the same topology as an INT8 ANN (one pass, ReLU, dense MACs), same memory model.
-- ``loihi`` (loihi profiles): synaptic ops x E_synop, neuron updates x E_neuron (all costed as active: with fan-in
-  >= 9 and input rates of a few percent nearly every neuron receives input every step), output spikes x (tile
-  spike + mean hops x hop energy), attention and head on the embedded / host cores x E_host_op, and static power x
-  chips x T x step time (``analysis.timing``). Profiles with ranged constants give the total's range.
+- ``loihi`` (loihi profiles): ``analysis.loihi_model`` layer by layer: synaptic ops x E_synop, neuron updates x
+  microcode passes x E_neuron (all costed as active: with fan-in >= 9 and input rates of a few percent nearly every
+  neuron receives input every step), output spikes x (tile spike + mean hops x hop energy), the attention's word
+  ANDs and adds on the embedded cores and the head on the host x E_host_op, spikes between chips x bits x
+  E_interchip_bit, and static power x chips x T x step time. Profiles with ranged constants give the total's range.
 - ``gpu_analytic`` (gpu profiles): the float model (T unrolled) per layer as max(FLOPs at an achievable share of the
   BF16 peak, bytes at the memory bandwidth) plus kernel launches x launch latency, at batch 1 and at a throughput
   batch; power between idle and TDP by the busy share of the time.
@@ -28,7 +29,8 @@ from ..ir import Graph, OpTable
 from ..ir.ops import Head, OrPool, SpikingAttention
 from .layers import LayerStats
 from .profiles import BOUNDS, Profile
-from .timing import latency, step_time
+from .loihi_model import (dynamic_energy, embedded_ops, graph_activity, latency, spike_energy,
+                          step_time)
 
 
 @dataclass
@@ -116,18 +118,13 @@ def corrected_energy(rows: list[LayerStats], graph: Graph, profile: Profile) -> 
         "attention: one accumulate per popcount / spike-gated addition (ANDs not costed)"])
 
 
-# -- loihi: synaptic ops, neuron updates, spike traffic, host ops and static power --------------------------------
+# -- loihi: the cost model of analysis.loihi_model, layer by layer --------------------------------------------------
 def _loihi_synapse(r: LayerStats, profile: Profile) -> float:
     return profile["e_synop"] * r.event_synops
 
 
-def spike_energy(profile: Profile) -> float:
-    """One output spike: into its tile, then ``mean_hops`` mesh hops (E-W and N-S alike)."""
-    return profile["e_spike_tile"] + profile["mean_hops"] * (profile["e_hop_ew"] + profile["e_hop_ns"]) / 2
-
-
 def _loihi_neuron(r: LayerStats, profile: Profile) -> float:
-    return profile["e_neuron_active"] * r.neuron_updates + spike_energy(profile) * r.spikes
+    return profile["e_neuron_active"] * r.neuron_updates * profile["neuron_passes"] + spike_energy(profile) * r.spikes
 
 
 def _loihi_pool(r: LayerStats, profile: Profile) -> float:
@@ -135,7 +132,7 @@ def _loihi_pool(r: LayerStats, profile: Profile) -> float:
 
 
 def _loihi_attention(r: LayerStats, profile: Profile) -> float:
-    return profile["e_host_op"] * (r.ands + r.adds)
+    return profile["e_host_op"] * embedded_ops(r)
 
 
 def _loihi_head(r: LayerStats, profile: Profile) -> float:
@@ -149,30 +146,43 @@ LOIHI_COST = OpTable("the Loihi energy model", {
 
 def _loihi_per_layer(rows: list[LayerStats], graph: Graph, profile: Profile, mapping: dict):
     per_layer = _per_layer(LOIHI_COST, rows, graph, profile)
-    t_step, _ = step_time(graph, rows, mapping["cores"], profile)
+    act, _ = graph_activity(graph, rows, mapping, profile)
+    t_step, terms, bound = step_time(act, profile)
+    per_layer["interchip"] = graph.steps * dynamic_energy(act, profile)["interchip"]
     per_layer["static"] = profile["static_power_chip"] * mapping["chips"] * graph.steps * t_step
-    return per_layer, t_step
+    return per_layer, t_step, terms, bound
 
 
 def loihi_energy(rows: list[LayerStats], graph: Graph, profile: Profile, mapping: dict) -> EnergyEstimate:
-    """``mapping``: ``{"cores": {group: cores}, "total_cores", "chips"}``, from the feasibility mapping. A profile
-    whose constants carry ranges gives the total's range too (every constant at its low, then its high end)."""
-    per_layer, t_step = _loihi_per_layer(rows, graph, profile, mapping)
+    """``mapping``: the feasibility mapping (``analysis.feasibility.map_network``). A profile whose constants carry
+    ranges gives the total's range too (every constant at its low, then its high end)."""
+    per_layer, t_step, terms, bound = _loihi_per_layer(rows, graph, profile, mapping)
     ranges = None
     if profile.has_ranges:
         low, high = (_loihi_per_layer(rows, graph, profile.at(b), mapping)[0] for b in BOUNDS)
         ranges = {k: (low[k], high[k]) for k in per_layer}
-    steps = graph.steps
+    steps, chips, cores = graph.steps, mapping["chips"], mapping["cores"]
+    capacity = chips * int(profile["cores_per_chip"])
+    static = per_layer["static"]
+    dynamic = sum(per_layer.values()) - static
+    split = {"dynamic_J": dynamic, "static_J": static}
+    if ranges:
+        split.update(dynamic_range_J=[sum(v[i] for k, v in ranges.items() if k != "static") for i in (0, 1)],
+                     static_range_J=list(ranges["static"]))
+    idle = (f"static > dynamic: {chips} chip(s) idle around {cores} of their {capacity} cores "
+            f"({cores / capacity:.0%} used); static power is paid per chip") if static > dynamic else None
     return EnergyEstimate(profile.name, "loihi", per_layer, [
-        "neuron updates all costed as active", "graded spikes: one synaptic op per synapse whatever the payload",
-        f"spike traffic: tile spike + {profile.constants['mean_hops'].value:g} mesh hops per output spike",
-        "attention and head on the embedded x86 / host at e_host_op per AND, add or MAC",
-        f"mapping: {mapping['total_cores']} cores (feasibility mapping); step time = slowest group's per-core "
-        f"synaptic ops and neuron updates (analysis.timing, as the report)",
-        f"static: {profile['static_power_chip']:g} W/chip x {mapping['chips']} chip(s) x {steps} steps x step time "
-        f"(pipelined: an inference holds the chip for T steps)"],
-        extra={"chips": mapping["chips"], "cores": mapping["total_cores"], "step_time_s": t_step,
-               "latency_s": latency(graph, t_step)["latency_s"]}, layer_ranges=ranges)
+        f"neuron update = {profile.constants['neuron_passes'].value:g} microcode pass(es), each at e_neuron_active; "
+        "all neurons costed as active", "graded spikes: one synaptic op per synapse whatever the payload",
+        f"spike traffic: tile spike + {profile.constants['mean_hops'].value:g} mesh hops per output spike; spikes "
+        "between chips at e_interchip_bit per link bit",
+        "attention on the embedded x86 cores, head on the host: e_host_op per word AND, add or MAC",
+        f"mapping: {cores} cores on {chips} chip(s); step = max(busiest neurocore, embedded cores) + barrier + "
+        f"inter-chip (analysis.loihi_model, as the report); bound by {bound}",
+        f"static: {profile['static_power_chip']:g} W/chip x {chips} chip(s) x {steps} steps x step time "
+        f"(pipelined: an inference holds the chips for T steps)"] + ([idle] if idle else []),
+        extra={"chips": chips, "cores": cores, "step_time_s": t_step, "step_terms_s": terms, "bound_by": bound,
+               "latency_s": latency(graph, t_step)["latency_s"], **split}, layer_ranges=ranges)
 
 
 # -- memory-aware: the corrected op counts plus weight fetches and neuron-state traffic at SRAM energies -------------

@@ -7,7 +7,8 @@ Mapping model (each limit and its source is in the profile):
   channels' kernels once, otherwise (Loihi 1) every synapse;
 - a residual stream that carries values > 1 needs graded spikes; without them (Loihi 1) each consumer gets one
   copy of its synapses per binary source;
-- the attention has no fixed synapses: it runs on the embedded x86 cores, which then send graded input to attn_lif.
+- the attention has no fixed synapses: it runs on the embedded x86 cores, which then send graded input to attn_lif;
+- groups fill chips in graph order on consecutive cores (``loihi_model.place_groups``).
 Totals (neurons, synapses = existing pre/post connections) are exact; cores and timings are estimates.
 """
 from __future__ import annotations
@@ -20,8 +21,8 @@ import numpy as np
 from ..ir import Graph, OpTable
 from ..ir.ops import Add, Conv2d, Flatten, OrPool, SpikingAttention
 from .layers import LayerStats
+from .loihi_model import WORD_BITS, boundary_table, embedded_ops, graph_activity, latency, step_time
 from .profiles import Profile
-from .timing import latency, step_time
 
 SYSTEMS = ((1, "a single Loihi chip"), (8, "Kapoho Point (8 chips)"), (32, "Kapoho Point stack (32 chips)"),
            (1152, "Hala Point (1,152 chips)"))
@@ -159,16 +160,10 @@ def map_network(graph: Graph, profile: Profile) -> dict:
     bounds = graph.value_bounds()
     groups = [MAPPERS(n)(graph, n, profile, bounds) for n in graph.having("neuron_group")]
     cores = sum(g.cores for g in groups)
-    chips = max(1, math.ceil(cores / profile["cores_per_chip"]))
+    chips = max(1, math.ceil(cores / profile["cores_per_chip"]))  # consecutive placement (loihi_model.place_groups)
     return {"groups": groups, "cores": cores, "chips": chips,
             "neurons": sum(g.neurons for g in groups), "synapses": sum(g.synapses for g in groups),
             "system": next((name for n, name in SYSTEMS if chips <= n), f"{chips} chips (beyond Hala Point)")}
-
-
-def core_counts(mapping: dict) -> dict:
-    """The part of a mapping the energy model reads."""
-    return {"cores": {g.name: g.cores for g in mapping["groups"]}, "total_cores": mapping["cores"],
-            "chips": mapping["chips"]}
 
 
 def _precision_checks(graph: Graph, profile: Profile, mapping: dict, rows) -> list[Check]:
@@ -246,13 +241,16 @@ def _attention_checks(graph: Graph, profile: Profile, mapping: dict, rows) -> li
     if not graph.of_type(SpikingAttention):
         return []
     ssa = [r for r in rows or [] if r.op == "SpikingAttention"]
-    # per step: 32-bit word ANDs plus additions, from the counts per inference
-    ops = sum(r.ands / 32 + r.adds for r in ssa) / graph.steps if ssa else None
-    rate = profile["embedded_cores_per_chip"] * mapping["chips"] * profile["embedded_ops_per_s"]
+    ops = sum(embedded_ops(r) for r in ssa) / graph.steps if ssa else None
+    cores = int(profile["embedded_cores_per_chip"]) * mapping["chips"]
     text = (f"Q Kᵀ V has no fixed synapses: it runs on the embedded x86 cores "
             f"({int(profile['embedded_cores_per_chip'])} per chip)")
     if ops is not None:
-        text += f"; {ops:,.0f} word-ANDs and additions per step, ~{ops / rate * 1e6:.1f} µs per step there"
+        t = profile.constants["t_embedded_op"]
+        at = {b: ops * profile.at(b)["t_embedded_op"] / cores * 1e6 for b in ("low", "high")}
+        text += (f"; {ops:,.0f} {WORD_BITS}-bit word ANDs and additions per step over {cores} cores, "
+                 f"~{ops * profile['t_embedded_op'] / cores * 1e6:.1f} µs per step there "
+                 f"({at['low']:.1f}–{at['high']:.1f}; unvalidated: {t.kind}, no public figure for these cores)")
     return [Check("attention placement", "change", text,
                   "attention process on the embedded cores (graded output into attn_lif)",
                   [n.name for n in graph.of_type(SpikingAttention)])]
@@ -281,9 +279,16 @@ def check_constraints(graph: Graph, profile: Profile, mapping: dict, rows: list[
 
 
 def performance(graph: Graph, profile: Profile, mapping: dict, rows: list[LayerStats]) -> dict:
-    """Steps per inference, per-step latency (``analysis.timing``, as the energy model), inferences per second."""
-    step, slowest = step_time(graph, rows, core_counts(mapping)["cores"], profile)
-    return {**latency(graph, step), "slowest_group": slowest}
+    """Steps per inference, per-step latency (``analysis.loihi_model``, as the energy model) and its terms,
+    inferences per second, the traffic across chip boundaries."""
+    act, flows = graph_activity(graph, rows, mapping, profile)
+    step, terms, bound = step_time(act, profile)
+    load = [max(s * profile["t_synop"], p * profile["t_neuron"]) for s, p in act.core_load]
+    slowest = mapping["groups"][max(range(len(load)), key=load.__getitem__)].name if load else None
+    ranges = {b: step_time(act, profile.at(b))[0] for b in ("low", "high")}
+    return {**latency(graph, step), "slowest_group": slowest, "step_terms_s": terms, "bound_by": bound,
+            "step_latency_range_s": [ranges["low"], ranges["high"]],
+            "interchip_boundaries": boundary_table(flows, profile)}
 
 
 def verdict(checks: list[Check], mapping: dict, chips_budget: int | None) -> tuple[str, list[str]]:

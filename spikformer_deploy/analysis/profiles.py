@@ -5,6 +5,7 @@ Built-in profiles live in ``hw_profiles/*.yaml`` at the project root; users may 
 """
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,13 +22,14 @@ UNITS = {"pJ": 1e-12, "nJ": 1e-9, "J": 1.0, "ns": 1e-9, "us": 1e-6, "s": 1.0, "W
 # constants each energy model needs, with the kind of unit each must have
 REQUIRED = {
     "per_op": {"e_mac": "J", "e_ac": "J", "e_sram_read_64b": "J", "e_int8_mult": "J", "e_int32_add": "J"},
-    "loihi": {"e_synop": "J", "e_neuron_active": "J", "e_neuron_inactive": "J", "e_spike_tile": "J",
-              "e_hop_ew": "J", "e_hop_ns": "J", "mean_hops": "hops", "e_host_op": "J", "t_synop": "s",
-              "t_neuron": "s", "t_step_overhead": "s", "static_power_chip": "W", "cores_per_chip": "count", "neurons_per_core": "count",
+    "loihi": {"e_synop": "J", "e_neuron_active": "J", "e_spike_tile": "J",
+              "e_hop_ew": "J", "e_hop_ns": "J", "mean_hops": "hops", "e_host_op": "J", "e_interchip_bit": "J",
+              "neuron_passes": "count", "t_synop": "s", "t_neuron": "s", "t_barrier": "s", "t_embedded_op": "s",
+              "t_interchip_bit": "s", "spike_bits_binary": "count", "spike_bits_graded": "count",
+              "static_power_chip": "W", "cores_per_chip": "count", "neurons_per_core": "count",
               "synapse_memory_bits_per_core": "count", "input_axons_per_core": "count",
               "output_axons_per_core": "count", "graded_spike_bits": "count", "max_delay": "count",
-              "shared_conv_weights": "count", "embedded_cores_per_chip": "count", "embedded_ops_per_s": "count",
-              "max_weight_bits": "count"},
+              "shared_conv_weights": "count", "embedded_cores_per_chip": "count", "max_weight_bits": "count"},
     "gpu": {"tdp": "W", "idle_power": "W", "peak_bf16": "FLOP/s", "peak_fp32": "FLOP/s",
             "achievable_fraction": "ratio", "mem_bandwidth": "B/s", "launch_latency": "s", "throughput_batch": "count"},
 }
@@ -66,6 +68,7 @@ class Profile:
     notes: str
     constants: dict[str, Constant]
     path: str
+    fitted_on: tuple[str, ...] = ()  # the measured runs a calibrated profile was fitted on (run ids)
 
     def __getitem__(self, key: str) -> float:
         """The constant in SI units (J, s, W, FLOP/s)."""
@@ -77,11 +80,11 @@ class Profile:
 
     def at(self, bound: str) -> "Profile":
         """Every constant at the ``low`` or ``high`` end of its range: the bounds of an estimate."""
-        return Profile(self.name, self.title, self.model, self.notes,
-                       {k: c.at(bound) for k, c in self.constants.items()}, self.path)
+        return dataclasses.replace(self, constants={k: c.at(bound) for k, c in self.constants.items()})
 
     def to_dict(self) -> dict:
         return {"name": self.name, "title": self.title, "model": self.model, "notes": self.notes, "path": self.path,
+                **({"fitted_on": list(self.fitted_on)} if self.fitted_on else {}),
                 "constants": {k: c.to_dict() for k, c in self.constants.items()}}
 
 
@@ -148,5 +151,9 @@ def parse_profile(data, path: Path) -> Profile:
             raise ProfileError(f"{where}: constants.{key}: missing (a {model} profile needs it)")
         if DIMENSION[constants[key].unit] != dim:
             raise ProfileError(f"{where}: constants.{key}.unit: {constants[key].unit} is not a unit of {dim}")
+    fitted_on = data.get("fitted_on") or []
+    if not isinstance(fitted_on, list) or not all(isinstance(r, str) for r in fitted_on):
+        raise ProfileError(f"{where}: fitted_on: expected a list of run ids")
     return Profile(name=str(data["name"]), title=str(data.get("title", data["name"])), model=model,
-                   notes=str(data.get("notes", "")).strip(), constants=constants, path=str(path))
+                   notes=str(data.get("notes", "")).strip(), constants=constants, path=str(path),
+                   fitted_on=tuple(fitted_on))

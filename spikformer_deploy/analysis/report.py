@@ -7,7 +7,7 @@ import math
 
 from ..ir import Graph
 from .energy import estimate
-from .feasibility import check_constraints, core_counts, map_network, performance, verdict
+from .feasibility import check_constraints, map_network, performance, verdict
 from .layers import LayerStats
 from .profiles import Profile
 
@@ -18,7 +18,7 @@ def build_report(graph: Graph, rows: list[LayerStats], profile: Profile, gpu: Pr
     checks = check_constraints(graph, profile, mapping, rows)
     perf = performance(graph, profile, mapping, rows)
     state, reasons = verdict(checks, mapping, chips_budget)
-    energy = [e.to_dict() for e in estimate(rows, graph, profile, core_counts(mapping))]
+    energy = [e.to_dict() for e in estimate(rows, graph, profile, mapping)]
     if gpu is not None:
         energy += [e.to_dict() for e in estimate(rows, graph, gpu)]
     cfg = graph.meta.get("model", {})  # the source model's description, where the graph came from one
@@ -47,6 +47,18 @@ def _model_name(model: dict) -> str:
     return f"{model.get('file', 'network')} ({model.get('source', 'deploy graph')})"
 
 
+STEP_TERMS = {"neurocores": "busiest neurocore: max(synaptic ops x t_synop, neuron passes x t_neuron)",
+              "embedded": "attention on the embedded x86 cores (unvalidated: no public figure for these cores)",
+              "barrier": "barrier synchronisation at the end of every step (Intel's latency model)",
+              "interchip": "the busiest chip's spike bits over its chip-to-chip link"}
+
+
+def step_terms(p: dict) -> list[tuple[str, float, str]]:
+    """(term, seconds, what it is) of the step: max(neurocores, embedded) + barrier + interchip."""
+    return [(k, p["step_terms_s"][k], STEP_TERMS[k] + (" <- bounds the step" if k == p["bound_by"] else ""))
+            for k in STEP_TERMS]
+
+
 def _fmt_time(s):
     return "n/a" if s is None else f"{s * 1e6:.1f} µs" if s < 1e-3 else f"{s * 1e3:.2f} ms"
 
@@ -61,16 +73,32 @@ def to_markdown(r: dict) -> str:
               "| check | status | finding | change |", "| --- | --- | --- | --- |"]
     for c in r["checks"]:
         lines.append(f"| {c['name']} | {c['status']} | {c['message']} | {c['fix']} |")
+    low, high = p["step_latency_range_s"]
     lines += ["", "## Performance (estimate)", "",
               f"- time steps per inference: {p['time_steps']} (T = {m['T']} + pipeline depth {p['pipeline_depth']})",
-              f"- step latency: {_fmt_time(p['step_latency_s'])} (slowest group: {p['slowest_group']})",
+              f"- step latency: {_fmt_time(p['step_latency_s'])} ({_fmt_time(low)}–{_fmt_time(high)}); bound by "
+              f"{p['bound_by']} (slowest neuron group: {p['slowest_group']})",
               f"- latency per inference: {_fmt_time(p['latency_s'])}; inferences/s: "
               f"{p['inferences_per_s'] or 0:,.0f} (pipelined: {p['pipelined_inferences_per_s'] or 0:,.0f})", "",
-              "## Energy per inference", "", "| profile | convention | energy | kind |", "| --- | --- | --- | --- |"]
+              "| step term | time | what |", "| --- | ---: | --- |"]
+    lines += [f"| {term} | {_fmt_time(t)} | {what} |" for term, t, what in step_terms(p)]
+    lines += ["", f"Traffic across chip boundaries: {len(p['interchip_boundaries'])} boundaries"
+              + (" (the busiest 10):" if len(p["interchip_boundaries"]) > 10 else ":" if p["interchip_boundaries"]
+                 else " (one chip)."), ""]
+    if p["interchip_boundaries"]:
+        lines += ["| from chip | to chip | spikes per step | bits per step |", "| ---: | ---: | ---: | ---: |"]
+        lines += [f"| {b['from_chip']} | {b['to_chip']} | {b['spikes_per_step']:,.1f} | {b['bits_per_step']:,.0f} |"
+                  for b in p["interchip_boundaries"][:10]]
+    lines += ["", "## Energy per inference", "", "| profile | convention | energy | dynamic | static | kind |",
+              "| --- | --- | --- | --- | --- | --- |"]
     for e in r["energy"]:
         kind = "measured" if e.get("kind") == "measured" else "calibrated (range)" if "range_J" in e else "estimate"
-        spread = f" ({e['range_J'][0] * 1e6:.3f}–{e['range_J'][1] * 1e6:.3f})" if "range_J" in e else ""
-        lines.append(f"| {e['profile']} | {e['convention']} | {e['total_J'] * 1e6:.3f} µJ{spread} | {kind} |")
+        split = [joules_range(e[f"{k}_J"], e.get(f"{k}_range_J")) if f"{k}_J" in e else "" for k in ("dynamic",
+                                                                                                      "static")]
+        lines.append(f"| {e['profile']} | {e['convention']} | {joules_range(e['total_J'], e.get('range_J'))} | "
+                     f"{split[0]} | {split[1]} | {kind} |")
+    lines += [f"- {e['profile']}: {a}" for e in r["energy"] for a in e["assumptions"]
+              if a.startswith("static > dynamic")]
     lines += ["", "## Mapping", "", "| group | neurons | fan-in | synapses | cores | limited by |",
               "| --- | ---: | ---: | ---: | ---: | --- |"]
     for g in r["groups"]:
@@ -125,6 +153,11 @@ def joules(value: float) -> str:
     return f"{value:.3g} J"
 
 
+def joules_range(value: float, spread: list | None) -> str:
+    """An energy with its range, where it has one."""
+    return joules(value) + (f" ({joules(spread[0])}–{joules(spread[1])})" if spread else "")
+
+
 def _energy_kind(e: dict) -> str:
     return "measured" if e.get("kind") == "measured" else "calibrated" if "range_J" in e else "estimate"
 
@@ -138,7 +171,8 @@ def to_html(r: dict) -> str:
                              autoescape=True, undefined=jinja2.StrictUndefined, keep_trailing_newline=True)
     return env.get_template("report.html").render(
         r=r, p=r["performance"], verdict_class=VERDICT_CLASS[r["verdict"]["state"]], figures=plots(r),
-        time=_fmt_time, joules=joules, energy_kind=_energy_kind)
+        time=_fmt_time, joules=joules, joules_range=joules_range, energy_kind=_energy_kind,
+        step_terms=step_terms(r["performance"]))
 
 
 def json_safe(x):

@@ -8,7 +8,8 @@ from support import BUNDLED
 from spikformer_deploy import load_checkpoint
 from spikformer_deploy.analysis import builtin_profiles, estimate, layer_rows, load_profile
 from spikformer_deploy.analysis.energy import paper_energy_from_totals
-from spikformer_deploy.analysis.feasibility import core_counts, map_network
+from spikformer_deploy.analysis.feasibility import map_network
+from spikformer_deploy.analysis.loihi_model import dynamic_energy, graph_activity, step_time
 from spikformer_deploy.backends.sim import Simulator
 from spikformer_deploy.data import digits_split
 from spikformer_deploy.pipeline import integer_graph
@@ -41,7 +42,7 @@ def test_every_builtin_profile_gives_estimates(bundled_run):
     assert {"cmos45nm", "loihi", "loihi2", "h100_sxm", "h200_sxm", "a100_sxm"} <= set(builtin_profiles())
     for name in builtin_profiles():
         p = load_profile(name)
-        mapping = core_counts(map_network(graph, p)) if p.model == "loihi" else None
+        mapping = map_network(graph, p) if p.model == "loihi" else None
         for e in estimate(rows, graph, p, mapping):
             assert e.total > 0 and e.total == pytest.approx(sum(e.per_layer.values()))
             assert all(v >= 0 for v in e.per_layer.values()) and e.assumptions
@@ -64,19 +65,46 @@ def test_per_op_conventions_match_their_formulas(bundled_run):
 
 
 def test_loihi_convention_matches_its_formula(bundled_run):
+    """Recomputed here from the rows with Loihi 1's published figures and its measured static power."""
     graph, rows, steps = bundled_run
     p = load_profile("loihi")
-    mapping = core_counts(map_network(graph, p))
+    mapping = map_network(graph, p)
     (e,) = estimate(rows, graph, p, mapping)
     synops = sum(r.event_synops for r in rows if r.op in ("Conv2d", "Dense", "OrPool"))
     updates = sum(r.neuron_updates for r in rows)
     spikes = sum(r.spikes for r in rows if r.op in ("LoihiLIF", "OrPool"))
-    host = sum(r.ands + r.adds for r in rows if r.op == "SpikingAttention") + \
+    host = sum(r.ands / 32 + r.adds for r in rows if r.op == "SpikingAttention") + \
         sum(r.macs + r.adds for r in rows if r.op == "Head")
-    dynamic = 23.6e-12 * synops + 81e-12 * updates + (1.7e-12 + 2 * 3.5e-12) * spikes + 0.9e-12 * host
+    dynamic = 23.6e-12 * synops + 81e-12 * updates + (1.7e-12 + 2 * 3.5e-12) * spikes + 20e-12 * host
     assert e.total - e.per_layer["static"] == pytest.approx(dynamic, rel=1e-9)
-    assert e.extra["chips"] == mapping["chips"] == 1 and e.extra["cores"] == mapping["total_cores"]
-    assert e.per_layer["static"] == pytest.approx(0.03 * 1 * steps * e.extra["step_time_s"])
+    assert e.extra["dynamic_J"] == pytest.approx(dynamic, rel=1e-9) and e.extra["static_J"] == e.per_layer["static"]
+    assert e.extra["chips"] == mapping["chips"] == 1 and e.extra["cores"] == mapping["cores"]
+    assert e.per_layer["static"] == pytest.approx(0.0295 * 1 * steps * e.extra["step_time_s"])
+    assert e.per_layer["interchip"] == 0  # one chip
+
+
+def test_loihi_layers_sum_to_the_step_model(bundled_run):
+    """The per-layer table and the step activity the calibration fits are one model: the layers' dynamic energy
+    (less the head, which runs on the host) is T x the step model's."""
+    graph, rows, steps = bundled_run
+    for name in ("loihi", "loihi2"):
+        p = load_profile(name)
+        mapping = map_network(graph, p)
+        (e,) = estimate(rows, graph, p, mapping)
+        act, _ = graph_activity(graph, rows, mapping, p)
+        head = e.per_layer[next(r.name for r in rows if r.op == "Head")]
+        assert e.extra["dynamic_J"] - head == pytest.approx(steps * sum(dynamic_energy(act, p).values()), rel=1e-9)
+        assert e.extra["step_time_s"] == step_time(act, p)[0]
+
+
+def test_small_model_says_static_dominates(bundled_run):
+    """The bundled model uses a few cores of one Loihi 2 chip: the whole chip's static power dominates, and the
+    estimate says so."""
+    graph, rows, _ = bundled_run
+    (e,) = estimate(rows, graph, load_profile("loihi2"), map_network(graph, load_profile("loihi2")))
+    assert e.extra["static_J"] > e.extra["dynamic_J"]
+    assert any(a.startswith("static > dynamic: 1 chip(s) idle around") for a in e.assumptions)
+    assert e.extra["static_range_J"][0] < e.extra["static_J"] < e.extra["static_range_J"][1]
 
 
 def test_gpu_analytic_roofline_and_launches(bundled_run):
@@ -146,7 +174,7 @@ def test_energy_and_report_share_one_latency_model(bundled_run):
     graph, rows, _ = bundled_run
     p = load_profile("loihi2")
     mapping = map_network(graph, p)
-    (e,) = estimate(rows, graph, p, core_counts(mapping))
+    (e,) = estimate(rows, graph, p, mapping)
     perf = performance(graph, p, mapping, rows)
     assert e.extra["step_time_s"] == perf["step_latency_s"] > 0
     assert e.extra["latency_s"] == perf["latency_s"] == perf["time_steps"] * perf["step_latency_s"]

@@ -14,11 +14,16 @@ def test_builtin_profiles_are_complete(name):
         assert c.kind in KINDS and c.source.strip() and c.unit, key
         if c.low is not None:
             assert c.low <= c.value <= c.high, key
-    if name == "loihi2":  # calibrated on the measured benchmark; what is assumed says so
+    if name == "loihi2":  # fitted on the measured runs; what is published or assumed says so
         kinds = {k: c.kind for k, c in p.constants.items()}
-        assert kinds["e_synop"] == kinds["t_synop"] == "calibrated" and kinds["static_power_chip"] == "measured"
-        assert kinds["e_neuron_active"] == kinds["t_neuron"] == "assumption"
-        assert all(p.constants[k].low is not None for k in ("e_synop", "t_synop", "static_power_chip"))
+        assert kinds["e_synop"] == kinds["t_synop"] == kinds["e_neuron_active"] == kinds["t_interchip_bit"] == \
+            "calibrated" and kinds["static_power_chip"] == "measured"
+        assert kinds["t_neuron"] == kinds["t_barrier"] == "published" and kinds["e_interchip_bit"] == "assumption"
+        assert all(p.constants[k].low is not None for k in ("e_synop", "t_synop", "static_power_chip", "e_host_op",
+                                                            "t_embedded_op", "e_interchip_bit"))
+        assert len(p.fitted_on) >= 8
+    if name == "loihi":  # Loihi 1's static power: measured (Blouw et al. 2019), no longer a guess
+        assert p.constants["static_power_chip"].kind == "measured" and p.constants["static_power_chip"].low
 
 
 def write(tmp_path, data):

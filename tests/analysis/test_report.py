@@ -6,6 +6,7 @@ import torch
 
 from spikformer_deploy.analysis import layer_rows, load_profile
 from spikformer_deploy.analysis.feasibility import valid_taps
+from spikformer_deploy.analysis.loihi_model import place_groups, split_flow
 from spikformer_deploy.analysis.report import build_report, to_html, to_markdown
 from spikformer_deploy.backends.sim import Simulator
 from spikformer_deploy.cli import main
@@ -40,9 +41,14 @@ def test_valid_taps_by_enumeration():
     assert valid_taps(8, 8, 3, 2, 1, 4, 4) == (3 * 8 // 2 - 1) ** 2
 
 
-def run_report(cfg, target="loihi2", chips=None, samples=1):
+def run_report(cfg, target="loihi2", chips=None, samples=1, bn_bias=0.0):
+    """``bn_bias`` added to every BatchNorm bias drives the random model's neurons to fire."""
     torch.manual_seed(0)
     model = Spikformer(cfg).eval()
+    with torch.no_grad():
+        for m in model.modules():
+            if isinstance(m, torch.nn.modules.batchnorm._BatchNorm):
+                m.bias.add_(bn_bias)
     x = torch.rand(cfg.input_shape(batch=samples))
     graph = integer_graph(model, x)
     rows = layer_rows(graph, Simulator(graph).run(x).counters)
@@ -54,7 +60,7 @@ def run_report(cfg, target="loihi2", chips=None, samples=1):
     (SpikformerConfig("imagenet", 768, 8, 12, 4, 1000, 3, 224, 4), True),
 ])
 def test_paper_size_models(cfg, more_than_one_chip):
-    report, cfg = run_report(cfg)
+    report, cfg = run_report(cfg, bn_bias=1.0)
     neurons, synapses = expected_totals(cfg)
     assert report["totals"]["neurons"] == neurons and report["totals"]["synapses"] == synapses
     assert (report["totals"]["chips"] > 1) == more_than_one_chip
@@ -63,7 +69,29 @@ def test_paper_size_models(cfg, more_than_one_chip):
     assert {"weight precision", "24-bit state", "residual stream", "delays", "fan-in", "attention placement",
             "input encoding"} <= names
     assert report["performance"]["time_steps"] > cfg.T and report["performance"]["inferences_per_s"] > 0
+    perf = report["performance"]
+    boundaries = perf["interchip_boundaries"]
+    assert boundaries and all(b["from_chip"] != b["to_chip"] for b in boundaries)  # spikes cross chips
+    busiest = max(sum(b["bits_per_step"] for b in boundaries if b["from_chip"] == c)
+                  for c in {b["from_chip"] for b in boundaries})
+    assert perf["step_terms_s"]["interchip"] == pytest.approx(busiest * load_profile("loihi2")["t_interchip_bit"])
+    assert perf["step_latency_s"] == pytest.approx(max(perf["step_terms_s"]["neurocores"],
+                                                       perf["step_terms_s"]["embedded"])
+                                                   + perf["step_terms_s"]["barrier"] + perf["step_terms_s"]["interchip"])
     json.dumps(report)
+
+
+def test_placement_and_chip_crossings_by_hand():
+    """Groups of 100, 100 and 50 cores on chips of 120: A on chip 0; B 20 cores on chip 0, 80 on chip 1; C on chip 1
+    (40) and chip 2 (10). A spike of A lands in B on chip 1 with B's share there (0.8)."""
+    placed = place_groups([("A", 100), ("B", 100), ("C", 50)], 120)
+    assert placed == {"A": {0: 100}, "B": {0: 20, 1: 80}, "C": {1: 40, 2: 10}}
+    (flow,) = split_flow(placed, "A", "B", 1000.0, "binary")
+    assert (flow["from_chip"], flow["to_chip"], flow["spikes_per_step"]) == (0, 1, pytest.approx(800.0))
+    flows = {(f["from_chip"], f["to_chip"]): f["spikes_per_step"] for f in split_flow(placed, "B", "C", 500.0,
+                                                                                      "binary")}
+    # B's chip-0 share (0.2) reaches C's chips 1 (0.8) and 2 (0.2); its chip-1 share (0.8) reaches chip 2 (0.2)
+    assert flows == {(0, 1): pytest.approx(80.0), (0, 2): pytest.approx(20.0), (1, 2): pytest.approx(80.0)}
 
 
 def test_loihi1_needs_split_residuals_and_host_input():

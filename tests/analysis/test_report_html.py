@@ -39,7 +39,12 @@ def test_tables_carry_the_json_rows(page):
         c["kind"] for c in data["limits"].values()]
     assert any("–" in r[2] for r in limits)  # calibrated constants show their range
     loihi2 = next(r for r in rows(doc, "energy") if r[0] == "loihi2")
-    assert "–" in loihi2[3] and loihi2[4] == "calibrated"
+    assert "–" in loihi2[3] and loihi2[6] == "calibrated"
+    energy = next(e for e in data["energy"] if e["profile"] == "loihi2")
+    assert loihi2[4].startswith(f"{energy['dynamic_J'] * 1e6:.3f} µJ (") and loihi2[5].startswith(
+        f"{energy['static_J'] * 1e6:.3f} µJ (")  # dynamic and static side by side, with their ranges
+    terms = {r[0].strip(): r[2] for r in rows(doc, "performance")}
+    assert {"neurocores", "embedded", "barrier", "interchip"} <= set(terms) and "unvalidated" in terms["embedded"]
 
 
 def test_a_page_not_markdown(page):
