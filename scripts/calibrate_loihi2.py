@@ -35,8 +35,7 @@ QUANTITIES = {"step_time_us": "step time (µs)", "dynamic_uJ_per_step": "dynamic
 def replace_block(text: str, key: str, block: str, indent: str) -> str:
     """``text`` with the YAML block of ``key`` at ``indent`` replaced by ``block`` (the rest as written)."""
     lines = text.splitlines(keepends=True)
-    start = lines.index(f"{indent}{key}:\n") if f"{indent}{key}:\n" in lines else \
-        next(i for i, line in enumerate(lines) if line.startswith(f"{indent}{key}:"))
+    start = next(i for i, line in enumerate(lines) if line.startswith(f"{indent}{key}:"))
     end = next(i for i in range(start + 1, len(lines) + 1)
                if i == len(lines) or (lines[i].startswith(indent) and not lines[i].startswith(indent + " ")
                                       and not lines[i].startswith(indent + "-")))
@@ -97,7 +96,7 @@ def main() -> int:
         profile = load_profile(PATH)
         if args.predict:
             records = read_records(args.predict)
-            runs = [measured_run(r, counter_activity(r), ()) for r in records]
+            runs = [measured_run(r, counter_activity(r, profile), ()) for r in records]
             out = [{k: v for k, v in predict(run, profile).items() if k != "bound_by"} for run in runs]
             if args.json:
                 print(json.dumps(out, indent=1))

@@ -51,16 +51,25 @@ CALIBRATION_DIR = Path(__file__).resolve().parent.parent / "calibration"
 LIF_PACK = CALIBRATION_DIR / "loihi2_pilotnet_lif"
 MEASURED_PACK = CALIBRATION_DIR / "loihi2_measured"
 PLOT_READ = 0.05  # the pack's README: syn ops and neuron updates read off plots are good to about ±5 %
-INTEL_GRADED_SPIKES_PER_S = 800e6 / 12  # intel_latency_model.json: bridge_router_bandwidth
 WORKLOADS = {"pilotnet_lif": "PilotNet LIF", "pilotnet_sdnn": "PilotNet SDNN", "yolo_kp_sdnn": "YOLO-KP SDNN"}
 RUN_USES = {"pilotnet_lif": {"time", "energy", "static"}, "pilotnet_sdnn": {"static"},
             "yolo_kp_sdnn": {"time", "energy", "static"}}
 # YOLO-KP's printed step is the mean over 100 steps; its time-per-step plot (cell 49) shows ~21 ms at step 0 and
 # 8-10 ms after: the steady-state spread, plot-read
 STEP_SPREAD_US = {"yolo_kp_sdnn_vpx_20240220": (8000.0, 10000.0)}
-FITTED = ("e_synop", "e_neuron_active", "neuron_passes", "t_synop", "t_interchip_bit", "static_power_chip")
-PRIORS = {"t_synop": (0.66, "ns", "Intel's latency model: time_per_syn_op = 0.66 ns"),
-          "t_interchip_bit": (1.25 / 8, "ns", "Intel's latency model: the PIO link carries 8 b at 800 MHz")}
+
+
+def intel_constants() -> dict[str, float]:
+    """Intel's latency-model constants as the pack quotes them (intel_latency_model.json, units as written there:
+    µs per op, µs per step, graded spikes per s)."""
+    data = json.loads((MEASURED_PACK / "intel_latency_model.json").read_text())
+    return {c["name"]: c["value"] for c in data["constants"] if isinstance(c["value"], (int, float))}
+
+
+INTEL = intel_constants()
+# what the fit falls back to where no run fixes a constant (SI): Intel's per-op time, and its link of 8 b at 800 MHz
+# (a graded spike is 96 bits: 66.7 M graded spikes/s)
+PRIORS = {"t_synop": INTEL["time_per_syn_op"] * 1e-6, "t_interchip_bit": 1 / (INTEL["bridge_router_bandwidth"] * 96)}
 
 
 @dataclass(frozen=True)
@@ -69,8 +78,6 @@ class Run:
 
     run_id: str
     workload: str
-    chips: int
-    cores: int
     activity: StepActivity
     us_per_step: float | None = None
     step_spread_us: tuple[float, float] | None = None
@@ -78,6 +85,10 @@ class Run:
     static_W_per_chip: float | None = None
     uses: frozenset = frozenset()
     passes_per_update: float | None = None  # runs counted by us: the hardware's dendrite updates per our update
+
+    @property
+    def chips(self) -> int:
+        return self.activity.chips
 
 
 def workload_of(run_id: str) -> str:
@@ -96,7 +107,7 @@ def _field(record: dict, path: str, run_id: str, required: bool = True):
     return value
 
 
-def counter_activity(record: dict) -> StepActivity:
+def counter_activity(record: dict, profile: Profile) -> StepActivity:
     """A run's step activity from its hardware counters (the pack's ``activity`` fields): synaptic ops and neuron
     updates per step are required; the busiest core defaults to an even spread over the cores; spikes leaving the
     busiest chip, if not given, come from Intel's routing estimate where the record has one (one graded spike per
@@ -115,9 +126,9 @@ def counter_activity(record: dict) -> StepActivity:
     remote = _field(record, "activity.remote_spikes_busiest_chip_per_step", run_id, False)
     routing_us = _field(record, "latency_model_outputs.est_remote_spike_routing_time_per_step_us", run_id, False)
     if remote is None and routing_us is not None:
-        remote = routing_us * 1e-6 * INTEL_GRADED_SPIKES_PER_S
-    graded = record.get("activity", {}).get("remote_spike_payload", "graded" if "sdnn" in run_id else "binary")
-    bits = (remote or 0.0) * (96 if graded == "graded" else 64)
+        remote = routing_us * 1e-6 * INTEL["bridge_router_bandwidth"]
+    payload = record.get("activity", {}).get("remote_spike_payload", "graded" if "sdnn" in run_id else "binary")
+    bits = (remote or 0.0) * profile[f"spike_bits_{payload}"]
     # the busiest chip's traffic on each of the chips - 1 boundaries: an upper estimate of the total
     return StepActivity(synops=synops, neuron_passes=passes,
                         spikes=_field(record, "activity.output_spikes_per_step", run_id, False) or 0.0,
@@ -125,14 +136,14 @@ def counter_activity(record: dict) -> StepActivity:
                         chip_out_bits=(bits,) * (chips - 1) if chips > 1 and bits else ())
 
 
-def pilotnet_activity(profile: Profile, passes: float) -> dict:
+def pilotnet_activity(profile: Profile) -> dict:
     """PilotNet LIF on the pack's frame at the benchmark's T = 16: graph, per-layer rows, mapping and step activity
-    (with ``passes`` microcode passes per neuron update)."""
+    at one microcode pass per neuron update (``measured_runs`` scales it by each run's passes)."""
     graph = read_netx(LIF_PACK / "network.net", steps=16)
     frame = torch.tensor(np.load(LIF_PACK / "image.npy").transpose(2, 1, 0)[None], dtype=torch.float32)
     rows = layer_rows(graph, Simulator(graph).run(frame).counters)
     mapping = map_network(graph, profile)
-    act, _ = graph_activity(graph, rows, mapping, with_constants(profile, neuron_passes=passes))
+    act, _ = graph_activity(graph, rows, mapping, with_constants(profile, neuron_passes=1.0))
     return {"graph": graph, "rows": rows, "mapping": mapping, "activity": act,
             "updates_per_step": sum(r.neuron_updates for r in rows) / graph.steps}
 
@@ -140,15 +151,16 @@ def pilotnet_activity(profile: Profile, passes: float) -> dict:
 def measured_runs(profile: Profile) -> tuple[list[Run], dict]:
     """Every run of the pack, and the PilotNet LIF counts (ours) that replace its plot-read counters."""
     records = json.loads((MEASURED_PACK / "runs.json").read_text())["runs"]
-    ours = pilotnet_activity(profile, 1.0)
+    ours = pilotnet_activity(profile)
     runs = []
     for rec in records:
         workload = workload_of(rec["run_id"])
-        act, passes = counter_activity(rec), None
         if workload == "pilotnet_lif":  # our own count, the hardware's passes per update
             passes = rec["activity"]["neuron_updates_per_step"] / ours["updates_per_step"]
             act = replace(ours["activity"], neuron_passes=ours["activity"].neuron_passes * passes,
                           core_load=tuple((s, p * passes) for s, p in ours["activity"].core_load))
+        else:
+            act, passes = counter_activity(rec, profile), None
         runs.append(measured_run(rec, act, RUN_USES.get(workload, {"time", "energy", "static"}), passes))
     return runs, ours
 
@@ -156,7 +168,7 @@ def measured_runs(profile: Profile) -> tuple[list[Run], dict]:
 def measured_run(rec: dict, act: StepActivity, uses, passes: float | None = None) -> Run:
     us = rec.get("timing", {}).get("us_per_step")
     static = rec.get("power", {}).get("static_W")
-    return Run(rec["run_id"], workload_of(rec["run_id"]), act.chips, int(rec["cores"]["total"]), act, us,
+    return Run(rec["run_id"], workload_of(rec["run_id"]), act, us,
                STEP_SPREAD_US.get(rec["run_id"], (us, us)) if us else None,
                rec.get("energy", {}).get("dynamic_uJ_per_step"),
                None if static is None else static / act.chips, frozenset(uses), passes)
@@ -201,7 +213,7 @@ def fit(runs: list[Run], profile: Profile) -> dict[str, tuple[float, float, floa
 
     single = [_solve(lambda x, r=r: step_at(r, t_synop=x, t_interchip_bit=0.0), r.us_per_step * 1e-6, 1e-6)
               for r in timed if r.chips == 1]
-    out["t_synop"] = _spread(single) if single else (PRIORS["t_synop"][0] * 1e-9,) * 3
+    out["t_synop"] = _spread(single) if single else (PRIORS["t_synop"],) * 3
     t_syn, syn_low, syn_high = out["t_synop"]
     multi = [r for r in timed if r.chips > 1 and r.activity.chip_out_bits]
     if multi:
@@ -210,7 +222,7 @@ def fit(runs: list[Run], profile: Profile) -> dict[str, tuple[float, float, floa
                                   min(solve(r, syn_high, r.step_spread_us[0]) for r in multi),
                                   max(solve(r, syn_low, r.step_spread_us[1]) for r in multi))
     else:
-        out["t_interchip_bit"] = (PRIORS["t_interchip_bit"][0] * 1e-9,) * 3
+        out["t_interchip_bit"] = (PRIORS["t_interchip_bit"],) * 3
     out["e_synop"], out["e_neuron_active"] = _fit_energy([r for r in runs if "energy" in r.uses
                                                           and r.dynamic_uJ_per_step], profile)
     return out
@@ -362,9 +374,9 @@ def intel_estimate_us(record: dict) -> float | None:
     per_core = act.get("neuron_updates_per_core_per_step")
     passes = (max(v for v in per_core.values() if isinstance(v, (int, float))) if isinstance(per_core, dict)
               else None)
-    terms = [act["busiest_core_syn_ops_per_step"] * 0.66e-3, 10.0]
+    terms = [act["busiest_core_syn_ops_per_step"] * INTEL["time_per_syn_op"], INTEL["time_per_barrier_sync"]]
     if passes:
-        terms.append(passes * 4e-3)
+        terms.append(passes * INTEL["time_per_neuron_op"])
     routing = record.get("latency_model_outputs", {}).get("est_remote_spike_routing_time_per_step_us")
     return max(terms + ([routing] if routing else []))
 
@@ -388,7 +400,7 @@ def yolo_check(profile: Profile) -> dict:
              for f in split_flow(placed, src, dst, per_core * n, "graded")]
     chips = 1 + max(c for shares in placed.values() for c in shares)
     out_spikes = [sum(f["spikes_per_step"] for f in flows if f["from_chip"] == c) for c in range(chips)]
-    base = counter_activity(record)
+    base = counter_activity(record, profile)
     ours = replace(base, chip_out_bits=tuple(s * profile["spike_bits_graded"] for s in out_spikes))
     intel_remote = base.chip_out_bits[0] / profile["spike_bits_graded"]
     step = {b: step_time(ours, profile.at(b) if b != "value" else profile)[0] * 1e6 for b in ("value", "low", "high")}

@@ -21,7 +21,8 @@ import numpy as np
 from ..ir import Graph, OpTable
 from ..ir.ops import Add, Conv2d, Flatten, OrPool, SpikingAttention
 from .layers import LayerStats
-from .loihi_model import WORD_BITS, boundary_table, embedded_ops, graph_activity, latency, step_time
+from .loihi_model import (WORD_BITS, boundary_table, core_times, embedded_ops, embedded_time, graph_activity, latency,
+                          step_time)
 from .profiles import Profile
 
 SYSTEMS = ((1, "a single Loihi chip"), (8, "Kapoho Point (8 chips)"), (32, "Kapoho Point stack (32 chips)"),
@@ -246,11 +247,11 @@ def _attention_checks(graph: Graph, profile: Profile, mapping: dict, rows) -> li
     text = (f"Q Kᵀ V has no fixed synapses: it runs on the embedded x86 cores "
             f"({int(profile['embedded_cores_per_chip'])} per chip)")
     if ops is not None:
-        t = profile.constants["t_embedded_op"]
-        at = {b: ops * profile.at(b)["t_embedded_op"] / cores * 1e6 for b in ("low", "high")}
+        at = {b: embedded_time(ops, mapping["chips"], p) * 1e6 for b, p in
+              (("value", profile), ("low", profile.at("low")), ("high", profile.at("high")))}
         text += (f"; {ops:,.0f} {WORD_BITS}-bit word ANDs and additions per step over {cores} cores, "
-                 f"~{ops * profile['t_embedded_op'] / cores * 1e6:.1f} µs per step there "
-                 f"({at['low']:.1f}–{at['high']:.1f}; unvalidated: {t.kind}, no public figure for these cores)")
+                 f"~{at['value']:.1f} µs per step there ({at['low']:.1f}–{at['high']:.1f}; unvalidated: "
+                 f"{profile.constants['t_embedded_op'].kind}, no public figure for these cores)")
     return [Check("attention placement", "change", text,
                   "attention process on the embedded cores (graded output into attn_lif)",
                   [n.name for n in graph.of_type(SpikingAttention)])]
@@ -283,9 +284,11 @@ def performance(graph: Graph, profile: Profile, mapping: dict, rows: list[LayerS
     inferences per second, the traffic across chip boundaries."""
     act, flows = graph_activity(graph, rows, mapping, profile)
     step, terms, bound = step_time(act, profile)
-    load = [max(s * profile["t_synop"], p * profile["t_neuron"]) for s, p in act.core_load]
+    load = core_times(act, profile)
     slowest = mapping["groups"][max(range(len(load)), key=load.__getitem__)].name if load else None
-    ranges = {b: step_time(act, profile.at(b))[0] for b in ("low", "high")}
+    # each bound on its own activity, as the energy model's (neuron_passes has a range too)
+    ranges = {b: step_time(graph_activity(graph, rows, mapping, profile.at(b))[0], profile.at(b))[0]
+              for b in ("low", "high")}
     return {**latency(graph, step), "slowest_group": slowest, "step_terms_s": terms, "bound_by": bound,
             "step_latency_range_s": [ranges["low"], ranges["high"]],
             "interchip_boundaries": boundary_table(flows, profile)}

@@ -51,10 +51,20 @@ class StepActivity:
     chip_out_bits: tuple[float, ...] = ()  # spike bits leaving each chip over its bridge link
 
 
+def core_times(act: StepActivity, profile: Profile) -> list[float]:
+    """Seconds per step of one core of each group: its synaptic and neuron phases overlap."""
+    return [max(s * profile["t_synop"], p * profile["t_neuron"]) for s, p in act.core_load]
+
+
+def embedded_time(ops: float, chips: int, profile: Profile) -> float:
+    """Seconds per step of ``ops`` embedded-core instructions shared over every chip's embedded cores."""
+    return ops * profile["t_embedded_op"] / (profile["embedded_cores_per_chip"] * chips)
+
+
 def step_time(act: StepActivity, profile: Profile) -> tuple[float, dict[str, float], str]:
     """(seconds per step, the terms, the term that bounds the step)."""
-    neurocores = max((max(s * profile["t_synop"], p * profile["t_neuron"]) for s, p in act.core_load), default=0.0)
-    embedded = act.embedded_ops * profile["t_embedded_op"] / (profile["embedded_cores_per_chip"] * act.chips)
+    neurocores = max(core_times(act, profile), default=0.0)
+    embedded = embedded_time(act.embedded_ops, act.chips, profile)
     terms = {"neurocores": neurocores, "embedded": embedded, "barrier": profile["t_barrier"],
              "interchip": max(act.chip_out_bits, default=0.0) * profile["t_interchip_bit"]}
     bound = max(terms, key=terms.get)
