@@ -25,4 +25,4 @@ test: $(STAMP)
 
 lock: $(STAMP)
 	{ echo "# Exact versions resolved together from requirements.in on Python 3.10 (pip freeze). Regenerate: make lock"; \
-	  $(VENV)/bin/pip freeze --exclude-editable | grep -v '^spikformer' ; } > requirements.lock
+	  $(VENV)/bin/pip freeze --all --exclude-editable | grep -v -e '^spikformer' -e '^pip==' ; } > requirements.lock

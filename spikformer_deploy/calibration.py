@@ -34,7 +34,6 @@ import json
 import math
 import statistics
 from dataclasses import dataclass, replace
-from pathlib import Path
 
 import numpy as np
 import torch
@@ -44,10 +43,11 @@ from .analysis.feasibility import map_network
 from .analysis.loihi_model import StepActivity, dynamic_energy, graph_activity, step_time
 from .analysis.profiles import UNITS, Constant, Profile
 from .backends.sim import Simulator
+from .bundled import resource
 from .errors import DataError
 from .frontends import read_netx
 
-CALIBRATION_DIR = Path(__file__).resolve().parent.parent / "calibration"
+CALIBRATION_DIR = resource("calibration")
 LIF_PACK = CALIBRATION_DIR / "loihi2_pilotnet_lif"
 MEASURED_PACK = CALIBRATION_DIR / "loihi2_measured"
 PLOT_READ = 0.05  # the pack's README: syn ops and neuron updates read off plots are good to about ±5 %

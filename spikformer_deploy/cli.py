@@ -8,8 +8,10 @@ from pathlib import Path
 
 import click
 
-from .cli_inputs import (BUNDLED_MODELS, artifact_inputs, bundled_dataset, bundled_split, int_list, is_netx,
-                         load_model, model_options, netx_graph_and_frames, reject_netx_options, select_inputs)
+from .bundled import bundled_dataset, bundled_split
+from .cli_inputs import (artifact_inputs, batch_or_default, bits_options, calibration_options, data_options, int_list,
+                         is_netx, json_option, load_model, model_options, model_settings, netx_graph_and_frames,
+                         options, reject_netx_options, select_inputs)
 from .cli_render import console_for, epoch_progress, print_energy, print_simulation, progress
 from .errors import DeployError, Terminated
 from .outputs import check_dir_target, check_file_target, handle_termination, write_files_atomically
@@ -20,14 +22,15 @@ from .outputs import check_dir_target, check_file_target, handle_termination, wr
 def cli():
     """Deploy a trained Spikformer to neuromorphic hardware (Loihi 2 / Lava, NIR, ONNX).
 
-    Commands take a checkpoint path; without one they use the bundled digits model. simulate and report
-    also take a lava-dl netx network (*.net) with its frames (--data).
+    Commands take a checkpoint path or a bundled model's name (digits, fmnist, fmnist-float); without one they
+    use the bundled digits model. info, simulate, export and report also take a lava-dl netx network (*.net),
+    with its frames in --data.
     """
 
 
 @cli.command()
 @model_options
-@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@json_option
 def info(checkpoint, num_heads, T, img_size, as_json):
     """Variant, configuration, parameter count, T and input shape of a checkpoint (or the layers of a netx
     network)."""
@@ -94,49 +97,62 @@ def _netx_info(path: Path, T, as_json: bool) -> None:
 @click.option("--data-root", type=click.Path(path_type=Path), default=None,
               help="Folder of the Fashion-MNIST IDX files (default: where Debian's dataset-fashion-mnist puts them).")
 @click.option("-o", "--out", type=click.Path(path_type=Path), default=None,
-              help="Where to write the trained checkpoint (its model card goes next to it). Default: models/.")
+              help="Where to write the trained checkpoint (its model card goes next to it). Default: "
+                   "./<the bundled file's name>.")
 @click.option("--epochs", type=int, default=None, help="Training epochs (default: the bundled model's).")
 @click.option("--seed", type=int, default=0, show_default=True)
-def train(dataset, data_root, out, epochs, seed):
-    """Train a bundled model from scratch (offline, deterministic): a small Spikformer on scikit-learn's digits, or a
-    2-block, 128-wide one on Fashion-MNIST."""
+@options(*data_options, json_option)
+def train(dataset, data_root, out, epochs, seed, data, samples, batch, as_json):
+    """Train a bundled model's recipe from scratch (offline, deterministic): a small Spikformer on scikit-learn's
+    digits, or a 2-block, 128-wide one on Fashion-MNIST.
+
+    --data trains the recipe on your labelled images instead (every 5th held out as the test split); --samples
+    trains on the first N training inputs."""
     import dataclasses
 
+    from .bundled import MODELS
     from .model import save_checkpoint
     from .train import RECIPES, train as run_training, write_model_card
 
-    recipe = dataclasses.replace(RECIPES[dataset], seed=seed, **({} if epochs is None else {"epochs": epochs}))
-    out = out or BUNDLED_MODELS[dataset]
+    if data is not None and data_root is not None:
+        raise DeployError("--data-root locates the bundled Fashion-MNIST files; it does not go with --data")
+    recipe = dataclasses.replace(RECIPES[dataset], seed=seed, **({} if epochs is None else {"epochs": epochs}),
+                                 **({} if batch is None else {"batch_size": batch}))
+    out = out or Path(MODELS["digits" if dataset == "digits" else "fmnist-float"])
     check_file_target(out, "checkpoint")
-    with epoch_progress(recipe.epochs) as advance:
-        model, report = run_training(recipe, progress=advance, root=data_root)
+    with epoch_progress(recipe.epochs, quiet=as_json) as advance:
+        model, report = run_training(recipe, progress=advance, root=data_root, data=data, samples=samples)
     save_checkpoint(model, out, meta=report)
-    command = f"spikformer-deploy train --dataset {dataset}" + (f" --epochs {epochs}" if epochs else "") + \
-        (f" --seed {seed}" if seed else "")
+    command = " ".join(["spikformer-deploy train", *([] if dataset == "digits" else [f"--dataset {dataset}"]),
+                        *([f"--data {data}"] if data else []), *([f"--samples {samples}"] if samples else []),
+                        *([f"--epochs {epochs}"] if epochs else []), *([f"--batch {batch}"] if batch else []),
+                        *([f"--seed {seed}"] if seed else [])])
     card = write_model_card(out, model.config, report, command)
+    if as_json:
+        click.echo(json.dumps({"checkpoint": str(out), "card": str(card), **report}, indent=2))
+        return
     click.echo(f"test accuracy {report['test_accuracy']:.2%} ({report['split']['test']} held-out images), "
                f"trained in {report['training_seconds']} s; wrote {out} and {card}")
 
 
 @cli.command()
 @model_options
-@click.option("--data", type=click.Path(path_type=Path), default=None,
-              help="Labelled training data (as for simulate). Default: the bundled model's training split.")
 @click.option("-o", "--out", type=click.Path(path_type=Path), required=True,
               help="Where to write the fine-tuned checkpoint (its model card goes next to it).")
 @click.option("--epochs", type=click.IntRange(0), default=1, show_default=True,
               help="Epochs on the deploy grid (0: only snap the weights onto it).")
 @click.option("--lr", type=click.FloatRange(0, min_open=True), default=1e-4, show_default=True)
-@click.option("--batch", type=click.IntRange(1), default=128, show_default=True)
-@click.option("--weight-bits", type=click.IntRange(2, 8), default=8, show_default=True)
-@click.option("--calibration", "calibration_samples", type=click.IntRange(1), default=256, show_default=True,
-              help="Training inputs the quantizer calibrates on (simulate and export use the same default).")
 @click.option("--seed", type=int, default=0, show_default=True)
-def finetune(checkpoint, num_heads, T, img_size, data, out, epochs, lr, batch, weight_bits, calibration_samples,
-             seed):
+@options(*data_options, *calibration_options, *bits_options, json_option)
+def finetune(checkpoint, num_heads, T, img_size, out, epochs, lr, seed, data, samples, batch, calibration_samples,
+             calibration_data, weight_bits, input_bits, as_json):
     """Quantization-aware fine-tuning: train on the Loihi 2 deploy grid (weights rounded as the integer model holds
     them, straight-through gradients), then snap the weights onto it, so that the exported integer model takes the
-    float model's decisions."""
+    float model's decisions.
+
+    --data: labelled training data (default: the bundled model's training split); --samples: train on its first N
+    inputs. The grid is the one the quantizer finds on the calibration inputs (default: the first 256 training
+    inputs). With the bundled data set, the float and integer test accuracy are measured after."""
     from .data import load_data
     from .finetune import FinetuneRecipe, finetune as run_finetune, write_finetune_card
     from .model import save_checkpoint
@@ -151,41 +167,41 @@ def finetune(checkpoint, num_heads, T, img_size, data, out, epochs, lr, batch, w
             raise DeployError(f"data {data} has no labels: fine-tuning needs them")
         x_test = y_test = None
     elif dataset:
+        if calibration_data is not None:
+            raise DeployError("--calibration-data goes with --data")
         x, y, x_test, y_test = bundled_split(dataset, model.config.img_size)
     else:
         raise DeployError("this checkpoint has no bundled data set: give its training data with --data")
-    recipe = FinetuneRecipe(epochs=epochs, lr=lr, batch_size=batch, weight_bits=weight_bits,
-                            calibration=calibration_samples, seed=seed)
+    x, y = x[:samples], y[:samples]
+    x_cal = x if calibration_data is None else load_data(calibration_data, model.config)[0]
+    recipe = FinetuneRecipe(epochs=epochs, lr=lr, weight_bits=weight_bits, calibration=calibration_samples,
+                            seed=seed, **({} if batch is None else {"batch_size": batch}))
     before = accuracy(model, x_test, y_test) if x_test is not None else None
-    with epoch_progress(epochs, "fine-tuning") as advance:
-        report = run_finetune(model, x, y, recipe, progress=advance)
+    with epoch_progress(epochs, "fine-tuning", quiet=as_json) as advance:
+        report = run_finetune(model, x, y, recipe, progress=advance, calibration_x=x_cal)
     meta = {**model.source["meta"], "finetune": {**report, "source": str(path)}}
     if before is not None:
-        meta.update(test_accuracy_before_finetune=before, **_deployed_accuracy(model, x[:calibration_samples],
-                                                                             x_test, y_test, weight_bits))
+        meta.update(test_accuracy_before_finetune=before, **_deployed_accuracy(
+            model, x_cal[:calibration_samples], x_test, y_test, weight_bits, input_bits))
     save_checkpoint(model, out, meta=meta)
-    command = f"spikformer-deploy finetune {path} -o {out}" + ("" if epochs == 1 else f" --epochs {epochs}")
+    command = " ".join([f"spikformer-deploy finetune {path} -o {out}", *([] if epochs == 1 else [f"--epochs {epochs}"]),
+                        *([f"--batch {batch}"] if batch else []), *([f"--samples {samples}"] if samples else [])])
     card = write_finetune_card(out, meta, command)
+    if as_json:
+        click.echo(json.dumps({"checkpoint": str(out), "card": str(card), **meta}, indent=2, default=str))
+        return
     after = f"; test accuracy {before:.2%} -> {meta['test_accuracy']:.2%}" if before is not None else ""
     click.echo(f"fine-tuned {report['weights']:,} weights in {report['seconds']} s{after}; wrote {out} and {card}")
 
 
 @cli.command()
 @model_options
-@click.option("--data", type=click.Path(path_type=Path), default=None,
-              help="Image folder (class sub-folders), .npz with x/y, or DVS frames [N,T,2,H,W] .npy/.npz. "
-                   "Default: the bundled model's test split.")
-@click.option("--batch", type=click.IntRange(1), default=64, show_default=True)
-@click.option("--weight-bits", type=click.IntRange(2, 8), default=8, show_default=True)
-@click.option("--input-bits", type=click.IntRange(2, 8), default=8, show_default=True)
-@click.option("--calibration", "calibration_samples", type=click.IntRange(1), default=256, show_default=True,
-              help="Samples used to calibrate the integer ranges.")
-@click.option("--calibration-data", type=click.Path(path_type=Path), default=None,
-              help="Calibrate on these inputs (default with --data: every 5th input of --data, held out).")
+@options(*data_options, *calibration_options, *bits_options)
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
 @click.option("--energy", is_flag=True, help="Energy per inference per layer for each hardware profile.")
 @click.option("--profile", "profiles", multiple=True,
-              help="Profile name (see hw_profiles/) or YAML file; repeatable. Default: every built-in profile.")
+              help="Hardware profile: a built-in name (loihi2, loihi, h200_sxm, cmos45nm, ...) or a YAML file; "
+                   "repeatable. Default: every built-in profile.")
 @click.option("--plot", "plot_dir", type=click.Path(path_type=Path), default=None,
               help="With --energy: write a per-layer energy PNG per profile into this directory.")
 @click.option("--gpu-seconds", type=click.FloatRange(0.5), default=5.0, show_default=True,
@@ -195,87 +211,76 @@ def finetune(checkpoint, num_heads, T, img_size, data, out, epochs, lr, batch, w
                    "extra). The totals equal a local run's bit for bit.")
 @click.option("--shard-batches", type=click.IntRange(1), default=4, show_default=True,
               help="With --ray-address: batches per task.")
-@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@json_option
 @click.pass_context
-def simulate(ctx, checkpoint, num_heads, T, img_size, data, batch, weight_bits, input_bits, calibration_samples,
-             calibration_data, device, energy, profiles, plot_dir, gpu_seconds, ray_address, shard_batches, as_json):
+def simulate(ctx, checkpoint, num_heads, T, img_size, data, samples, batch, calibration_samples, calibration_data,
+             weight_bits, input_bits, device, energy, profiles, plot_dir, gpu_seconds, ray_address, shard_batches,
+             as_json):
     """Run the float and the integer (Loihi 2) model side by side: accuracy, agreement, per-layer counts.
 
-    A netx network (*.net) runs as given (integer only) on the frames of --data."""
+    --data: the inputs to evaluate (default: the bundled model's held-out test split, all of it; --samples: the
+    first N). A netx network (*.net) runs as given (integer only) on the frames of --data."""
     import torch
 
-    from .analysis import layer_rows, totals
-    from .pipeline import integer_graph_from
-    from .runner import run_local, run_ray, simulators
+    from . import api
 
     if (profiles or plot_dir) and not energy:
         raise DeployError("--profile and --plot need --energy")
     if plot_dir is not None:
         check_dir_target(plot_dir, "plots into")
-    profile_list = _load_profiles(profiles) if energy else []
+    profile_list = api.profiles(profiles) if energy else []
     if device == "auto":
         device = "cuda" if torch.cuda.is_available() else "cpu"
     elif device == "cuda" and not torch.cuda.is_available():
         raise DeployError("--device cuda: CUDA is not available here")
+    batch = batch_or_default(batch)
     if is_netx(checkpoint):
         path, model, y, data_name = checkpoint, None, None, str(data)
-        int_graph, x = netx_graph_and_frames(ctx, checkpoint, T, data, (
+        source, x = netx_graph_and_frames(ctx, checkpoint, T, data, (
             "num_heads", "img_size", "weight_bits", "input_bits", "calibration_samples", "calibration_data"))
-        float_graph, x_cal = None, x[:0]
+        x, x_cal = x[:samples], x[:0]
     else:
-        path, model = load_model(checkpoint, num_heads, T, img_size)
-        x, y, x_cal, data_name = select_inputs(model.config, data, bundled_dataset(model), synthetic=False,
-                                         calibration_data=calibration_data, hold_out=True)
+        path, source = load_model(checkpoint, num_heads, T, img_size)
+        model = source
+        x, y, x_cal, data_name = select_inputs(model.config, data, bundled_dataset(model), samples, synthetic=False,
+                                               calibration_data=calibration_data, hold_out=True)
         x_cal = x_cal[:calibration_samples]
-        float_graph, int_graph = integer_graph_from(model, x_cal, weight_bits, input_bits, batch)
     with progress("simulating", quiet=as_json) as bar:
         task = bar.add_task("simulate", total=len(x))
-        advance = lambda done: bar.update(task, completed=done)  # noqa: E731
-        if ray_address:
-            merged = run_ray(ray_address, int_graph, float_graph, x, batch, shard_batches, device, advance)
-        else:
-            merged = run_local(*simulators(int_graph, float_graph, device), x, batch, advance)
-    rows = layer_rows(int_graph, merged.counters)
-    summary = {"checkpoint": str(path), "data": data_name, "samples": len(x), "device": device,
-               "weight_bits": max((n.op.weight_bits or 8 for n in int_graph.having("synapse")), default=8),
-               "input_bits": int_graph.input.op.bits, "calibration_samples": len(x_cal), **merged.scores(y)}
-    energy_report = _energy(model, int_graph, rows, profile_list, x, batch, gpu_seconds, plot_dir) \
-        if energy else None
+        run = api.simulate(source, x, y, calibration_x=x_cal, weight_bits=weight_bits, input_bits=input_bits,
+                           batch=batch, device=device, ray_address=ray_address, shard_batches=shard_batches,
+                           progress=lambda done: bar.update(task, completed=done))
+    summary = {"checkpoint": str(path), "data": data_name, "samples": run.samples, "device": device,
+               "weight_bits": max((n.op.weight_bits or 8 for n in run.graph.having("synapse")), default=8),
+               "input_bits": run.graph.input.op.bits, "calibration_samples": len(x_cal), **run.scores}
+    energy_report = _energy(model, run, profile_list, x, gpu_seconds, plot_dir) if energy else None
     if as_json:
-        click.echo(json.dumps({**summary, "totals_per_inference": totals(rows), "layers": [r.to_dict() for r in rows],
+        click.echo(json.dumps({**summary, "totals_per_inference": run.totals(),
+                               "layers": [r.to_dict() for r in run.rows],
                                **({"energy": energy_report} if energy_report else {})}, indent=2))
         return
-    print_simulation(summary, rows, totals(rows))
+    print_simulation(summary, run.rows, run.totals())
     if energy_report:
         print_energy(energy_report)
 
 
-def _deployed_accuracy(model, x_cal, x, y, weight_bits: int) -> dict:
+def _deployed_accuracy(model, x_cal, x, y, weight_bits: int, input_bits: int) -> dict:
     """Float and integer top-1 on a test split, with their agreement (what a model card states)."""
-    from .pipeline import integer_graph_from
-    from .runner import run_local, simulators
+    from .api import simulate
 
-    scores = run_local(*simulators(*integer_graph_from(model, x_cal, weight_bits)[::-1]), x, 64).scores(y)
+    scores = simulate(model, x, y, calibration_x=x_cal, weight_bits=weight_bits, input_bits=input_bits).scores
     return {"test_accuracy": scores["float_accuracy"], "integer_test_accuracy": scores["int_accuracy"],
             "integer_weight_bits": weight_bits, "test_agreement": scores["agreement"],
             "test_min_spike_agreement": min(scores["spike_agreement"].values())}
 
 
-def _load_profiles(names):
-    from .analysis import builtin_profiles, load_profile
-
-    return [load_profile(n) for n in (names or builtin_profiles())]
-
-
-def _energy(model, graph, rows, profiles, x, batch, gpu_seconds, plot_dir) -> dict:
+def _energy(model, run, profiles, x, gpu_seconds, plot_dir) -> dict:
     """Estimates for every profile, the measured GPU reference where CUDA is present, and the optional plots."""
-    from .analysis import estimate
-    from .analysis.feasibility import map_network
     from .analysis.plots import energy_breakdown_png
+    from .api import energy
     from .gpu_measure import GpuMeasurementUnavailable, measure_float_reference
 
-    estimates = [e for p in profiles for e in estimate(
-        rows, graph, p, map_network(graph, p) if p.model == "loihi" else None)]
+    estimates = energy(run, profiles)
     try:
         if model is None:
             raise GpuMeasurementUnavailable("no float model to run on the GPU (a netx network is integer only)")
@@ -299,30 +304,28 @@ def _energy(model, graph, rows, profiles, x, batch, gpu_seconds, plot_dir) -> di
               help="loihi2, nir, onnx or all (several: comma-separated).")
 @click.option("-o", "--out", type=click.Path(path_type=Path), default=None,
               help="Artifact directory (default: ./<checkpoint name>.deploy).")
-@click.option("--data", type=click.Path(path_type=Path), default=None,
-              help="Calibration data (as for simulate). Default: the bundled model's training split.")
-@click.option("--calibration", "calibration_samples", type=click.IntRange(1), default=256, show_default=True)
-@click.option("--weight-bits", type=click.IntRange(2, 8), default=8, show_default=True)
-@click.option("--input-bits", type=click.IntRange(2, 8), default=8, show_default=True)
+@options(*data_options, *calibration_options, *bits_options)
 @click.option("--nir-weights", type=click.Choice(["float", "grid"]), default="float", show_default=True,
               help="model.nir's weights: the float model's (float64, exact), or the deployed 8-bit grid's (int8 "
                    "mantissas and a step per layer: 8x smaller).")
 @click.option("--force", is_flag=True, help="Replace an existing non-empty output directory.")
-@click.option("--json", "as_json", is_flag=True, help="Print the manifest as JSON.")
+@json_option
 @click.pass_context
-def export_cmd(ctx, checkpoint, num_heads, T, img_size, target, out, data, calibration_samples, weight_bits,
-               input_bits, nir_weights, force, as_json):
+def export_cmd(ctx, checkpoint, num_heads, T, img_size, target, out, data, samples, batch, calibration_samples,
+               calibration_data, weight_bits, input_bits, nir_weights, force, as_json):
     """Write an artifact directory: integer IR, target files (Lava/netx, NIR, ONNX) and a manifest.
 
-    A netx network (*.net) is exported as given: its integer graph for Lava (verify then needs its frames)."""
+    The quantizer calibrates on --calibration-data or --data (one of them; default: the bundled model's training
+    split): its first --calibration inputs (--samples caps them too). A netx network (*.net) is exported as given:
+    its integer graph for Lava (verify then needs its frames)."""
     from .artifact import sha256
     from .export import export, export_integer_graph, targets
 
     if is_netx(checkpoint):
         from .frontends import read_netx
 
-        reject_netx_options(ctx, ("num_heads", "img_size", "data", "calibration_samples", "weight_bits",
-                                  "input_bits", "nir_weights"))
+        reject_netx_options(ctx, ("num_heads", "img_size", "data", "samples", "batch", "calibration_samples",
+                                  "calibration_data", "weight_bits", "input_bits", "nir_weights"))
         if target not in ("all", "loihi2"):
             raise DeployError(f"--target {target} does not apply to a netx network (Lava is its only target)")
         out = out or Path(f"{checkpoint.stem}.deploy")
@@ -330,15 +333,19 @@ def export_cmd(ctx, checkpoint, num_heads, T, img_size, target, out, data, calib
                                         source={"netx": checkpoint.name, "sha256": sha256(checkpoint)})
         click.echo(json.dumps(manifest, indent=2) if as_json else f"wrote {out}: {', '.join(manifest['files'])}")
         return
+    if data is not None and calibration_data is not None:
+        raise DeployError("export reads one set of inputs, to calibrate on: give --data or --calibration-data")
     names = targets() if target == "all" else [t.strip() for t in target.split(",") if t.strip()]
     path, model = load_model(checkpoint, num_heads, T, img_size)
-    _, _, x_cal, _ = select_inputs(model.config, data, bundled_dataset(model), synthetic=False)
+    _, _, x_cal, _ = select_inputs(model.config, calibration_data or data, bundled_dataset(model), synthetic=False)
     out = out or Path(f"{path.stem.split('.')[0]}.deploy")
     with progress("exporting", quiet=as_json) as bar:
         bar.add_task("export", total=None)
-        manifest = export(model, out, names, x_cal[:calibration_samples], weight_bits, input_bits, force,
+        manifest = export(model, out, names, x_cal[:min(calibration_samples, samples or calibration_samples)],
+                          weight_bits, input_bits, force,
                           source={"checkpoint": path.name, "sha256": sha256(path), "layout": model.source["layout"],
-                                  "dataset": bundled_dataset(model)}, nir_weights=nir_weights)
+                                  "dataset": bundled_dataset(model)}, nir_weights=nir_weights,
+                          batch_size=batch_or_default(batch))
     if as_json:
         click.echo(json.dumps(manifest, indent=2))
     else:
@@ -347,85 +354,87 @@ def export_cmd(ctx, checkpoint, num_heads, T, img_size, target, out, data, calib
 
 @cli.command()
 @click.argument("source", required=False, type=click.Path(path_type=Path))
+@options(*model_settings)
 @click.option("--target", type=click.Choice(["loihi2", "loihi"]), default="loihi2", show_default=True)
 @click.option("--chips", type=click.IntRange(1), default=None, help="Chips available (verdict: does it fit?).")
-@click.option("--format", "fmt", type=click.Choice(["md", "json", "html"]), default="md", show_default=True)
+@click.option("--format", "fmt", type=click.Choice(["md", "json", "html"]), default="md", show_default=True,
+              help="The report's file format (-o; without it, printed).")
 @click.option("-o", "--out", type=click.Path(path_type=Path), default=None,
               help="Write the report here (the .md and .json versions are always written beside it).")
-@click.option("--data", type=click.Path(path_type=Path), default=None,
-              help="Data for firing rates and state ranges (default: the bundled model's test split, or "
-                   "synthetic inputs for other models).")
-@click.option("--samples", type=click.IntRange(1), default=None, help="How many inputs to simulate.")
-@click.option("--num-heads", type=int, default=None)
-@click.option("--T", "T", type=int, default=None)
-@click.option("--img-size", type=int, default=None)
+@options(*data_options, *calibration_options, *bits_options, json_option)
 @click.pass_context
-def report(ctx, source, target, chips, fmt, out, data, samples, num_heads, T, img_size):
-    """Hardware feasibility report for a checkpoint, an export directory or a netx network (*.net, with its
-    frames in --data): cores, chips, limits, verdict."""
-    from .analysis import layer_rows, load_profile
-    from .analysis.report import build_report, json_safe, to_html, to_markdown
-    from .backends.sim import Simulator
+def report(ctx, source, num_heads, T, img_size, target, chips, fmt, out, data, samples, batch, calibration_samples,
+           calibration_data, weight_bits, input_bits, as_json):
+    """Hardware feasibility report for a checkpoint (or bundled model name), an export directory or a netx network
+    (*.net, with its frames in --data): cores, chips, limits, verdict.
+
+    Firing rates and state ranges come from --data (default: the bundled model's test split, or synthetic inputs
+    for other models): its first 64 inputs unless --samples. A checkpoint is quantized as export does it; an export
+    directory and a netx network hold their integers already. --json prints the report as JSON (with -o too)."""
+    from . import api
+    from .analysis.report import json_safe, to_html, to_markdown
     from .artifact import load_artifact
     from .pipeline import integer_graph
 
     if out is not None:  # before the simulation: the report and its .md/.json siblings
         for path in {out, out.with_suffix(".md"), out.with_suffix(".json")}:
             check_file_target(path, "the report")
+    quantizing = ("calibration_samples", "calibration_data", "weight_bits", "input_bits")
+    batch = batch_or_default(batch)
     if is_netx(source):
-        graph, x = netx_graph_and_frames(ctx, source, T, data, ("num_heads", "img_size"))
+        graph, x = netx_graph_and_frames(ctx, source, T, data, ("num_heads", "img_size", *quantizing))
         x = x[:samples]
         note = f"{len(x)} frames of {data}"
     else:
         if source is not None and source.is_dir():
+            reject_netx_options(ctx, ("num_heads", "T", "img_size", *quantizing), "an export directory")
             graph, manifest = load_artifact(source)
             x, description = artifact_inputs(graph, manifest, data, samples or 64)
         else:
             _, model = load_model(source, num_heads, T, img_size)
             dataset = bundled_dataset(model)
             x, _, x_cal, description = select_inputs(model.config, data, dataset, samples or (
-                64 if data is not None or dataset else 2), hold_out=True)
-            graph = integer_graph(model, x_cal[:256])  # quantized as export does: (up to) 256 calibration inputs
+                64 if data is not None or dataset else 2), calibration_data=calibration_data, hold_out=True)
+            graph = integer_graph(model, x_cal[:calibration_samples], weight_bits, input_bits, batch)
+            x = x[:]
         note = f"{len(x)} inputs of {description}"
-    counters = Simulator(graph).run(x[:]).counters  # a few inputs (64 unless --samples): one run
-    result = build_report(graph, layer_rows(graph, counters), load_profile(target), load_profile("h200_sxm"), chips,
-                          note)
+    result = api.feasibility_report(graph, x, target, chips, note, batch)
     texts = {"md": to_markdown(result), "json": json.dumps(json_safe(result), indent=1) + "\n"}
     if fmt == "html":
         texts["html"] = to_html(result)
-    if out is None:
-        click.echo(texts[fmt], nl=False)
+    if out is not None:
+        files = {out.name: texts[fmt]}
+        files.update({out.with_suffix(f".{k}").name: v for k, v in texts.items() if k in ("md", "json")})
+        write_files_atomically(out.parent if str(out.parent) else Path("."),
+                               {name: (lambda p, text=text: p.write_text(text)) for name, text in files.items()})
+    if as_json or out is None:
+        click.echo(texts["json" if as_json else fmt], nl=False)
         return
-    files = {out.name: texts[fmt]}
-    files.update({out.with_suffix(f".{k}").name: v for k, v in texts.items() if k in ("md", "json")})
-    write_files_atomically(out.parent if str(out.parent) else Path("."),
-                      {name: (lambda p, text=text: p.write_text(text)) for name, text in files.items()})
     click.echo(f"{result['verdict']['state']}: {result['totals']['cores']} cores, {result['totals']['chips']} "
                f"chip(s) ({result['totals']['system']}); wrote {', '.join(sorted(files))}")
 
 
 @cli.command("sweep")
 @click.argument("checkpoint", required=False, type=click.Path(path_type=Path))
-@click.option("--num-heads", type=int, default=None, help="Attention heads (if not in the checkpoint).")
-@click.option("--img-size", type=int, default=None, help="Input image side (if not in the checkpoint).")
-@click.option("--data", type=click.Path(path_type=Path), default=None,
-              help="Evaluation data (default: the bundled model's test split).")
-@click.option("--weight-bits", "bits", default="4,5,6,7,8", show_default=True, help="Comma-separated, 2..8.")
-@click.option("--T", "steps", default=None, help="Comma-separated time steps (default: 1..the model's T).")
-@click.option("--calibration", "calibration_samples", type=click.IntRange(1), default=256, show_default=True)
-@click.option("--calibration-data", type=click.Path(path_type=Path), default=None,
-              help="Calibrate on these inputs (default with --data: every 5th input of --data, held out).")
-@click.option("--samples", type=click.IntRange(1), default=None, help="Evaluate on the first N inputs.")
+@options(model_settings[0], model_settings[2])
+@click.option("--weight-bits", "bits", default="4,5,6,7,8", show_default=True,
+              help="The sweep's axis: weight widths, comma-separated, 2..8.")
+@click.option("--T", "steps", default=None,
+              help="The sweep's axis: time steps, comma-separated (default: 1..the model's T).")
+@options(*data_options, *calibration_options, bits_options[1])
 @click.option("--workers", type=click.IntRange(1, 64), default=2, show_default=True,
               help="Points run in parallel processes.")
 @click.option("--ray-address", default=None,
               help="Run the points as tasks on this Ray cluster instead (auto | HOST:PORT; the checkpoint path must "
                    "be readable on its nodes).")
 @click.option("-o", "--out", type=click.Path(path_type=Path), default=Path("out/sweep"), show_default=True)
-@click.option("--json", "as_json", is_flag=True)
-def sweep_cmd(checkpoint, num_heads, img_size, data, bits, steps, calibration_samples, calibration_data, samples,
-              workers, ray_address, out, as_json):
-    """Accuracy / energy trade-off: the integer model per weight width and T; a table and a Pareto plot."""
+@json_option
+def sweep_cmd(checkpoint, num_heads, img_size, bits, steps, data, samples, batch, calibration_samples,
+              calibration_data, input_bits, workers, ray_address, out, as_json):
+    """Accuracy / energy trade-off: the integer model per weight width and T; a table and a Pareto plot.
+
+    --data: the inputs to evaluate (default: the bundled model's held-out test split, all of it; --samples: the
+    first N)."""
     from .sweep import SweepJob, pareto, pareto_png, sweep, to_markdown
 
     check_dir_target(out, "the sweep into")
@@ -436,10 +445,11 @@ def sweep_cmd(checkpoint, num_heads, img_size, data, bits, steps, calibration_sa
     step_list = int_list(steps, "--T", 1, cfg.T if cfg.variant == "cifar10dvs" else 64) if steps else \
         list(range(1, cfg.T + 1))
     x, y, x_cal, description = select_inputs(cfg, data, bundled_dataset(model), samples, synthetic=False,
-                                       calibration_data=calibration_data, hold_out=True)
+                                             calibration_data=calibration_data, hold_out=True)
     overrides = {"num_heads": cfg.num_heads, "T": cfg.T, "img_size": cfg.img_size}
     jobs = [SweepJob(str(path), overrides, x_cal[:calibration_samples].numpy(), x,
-                     None if y is None else y.numpy(), b, T) for T in step_list for b in bit_list]
+                     None if y is None else y.numpy(), b, T, batch_or_default(batch), input_bits)
+            for T in step_list for b in bit_list]
     with progress("sweep points", quiet=as_json) as bar:
         task = bar.add_task("sweep", total=len(jobs))
         points = sweep(jobs, workers, progress=lambda point: bar.advance(task), ray_address=ray_address)
@@ -460,46 +470,25 @@ def sweep_cmd(checkpoint, num_heads, img_size, data, bits, steps, calibration_sa
 
 @cli.command()
 @click.argument("artifact", type=click.Path(path_type=Path))
-@click.option("--data", type=click.Path(path_type=Path), default=None,
-              help="Inputs to compare on (default: the bundled model's test split, or synthetic inputs).")
-@click.option("--samples", type=click.IntRange(1), default=8, show_default=True)
+@options(*data_options)
 @click.option("--integrity-only", is_flag=True, help="Only check the files against the manifest.")
-@click.option("--json", "as_json", is_flag=True)
-def verify(artifact, data, samples, integrity_only, as_json):
+@json_option
+def verify(artifact, data, samples, batch, integrity_only, as_json):
     """Check an artifact directory: every file against its manifest, then Lava (Loihi2SimCfg, fixed_pt) and the
-    netx stem against the simulator, spike for spike, on every layer."""
-    import time
+    netx stem against the simulator, spike for spike, on every layer.
 
-    import numpy as np
-
-    from .backends.sim import Simulator
+    --data: the inputs to compare on (default: the bundled model's test split, or synthetic inputs): the first 8
+    unless --samples."""
+    from .api import verify_on_lava
     from .artifact import verify_files
     from .ir.serialize import load_graph
 
     manifest = verify_files(artifact)
     result = {"artifact": str(artifact), "files_checked": len(manifest["files"])}
     if not integrity_only:
-        from .backends.lava import LavaNetwork
-        from .backends.netx import NETX_FILE, run_netx_stem
-
-        graph = load_graph(artifact)
-        x, note = artifact_inputs(graph, manifest, data, samples)
-        start = time.perf_counter()
-        sim = Simulator(graph, record="spikes").run(x)
-        sim_s = time.perf_counter() - start
-        lava = LavaNetwork(graph).run(x.numpy())
-        layers = {name: {"equal": int((out == sim.outputs[name].numpy()).sum()), "total": int(out.size)}
-                  for name, out in lava.outputs.items()}
-        result.update({"inputs": note, "samples": len(x), "layers": layers,
-                       "spikes_equal": all(v["equal"] == v["total"] for v in layers.values()),
-                       "predictions_equal": bool(np.array_equal(lava.predictions, sim.predictions.numpy())),
-                       "lava_s_per_input": lava.seconds / len(x), "sim_s_per_input": sim_s / len(x),
-                       "lava_processes": lava.processes, "lava_steps": lava.steps})
-        if (artifact / NETX_FILE).exists():
-            stem = run_netx_stem(artifact / NETX_FILE, graph, x.numpy())
-            result["netx_stem_equal"] = all(np.array_equal(v, sim.outputs[k].numpy()) for k, v in stem.items())
-    ok = result.get("spikes_equal", True) and result.get("predictions_equal", True) and \
-        result.get("netx_stem_equal", True)
+        x, note = artifact_inputs(load_graph(artifact), manifest, data, samples or 8)
+        result.update({"inputs": note, **verify_on_lava(artifact, x, batch_or_default(batch))})
+    ok = result.get("ok", True)
     result["ok"] = ok
     if as_json:
         click.echo(json.dumps(result, indent=2))

@@ -1,26 +1,78 @@
-"""What the commands read: the model (a checkpoint, or the bundled one), a netx network with its frames, and the
-evaluation and calibration inputs — with the options that select them."""
+"""What the commands read: the model (a checkpoint, a bundled model by name, or the default one), a netx network with
+its frames, and the evaluation and calibration inputs — with the options that select them.
+
+One option vocabulary: each shared option is made here, once, so that it has the same type, default and help in
+every command (``tests/test_cli_options.py`` checks it):
+- every command takes ``--json``;
+- every command that reads data takes ``--data``, ``--samples``, ``--batch``;
+- every command that calibrates or quantizes takes ``--calibration``, ``--calibration-data``, ``--weight-bits``,
+  ``--input-bits``;
+- every command that builds a model from a checkpoint takes ``--num-heads``, ``--T``, ``--img-size``.
+``sweep`` alone takes lists for ``--weight-bits`` and ``--T``: they are its axes (``SWEEP_AXES``).
+"""
 from __future__ import annotations
 
 from pathlib import Path
 
 import click
 
+from .bundled import DEFAULT_MODEL, MODELS, bundled_model, bundled_split
 from .errors import DeployError
 
-MODELS = Path(__file__).resolve().parent.parent / "models"
-BUNDLED_MODEL = MODELS / "spikformer_digits.pth"  # the default of every command
-# fashion-mnist: train writes the float model, which `finetune` turns into the bundled spikformer_fmnist.pth
-BUNDLED_MODELS = {"digits": BUNDLED_MODEL, "fashion-mnist": MODELS / "spikformer_fmnist_float.pth"}
+DEFAULT_BATCH = 64
+DEFAULT_CALIBRATION = 256  # inputs the quantizer calibrates on, in every command
+SWEEP_AXES = ("--weight-bits", "--T")
+
+json_option = click.option("--json", "as_json", is_flag=True, help="Machine-readable output (JSON on stdout).")
+model_settings = (
+    click.option("--num-heads", type=int, default=None,
+                 help="Attention heads (imagenet/cifar10dvs checkpoints do not store it)."),
+    click.option("--T", "T", type=int, default=None, help="Time steps (if not in the checkpoint)."),
+    click.option("--img-size", type=int, default=None, help="Input image side (if not in the checkpoint)."),
+)
+data_options = (
+    click.option("--data", type=click.Path(path_type=Path), default=None,
+                 help="Inputs: an image folder (one sub-folder per class), .npz with x (and y), DVS frames "
+                      "[N,T,2,H,W] .npy/.npz, or a netx network's frames. Default: the bundled model's data set "
+                      "(the command's help says which split it reads)."),
+    click.option("--samples", type=click.IntRange(1), default=None,
+                 help="Read only the first N inputs (default: the command's own, see its help)."),
+    click.option("--batch", type=click.IntRange(1), default=None,
+                 help=f"Inputs per batch (default: {DEFAULT_BATCH}; training: the recipe's)."),
+)
+calibration_options = (
+    click.option("--calibration", "calibration_samples", type=click.IntRange(1), default=DEFAULT_CALIBRATION,
+                 show_default=True, help="Inputs the quantizer calibrates the integer ranges on (the first N)."),
+    click.option("--calibration-data", type=click.Path(path_type=Path), default=None,
+                 help="Calibrate on these inputs (formats as --data). Default: with --data, every 5th input of it "
+                      "(held out from what is evaluated); else the bundled model's training split."),
+)
+bits_options = (
+    click.option("--weight-bits", type=click.IntRange(2, 8), default=8, show_default=True,
+                 help="Weight mantissa bits of the integer model."),
+    click.option("--input-bits", type=click.IntRange(2, 8), default=8, show_default=True,
+                 help="Bits of the integer model's input."),
+)
+
+
+def options(*decorators):
+    """Apply click decorators in the order written (click lists options in decoration order, bottom-up)."""
+    def apply(func):
+        for decorator in reversed(decorators):
+            func = decorator(func)
+        return func
+    return apply
 
 
 def model_options(func):
-    """Options for checkpoints that do not record every architecture setting."""
-    func = click.option("--img-size", type=int, default=None, help="Input image side (if not in the checkpoint).")(func)
-    func = click.option("--T", "T", type=int, default=None, help="Time steps (if not in the checkpoint).")(func)
-    func = click.option("--num-heads", type=int, default=None,
-                        help="Attention heads (imagenet/cifar10dvs checkpoints do not store it).")(func)
+    """The checkpoint argument (a path, a bundled model's name, or nothing: the default bundled model) and the
+    settings a checkpoint may not record."""
+    func = options(*model_settings)(func)
     return click.argument("checkpoint", required=False, type=click.Path(path_type=Path))(func)
+
+
+def batch_or_default(batch: int | None) -> int:
+    return DEFAULT_BATCH if batch is None else batch
 
 
 NETX_SUFFIX = ".net"  # lava-dl netx HDF5 networks
@@ -30,13 +82,15 @@ def is_netx(path: Path | None) -> bool:
     return path is not None and path.suffix == NETX_SUFFIX
 
 
-def reject_netx_options(ctx, fixed: tuple[str, ...]) -> None:
-    """Options in ``fixed`` make no sense for a netx network: given on the command line, they are an error."""
+def reject_netx_options(ctx, fixed: tuple[str, ...], what: str = "a netx network") -> None:
+    """Options in ``fixed`` make no sense for ``what`` (its integers are given): given on the command line, they are
+    an error."""
     from click.core import ParameterSource
 
     for name in fixed:
         if ctx.get_parameter_source(name) == ParameterSource.COMMANDLINE:
-            raise DeployError(f"--{name.replace('_', '-')} does not apply to a netx network (its integers are given)")
+            flag = next(p.opts[0] for p in ctx.command.params if p.name == name)
+            raise DeployError(f"{flag} does not apply to {what} (its integers are given)")
 
 
 def netx_graph_and_frames(ctx, path: Path, T, data, fixed: tuple[str, ...]):
@@ -51,33 +105,24 @@ def netx_graph_and_frames(ctx, path: Path, T, data, fixed: tuple[str, ...]):
     return graph, load_frames(data, graph.input.op.shape)
 
 
+def checkpoint_path(checkpoint: Path | None) -> Path:
+    """The file a checkpoint argument names: a path, else a bundled model's name, else (none given) the default."""
+    if checkpoint is None:
+        return bundled_model(DEFAULT_MODEL)
+    if not checkpoint.exists():
+        if str(checkpoint) in MODELS:
+            return bundled_model(str(checkpoint))
+        if not checkpoint.suffix and len(checkpoint.parts) == 1:  # meant as a name
+            raise DeployError(f"no checkpoint {checkpoint} here, and no bundled model of that name (bundled: "
+                              f"{', '.join(MODELS)})")
+    return checkpoint
+
+
 def load_model(checkpoint: Path | None, num_heads, T, img_size):
     from .model import load_checkpoint
 
-    if checkpoint is None:
-        if not BUNDLED_MODEL.exists():
-            raise DeployError(f"no checkpoint given and the bundled model {BUNDLED_MODEL} is missing")
-        checkpoint = BUNDLED_MODEL
-    return checkpoint, load_checkpoint(checkpoint, num_heads=num_heads, T=T, img_size=img_size)
-
-
-def bundled_dataset(model) -> dict:
-    """The bundled data set a checkpoint was trained on (our own format records it), or {}."""
-    from .data import DIGITS_SOURCE, FASHION_MNIST_SOURCE
-
-    meta = getattr(model, "source", {}).get("meta", {})
-    if meta.get("data") == DIGITS_SOURCE:
-        return {"data": DIGITS_SOURCE, "split_seed": meta["split"]["seed"]}
-    return {"data": FASHION_MNIST_SOURCE} if meta.get("data") == FASHION_MNIST_SOURCE else {}
-
-
-def bundled_split(dataset: dict, img_size: int):
-    """(x_train, y_train, x_test, y_test) of a data set ``bundled_dataset`` names."""
-    from .data import DIGITS_SOURCE, digits_split, fashion_mnist
-
-    if dataset["data"] == DIGITS_SOURCE:
-        return digits_split(img_size, seed=dataset["split_seed"])
-    return (*fashion_mnist("train", img_size), *fashion_mnist("test", img_size))
+    path = checkpoint_path(checkpoint)
+    return path, load_checkpoint(path, num_heads=num_heads, T=T, img_size=img_size)
 
 
 def select_inputs(config, data, dataset: dict, samples: int | None = None, synthetic: bool = True,

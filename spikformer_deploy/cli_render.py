@@ -30,14 +30,14 @@ def progress(label: str, quiet: bool = False):
 
 
 @contextmanager
-def epoch_progress(epochs: int, label: str = "training"):
+def epoch_progress(epochs: int, label: str = "training", quiet: bool = False):
     """A bar over training epochs with the last epoch's loss; yields ``advance(epoch, epochs, loss)``."""
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
     console = console_for(stderr=True)
     columns = (TextColumn(label), BarColumn(), TextColumn("epoch {task.completed}/{task.total}"),
                TextColumn("loss {task.fields[loss]:.4f}"), TimeElapsedColumn())
-    with Progress(*columns, console=console, disable=not console.is_terminal) as bar:
+    with Progress(*columns, console=console, disable=quiet or not console.is_terminal) as bar:
         task = bar.add_task(label, total=epochs, loss=float("nan"))
         yield lambda epoch, _, loss: bar.update(task, completed=epoch, loss=loss)
 

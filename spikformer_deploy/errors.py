@@ -34,6 +34,10 @@ class UnsupportedOpError(GraphError):
         self.consumer, self.op_type, self.node = consumer, op_type, node
 
 
+class LavaRunError(DeployError):
+    """A Lava run ended without its result: a child process died, or the run outlived its limit."""
+
+
 class ArtifactError(DeployError):
     """An artifact directory cannot be written, or does not match its manifest."""
 

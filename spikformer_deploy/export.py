@@ -10,7 +10,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import shutil
 from importlib import metadata
 from pathlib import Path
 
@@ -18,7 +17,7 @@ import torch
 
 from .artifact import MANIFEST, sha256
 from .errors import ArtifactError
-from .outputs import check_dir_target, mark_complete, move_into_place, partial_dir
+from .outputs import check_dir_target, mark_complete, move_into_place, partial_directory
 from .ir.serialize import save_graph
 from .model import Spikformer
 from .pipeline import integer_graph
@@ -70,7 +69,11 @@ def _version(name: str) -> str:
 
 def export(model: Spikformer, out_dir: Path, target_names: list[str], calibration_x: torch.Tensor,
            weight_bits: int = 8, input_bits: int = 8, force: bool = False, source: dict | None = None,
-           nir_weights: str = "float") -> dict:
+           nir_weights: str = "float", batch_size: int = 64) -> dict:
+    """Write an artifact directory: the integer graph quantized with ranges calibrated on ``calibration_x``, each
+    target's files (``loihi2``: Lava + netx, ``nir``, ``onnx``) and a manifest (versions, configuration, sha256 of
+    every file). Written into a partial directory and moved into place when complete; the same inputs give
+    byte-identical files."""
     out_dir = Path(out_dir)
     if nir_weights not in NIR_WEIGHTS:
         raise ArtifactError(f"unknown NIR weights {nir_weights!r}; choose from {', '.join(NIR_WEIGHTS)}")
@@ -80,7 +83,7 @@ def export(model: Spikformer, out_dir: Path, target_names: list[str], calibratio
         raise ArtifactError(f"unknown target {unknown[0]!r}; choose from {', '.join([*writers, 'all'])}")
     check_artifact_target(out_dir, force)
     # the integer graph only: no writer reads the float graph, and holding its float64 weights costs 0.5 GB (8-768)
-    int_g = integer_graph(model, calibration_x, weight_bits, input_bits)
+    int_g = integer_graph(model, calibration_x, weight_bits, input_bits, batch_size)
     return write_artifact(out_dir, int_g, [lambda d, name=name: writers[name](model, int_g, d)
                                            for name in target_names], force, {
         "targets": sorted(target_names), "source": source or {}, "config": model.config.to_dict(),
@@ -102,27 +105,23 @@ def export_integer_graph(graph, out_dir: Path, force: bool = False, source: dict
 def write_artifact(out_dir: Path, graph, writers: list, force: bool, fields: dict) -> dict:
     """``graph.json`` + ``params.safetensors``, each writer's files and the manifest (versions, ``fields``, the
     sha256 of every file), written into a partial directory and moved into place when complete."""
-    tmp = partial_dir(out_dir.resolve().parent, out_dir.name)
     try:
-        files = save_graph(graph, tmp)
-        for write in writers:
-            files += write(tmp)
-        manifest = {"format": "spikformer-deploy-artifact", "version": 1, "versions": versions(), **fields,
-                    "files": {p.name: sha256(p) for p in sorted(files, key=lambda p: p.name)}}
-        (tmp / MANIFEST).write_text(json.dumps(manifest, indent=1, sort_keys=True) + "\n")
-        umask = os.umask(0)
-        os.umask(umask)
-        mark_complete(tmp)
-        for path in tmp.iterdir():  # some writers (safetensors, mkdtemp) create owner-only files
-            os.chmod(path, 0o666 & ~umask)
-        os.chmod(tmp, 0o777 & ~umask)
-        move_into_place(tmp, out_dir, force)
+        with partial_directory(out_dir.resolve().parent, out_dir.name) as tmp:
+            files = save_graph(graph, tmp)
+            for write in writers:
+                files += write(tmp)
+            manifest = {"format": "spikformer-deploy-artifact", "version": 1, "versions": versions(), **fields,
+                        "files": {p.name: sha256(p) for p in sorted(files, key=lambda p: p.name)}}
+            (tmp / MANIFEST).write_text(json.dumps(manifest, indent=1, sort_keys=True) + "\n")
+            umask = os.umask(0)
+            os.umask(umask)
+            mark_complete(tmp)
+            for path in tmp.iterdir():  # some writers (safetensors, mkdtemp) create owner-only files
+                os.chmod(path, 0o666 & ~umask)
+            os.chmod(tmp, 0o777 & ~umask)
+            move_into_place(tmp, out_dir, force)
     except OSError as exc:
-        shutil.rmtree(tmp, ignore_errors=True)
         raise ArtifactError(f"writing {out_dir} failed: {exc}") from None
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return manifest
 
 

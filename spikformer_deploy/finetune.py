@@ -98,12 +98,14 @@ def snap_to_grid(model: Spikformer, grid: list[GridPoint]) -> None:
 
 
 def finetune(model: Spikformer, x_train: torch.Tensor, y_train: torch.Tensor, recipe: FinetuneRecipe,
-             progress=None) -> dict:
-    """Fine-tune ``model`` in place on the deploy grid and snap it; returns what the model card records."""
+             progress=None, calibration_x: torch.Tensor | None = None) -> dict:
+    """Fine-tune ``model`` in place on the deploy grid (the quantizer's, calibrated on the first
+    ``recipe.calibration`` inputs of ``calibration_x``, default ``x_train``) and snap it; returns what the model card
+    records."""
     torch.set_num_threads(recipe.threads)
     torch.manual_seed(recipe.seed)
     gen = torch.Generator().manual_seed(recipe.seed)
-    x_cal = x_train[:recipe.calibration]
+    x_cal = (x_train if calibration_x is None else calibration_x)[:recipe.calibration]
     modules = dict(model.named_modules())
     model.eval()  # BatchNorm frozen: its running statistics are what the export folds
     for p in model.parameters():

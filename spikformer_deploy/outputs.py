@@ -8,9 +8,15 @@
 - ``move_into_place``: without ``force`` a plain rename, which fails if another run created the destination
   meanwhile; with ``force`` an atomic exchange (Linux ``renameat2(RENAME_EXCHANGE)``), so there is never a moment
   with neither the old nor the new result.
+- ``partial_directory``: ``partial_dir`` as a context: removed on every way out but a completed move, and created
+  with termination signals held, so that no signal falls between its creation and its clean-up being armed.
 - ``write_files_atomically``: a set of files moved into place together, signals held back meanwhile.
-- ``handle_termination``: SIGTERM and SIGHUP become ``Terminated`` (like SIGINT's KeyboardInterrupt), so every
-  clean-up path runs.
+- ``handle_termination``: SIGTERM and SIGHUP become ``Terminated`` (SIGINT stays KeyboardInterrupt), so every
+  clean-up path runs; ``signals_held`` defers them to the end of a critical section.
+
+Signals are held in the handler, not with ``pthread_sigmask``: a mask covers only the calling thread, and a signal
+delivered to any other thread (torch's, numba's, Lava's) still runs the Python handler in the main thread at its next
+bytecode, wherever that is.
 """
 from __future__ import annotations
 
@@ -20,6 +26,7 @@ import os
 import shutil
 import signal
 import tempfile
+from contextlib import contextmanager
 from pathlib import Path
 
 from .errors import ArtifactError, DeployError, Terminated
@@ -28,16 +35,51 @@ INCOMPLETE = "INCOMPLETE"
 PARTIAL = ".partial-"
 
 
+class _Held:
+    depth = 0  # nesting of signals_held
+    pending: int | None = None  # the first termination signal that arrived while held
+
+
+def _terminate(signum: int):
+    raise KeyboardInterrupt if signum == signal.SIGINT else Terminated(signum)
+
+
+def _stop(signum, frame):
+    if _Held.depth:
+        _Held.pending = _Held.pending or signum
+        return
+    _terminate(signum)
+
+
 def handle_termination() -> None:
     """Install the handlers (only the main thread may; elsewhere the embedding program owns its signals)."""
     import threading
 
-    def stop(signum, frame):
-        raise Terminated(signum)
-
     if threading.current_thread() is threading.main_thread():
-        for signum in (signal.SIGTERM, signal.SIGHUP):
-            signal.signal(signum, stop)
+        for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+            signal.signal(signum, _stop)
+
+
+def _hold() -> None:
+    _Held.depth += 1
+
+
+def _release() -> None:
+    """End one hold; at the outermost, raise the signal that arrived meanwhile."""
+    _Held.depth -= 1
+    if not _Held.depth and _Held.pending is not None:
+        signum, _Held.pending = _Held.pending, None
+        _terminate(signum)
+
+
+@contextmanager
+def signals_held():
+    """A termination signal arriving inside is raised when the block ends, not in its middle."""
+    _hold()
+    try:
+        yield
+    finally:
+        _release()
 
 
 def _nearest_existing(path: Path) -> Path:
@@ -107,8 +149,29 @@ def partial_dir(parent: Path, name: str = "") -> Path:
     remove_stale_partials(parent, name)
     prefix = f".{name}{PARTIAL}" if name else PARTIAL
     tmp = Path(tempfile.mkdtemp(dir=parent, prefix=f"{prefix}{os.getpid()}-"))
-    (tmp / INCOMPLETE).write_text("written by a spikformer-deploy run that has not finished\n")
+    try:
+        (tmp / INCOMPLETE).write_text("written by a spikformer-deploy run that has not finished\n")
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
     return tmp
+
+
+@contextmanager
+def partial_directory(parent: Path, name: str = ""):
+    """A new partial directory (``partial_dir``), removed when the block ends unless it was moved into place."""
+    _hold()  # signals_held, unrolled: the release must fall inside the clean-up's try
+    try:
+        tmp = partial_dir(parent, name)
+    except BaseException:
+        _release()
+        raise
+    try:
+        _release()  # a signal held meanwhile is raised here, with the clean-up armed
+        yield tmp
+    finally:
+        with signals_held():  # a second signal does not cut the clean-up short
+            shutil.rmtree(tmp, ignore_errors=True)
 
 
 def mark_complete(tmp: Path) -> None:
@@ -156,18 +219,12 @@ def write_files_atomically(directory: Path, writers: dict) -> list[str]:
     """Write every file into a partial directory inside ``directory``, then move them in with termination signals
     held back: never half a set."""
     try:
-        tmp = partial_dir(directory)
-        try:
+        with partial_directory(directory) as tmp:
             for name, write in writers.items():
                 write(tmp / name)
-            held = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM, signal.SIGHUP})
-            try:
+            with signals_held():
                 for name in writers:
                     os.replace(tmp / name, directory / name)
-            finally:
-                signal.pthread_sigmask(signal.SIG_SETMASK, held)
-        finally:
-            shutil.rmtree(tmp, ignore_errors=True)
     except OSError as exc:  # the checks up front cannot foresee everything (a full disk, /proc)
         raise DeployError(f"writing into {directory} failed: {exc.strerror or exc}") from None
     return [str(directory / name) for name in writers]

@@ -42,4 +42,6 @@ def integer_graph_from(model: Spikformer, calibration_x: torch.Tensor, weight_bi
 
 def integer_graph(model: Spikformer, calibration_x: torch.Tensor, weight_bits: int = 8, input_bits: int = 8,
                   batch_size: int = 64) -> Graph:
+    """The integer (Loihi 2 formats) deploy graph of ``model``: traced, BatchNorm folded, attention rewritten,
+    calibrated on ``calibration_x`` and quantized to ``weight_bits`` / ``input_bits``."""
     return integer_graph_from(model, calibration_x, weight_bits, input_bits, batch_size)[1]

@@ -32,6 +32,7 @@ class SweepJob:
     weight_bits: int
     T: int
     batch: int = 64
+    input_bits: int = 8
 
 
 def run_point(job: SweepJob) -> dict:
@@ -47,7 +48,7 @@ def run_point(job: SweepJob) -> dict:
     model = Spikformer(dataclasses.replace(trained.config, T=job.T)).eval()
     model.load_state_dict(trained.state_dict())
     x_cal, x = torch.from_numpy(job.x_cal), job.x
-    float_graph, int_graph = integer_graph_from(model, x_cal, job.weight_bits, batch_size=job.batch)
+    float_graph, int_graph = integer_graph_from(model, x_cal, job.weight_bits, job.input_bits, job.batch)
     merged = run_local(*simulators(int_graph, float_graph, compare_spikes=False), x, job.batch)
     rows = layer_rows(int_graph, merged.counters)
     loihi2 = load_profile("loihi2")

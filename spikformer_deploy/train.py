@@ -42,7 +42,7 @@ class TrainingRecipe:
         return {k: v for k, v in dataclasses.asdict(self).items() if k != "model_config"}
 
 
-# The recipes of the bundled models (models/*.md say what they reached).
+# The recipes of the bundled models (their cards, resources/models/*.md, say what they reached).
 RECIPES = {
     "digits": TrainingRecipe(max_shift=1),
     "fashion-mnist": TrainingRecipe(dataset="fashion-mnist", dim=128, depth=2, epochs=10, batch_size=128,
@@ -96,12 +96,36 @@ def accuracy(model: Spikformer, x: torch.Tensor, y: torch.Tensor, batch_size: in
     return correct / len(x)
 
 
-def train(recipe: TrainingRecipe, progress=None, root=None) -> tuple[Spikformer, dict]:
-    """Train deterministically; ``progress(epoch, epochs, loss)`` is called after each epoch."""
+def user_data(recipe: TrainingRecipe, path: Path):
+    """The user's labelled inputs, shaped for the recipe's model; every 5th is held out as the test split."""
+    from .data import load_data
+    from .errors import DataError
+
+    x, y = load_data(path, recipe.model_config)
+    if y is None:
+        raise DataError(f"data {path} has no labels: training needs them")
+    if len(x) < 2 or int(y.max()) >= recipe.model_config.num_classes or int(y.min()) < 0:
+        raise DataError(f"data {path}: training needs at least 2 inputs with labels in 0..."
+                        f"{recipe.model_config.num_classes - 1}")
+    test = torch.arange(len(x)) % 5 == 0
+    split = {"train": int((~test).sum()), "test": int(test.sum()), "test_fraction": 0.2, "every_fifth": True}
+    return (x[~test], y[~test], x[test], y[test]), {
+        "data": str(path), "split": split, "preprocessing": "read as simulate reads --data",
+        "selection": "the test split (every 5th input) was not used for training or model selection"}
+
+
+def train(recipe: TrainingRecipe, progress=None, root=None, data: Path | None = None,
+          samples: int | None = None) -> tuple[Spikformer, dict]:
+    """Train deterministically on the recipe's data set (or the labelled inputs in ``data``; the first ``samples``
+    training inputs only, where given); ``progress(epoch, epochs, loss)`` is called after each epoch."""
     torch.set_num_threads(recipe.threads)
     torch.manual_seed(recipe.seed)
     gen = torch.Generator().manual_seed(recipe.seed)
-    (x_train, y_train, x_test, y_test), about = DATASETS[recipe.dataset](recipe, root)
+    (x_train, y_train, x_test, y_test), about = user_data(recipe, data) if data is not None else \
+        DATASETS[recipe.dataset](recipe, root)
+    if samples is not None:
+        x_train, y_train = x_train[:samples], y_train[:samples]
+        about["split"] = {**about["split"], "train": len(x_train)}
     model = Spikformer(recipe.model_config)
     opt = torch.optim.AdamW(model.parameters(), lr=recipe.lr, weight_decay=recipe.weight_decay)
     steps_per_epoch = -(-len(x_train) // recipe.batch_size)
@@ -138,10 +162,12 @@ def write_model_card(checkpoint_path, config: SpikformerConfig, report: dict, co
     s, split = report["settings"], report["split"]
     if split.get("standard"):
         split_text = f"the standard split, {split['train']:,} train / {split['test']:,} test"
+    elif split.get("every_fifth"):
+        split_text = f"every 5th input held out, {split['train']} train / {split['test']} test"
     else:
         split_text = (f"stratified, {split['train']} train / {split['test']} test (test fraction "
                       f"{split['test_fraction']}, seed {split['seed']})")
-    split_text += f"; {SELECTION[s['dataset']]}"
+    split_text += f"; {report.get('selection', SELECTION[s['dataset']])}"
     augmentation = ", ".join(a for a in (f"random shifts of ±{s['max_shift']} px" if s["max_shift"] else "",
                                          "random horizontal flips" if s["hflip"] else "") if a) or "none"
     lines = [

@@ -11,8 +11,10 @@ from spikformer_deploy.model import SpikformerConfig
 
 REPO = Path(__file__).resolve().parent.parent
 FIXTURES = REPO / "tests" / "fixtures" / "original"
-BUNDLED = REPO / "models" / "spikformer_digits.pth"
-BUNDLED_FMNIST = REPO / "models" / "spikformer_fmnist.pth"
+RESOURCES = REPO / "spikformer_deploy" / "resources"  # the package data, in the checkout
+BUNDLED = RESOURCES / "models" / "spikformer_digits.pth"
+BUNDLED_FMNIST = RESOURCES / "models" / "spikformer_fmnist.pth"
+PILOTNET = RESOURCES / "calibration" / "loihi2_pilotnet_lif"  # Intel's PilotNet LIF network and its ground truth
 FMNIST = REPO / "tests" / "fixtures" / "fashion_mnist"  # 500 test, 256 training images (see its README)
 FMNIST_TEST = FMNIST / "t10k-images-idx3-ubyte.gz"
 FMNIST_TRAIN = FMNIST / "train-images-idx3-ubyte.gz"

@@ -4,7 +4,7 @@ import json
 import numpy as np
 import pytest
 
-from support import run_cli, FIXTURE_CASES, fixture_dir
+from support import PILOTNET, run_cli, FIXTURE_CASES, fixture_dir
 
 from spikformer_deploy.data import digits_split
 
@@ -162,9 +162,7 @@ def test_simulate_energy_table_and_bad_profile(tmp_path, capsys):
 
 
 def test_simulate_and_report_take_a_netx_network(capsys, tmp_path):
-    from support import REPO
-
-    pack = REPO / "calibration" / "loihi2_pilotnet_lif"
+    pack = PILOTNET
     net, frame = str(pack / "network.net"), pack / "image.npy"
     chw = tmp_path / "frames.npz"  # a batch of two in [B, C, H, W]: the same frame twice
     np.savez(chw, x=np.stack([np.load(frame).transpose(2, 1, 0)] * 2))
@@ -194,18 +192,14 @@ def test_simulate_and_report_take_a_netx_network(capsys, tmp_path):
     (("--data", "NET"), "expected a .npy or .npz"),
 ])
 def test_netx_bad_input_is_one_line(capsys, args, message):
-    from support import REPO
-
-    pack = REPO / "calibration" / "loihi2_pilotnet_lif"
+    pack = PILOTNET
     paths = {"FRAME": pack / "image.npy", "GT": pack / "conv-0.npy", "NET": pack / "network.net"}
     rc, out, err = run_cli(capsys, "simulate", str(pack / "network.net"), *(str(paths.get(a, a)) for a in args))
     assert rc == 2 and message in err and len(err.strip().splitlines()) == 1 and "Traceback" not in err
 
 
 def test_netx_export_verify_and_report(tmp_path, capsys):
-    from support import REPO
-
-    pack = REPO / "calibration" / "loihi2_pilotnet_lif"
+    pack = PILOTNET
     rc, text, err = run_cli(capsys, "info", str(pack / "network.net"), "--json")
     info = json.loads(text)
     assert rc == 0 and info["neurons"] == 158_509 and info["weights"] == 349_998 and len(info["layers"]) == 10

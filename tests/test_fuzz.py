@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from support import BUNDLED, run_cli
+from support import BUNDLED, PILOTNET, run_cli
 
 from spikformer_deploy.artifact import MANIFEST, sha256
 
@@ -171,7 +171,7 @@ def test_data_files(tmp_path, capsys, i):
     assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before < MAX_RSS_GROWTH_KB
 
 
-PACK = Path(__file__).resolve().parent.parent / "calibration" / "loihi2_pilotnet_lif"
+PACK = PILOTNET
 
 
 def netx_mutation(i: int, rng: random.Random, path: Path) -> None:

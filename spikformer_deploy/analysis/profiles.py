@@ -1,7 +1,7 @@
 """Hardware profiles: every number with a unit, a source and a kind (measured, calibrated, published, estimate,
 assumption), and where its source spreads a ``low``-``high`` range.
 
-Built-in profiles live in ``hw_profiles/*.yaml`` at the project root; users may pass their own file.
+Built-in profiles are package data (``spikformer_deploy/resources/hw_profiles/*.yaml``); users may pass their own file.
 """
 from __future__ import annotations
 
@@ -12,9 +12,10 @@ from pathlib import Path
 
 import yaml
 
+from ..bundled import resource
 from ..errors import ProfileError
 
-PROFILE_DIR = Path(__file__).resolve().parents[2] / "hw_profiles"
+PROFILE_DIR = resource("hw_profiles")
 KINDS = ("measured", "calibrated", "published", "estimate", "assumption")
 BOUNDS = ("low", "high")
 UNITS = {"pJ": 1e-12, "nJ": 1e-9, "J": 1.0, "ns": 1e-9, "us": 1e-6, "s": 1.0, "W": 1.0, "mW": 1e-3,
@@ -89,7 +90,10 @@ class Profile:
 
 
 def builtin_profiles() -> list[str]:
-    return sorted(p.stem for p in PROFILE_DIR.glob("*.yaml"))
+    names = sorted(p.stem for p in PROFILE_DIR.glob("*.yaml"))
+    if not names:  # an estimate needs at least one: never an empty energy table
+        raise ProfileError(f"no built-in hardware profiles in {PROFILE_DIR}: the installation is incomplete")
+    return names
 
 
 def load_profile(name_or_path: str | Path) -> Profile:

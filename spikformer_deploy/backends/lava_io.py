@@ -5,7 +5,16 @@ a Var, and ``Var.get()`` of megabytes takes minutes; a file that the parent read
 """
 from __future__ import annotations
 
+import multiprocessing
+import multiprocessing.resource_tracker
+import os
+import signal
+import sys
+import threading
+import time
 import warnings
+import contextlib
+from contextlib import contextmanager
 
 import numpy as np
 from lava.magma.core.decorator import implements, requires, tag
@@ -17,6 +26,7 @@ from lava.magma.core.process.process import AbstractProcess
 from lava.magma.core.resources import CPU
 from lava.magma.core.sync.protocols.loihi_protocol import LoihiProtocol
 
+from ..errors import DeployError, LavaRunError
 from ..ir.ops import Input
 
 
@@ -60,17 +70,179 @@ def attach_recorder(port, steps: int, path: str) -> tuple[str, tuple[int, ...]]:
     return path, shape
 
 
-def run_fixed_pt(process, steps: int) -> None:
-    """Run the process graph of ``process`` on Loihi2SimCfg(fixed_pt) for ``steps`` steps, then stop it."""
+# A run's limit: Lava's Python runtime does a step of every process in a few ms (digits verify: 24 steps x 66
+# processes in 9.3 s, 5.9 ms each, start-up included); 50 ms each and a minute of start-up is far past any healthy run.
+LIMIT_BASE_S = 60.0
+LIMIT_PER_STEP_PROCESS_S = 0.05
+LIMIT_ENV = "SPIKFORMER_LAVA_LIMIT_S"  # a fixed limit in seconds instead (the watchdog tests)
+
+
+class _Stopped(BaseException):
+    """Raised in the main thread by the watchdog's signal: Lava's wait on a dead child never returns by itself."""
+
+
+class LavaWatchdog:
+    """Watches a Lava run from a thread: when a child process exits during the run (killed, crashed: Lava's runtime
+    would wait on it forever, lava-nc/lava#83), or the run outlives its limit (``LIMIT_BASE_S`` +
+    ``LIMIT_PER_STEP_PROCESS_S`` x steps x processes), it interrupts the main thread; ``close`` then kills every
+    child left, so that none is orphaned, and raises one ``DeployError`` naming the dead process and its signal."""
+
+    def __init__(self, process, steps: int):
+        self.process, self.steps = process, steps
+        self.children: dict[int, object] = {}  # pid -> multiprocessing.Process, every child the run started
+        self._before = child_pids()  # not the run's: never touched
+        self.failure: str | None = None
+        self._done = threading.Event()
+        self._main = threading.main_thread().ident
+        self._start = time.monotonic()
+
+    def limit_s(self) -> float:
+        fixed = os.environ.get(LIMIT_ENV)
+        if fixed:
+            return float(fixed)
+        return LIMIT_BASE_S + LIMIT_PER_STEP_PROCESS_S * self.steps * max(1, len(self.children))
+
+    def __enter__(self):
+        self._previous = signal.signal(signal.SIGUSR1, self._interrupt)
+        self._previous_hook = sys.unraisablehook
+        sys.unraisablehook = self._unraisable
+        self._thread = threading.Thread(target=self._watch, name="lava-watchdog", daemon=True)
+        self._thread.start()
+        return self
+
+    @staticmethod
+    def _interrupt(signum, frame):
+        raise _Stopped
+
+    def _unraisable(self, info) -> None:
+        """Our interrupt, dropped where Python cannot raise (it is sent again): nothing to print."""
+        if not isinstance(info.exc_value, _Stopped):
+            self._previous_hook(info)
+
+    def _watch(self) -> None:
+        while not self._done.wait(0.1):
+            for child in multiprocessing.active_children():
+                if child.pid not in self._before:
+                    self.children.setdefault(child.pid, child)
+            dead = [c for c in self.children.values() if c.exitcode is not None]
+            if dead:
+                self.failure = (f"Lava process {_describe(dead[0], self.process)} {_exit_text(dead[0].exitcode)} "
+                                f"during the run")
+            elif time.monotonic() - self._start > self.limit_s():
+                self.failure = (f"Lava made no progress within {self.limit_s():g} s ({self.steps} steps x "
+                                f"{len(self.children)} processes)")
+            if self.failure:
+                break
+        # again until the main thread is out: an exception raised where Python cannot pass it on (an at-fork hook,
+        # a __del__) is dropped
+        while self.failure and not self._done.is_set():
+            signal.pthread_kill(self._main, signal.SIGUSR1)
+            self._done.wait(0.2)
+
+    def __exit__(self, kind, exc, tb):
+        while self._thread.is_alive():
+            try:
+                self._done.set()
+                self._thread.join()
+            except _Stopped:  # a signal it sent as the run ended
+                pass
+        signal.signal(signal.SIGUSR1, self._previous)
+        sys.unraisablehook = self._previous_hook
+        if self.failure is None and kind is not _Stopped:
+            return False
+        manager = _shared_memory_manager(self.process)
+        server = getattr(getattr(manager, "_manager", None), "_process", None)  # lava wraps multiprocessing's
+        # Lava cannot stop with a dead member: end every child the run started. From /proc, not only the ones
+        # multiprocessing knows: a child forked as the interrupt came may not be registered yet.
+        tracker = getattr(multiprocessing.resource_tracker._resource_tracker, "_pid", None)  # it cleans up, later
+        run_children = child_pids() - self._before - {getattr(server, "pid", None), tracker}
+        for pid in run_children:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        self.children.update({c.pid: c for c in multiprocessing.active_children() if c.pid not in self._before})
+        for child in self.children.values():  # reaped (lava's join() takes no timeout)
+            if child is not server:
+                multiprocessing.Process.join(child, 5)
+        for pid in run_children - set(self.children):
+            with contextlib.suppress(ChildProcessError):
+                os.waitpid(pid, 0)
+        if manager is not None:  # last, and asked: it unlinks the run's shared memory (killed, it would leak it)
+            manager.shutdown()
+        raise LavaRunError(f"{self.failure or 'Lava run interrupted'}; stopped the run and its "
+                           f"{len(self.children)} processes") from None
+
+
+def _describe(child, process) -> str:
+    """A Lava child by the Process it runs, and its pid. Lava starts one child per Process builder, in the order of
+    its executable's builders, then the runtime services (lava/magma/runtime/runtime.py, _build_processes); lava
+    keeps that order in private attributes, hence the fallback to the child's own name."""
+    try:
+        runtime = process.runtime
+        procs = list(runtime._executable.proc_builders)
+        index = runtime._messaging_infrastructure.actors.index(child)
+        what = f"{type(procs[index]).__name__} '{procs[index].name}'" if index < len(procs) else "runtime service"
+    except (AttributeError, ValueError, TypeError):
+        what = child.name
+    return f"{what} (pid {child.pid})"
+
+
+def child_pids(parent: int | None = None) -> set[int]:
+    """The live (not zombie) children of ``parent`` (default: this process), from /proc (Lava forks: Linux)."""
+    me, found = parent or os.getpid(), set()
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat") as f:
+                    stat = f.read()
+            except OSError:
+                continue
+            state, ppid = stat[stat.rindex(")") + 2:].split()[:2]
+            if int(ppid) == me and state != "Z":
+                found.add(int(entry))
+    return found
+
+
+def _shared_memory_manager(process):
+    """The SharedMemoryManager of the run (lava's MultiProcessing.smm), or None."""
+    try:
+        return process.runtime._messaging_infrastructure.smm
+    except AttributeError:
+        return None
+
+
+def _exit_text(code: int) -> str:
+    if code < 0:
+        return f"died of {signal.Signals(-code).name}"
+    return f"exited with status {code}"
+
+
+@contextmanager
+def lava_run(process, steps: int):
+    """Run the process graph of ``process`` on Loihi2SimCfg(fixed_pt) for ``steps`` steps under a ``LavaWatchdog``;
+    inside the block the stopped-but-not-ended runtime can still be read (``Var.get``); it stops at the end."""
     from lava.magma.core.run_conditions import RunSteps
     from lava.magma.core.run_configs import Loihi2SimCfg
 
+    if threading.current_thread() is not threading.main_thread():
+        raise DeployError("Lava runs from the main thread only (its watchdog interrupts that thread)")
     try:
-        with warnings.catch_warnings():  # lava also searches the building module for custom ProcessModels
-            warnings.filterwarnings("ignore", message="Cannot import module", category=UserWarning)
-            process.run(condition=RunSteps(num_steps=steps), run_cfg=Loihi2SimCfg(select_tag="fixed_pt"))
-    finally:
+        with LavaWatchdog(process, steps):  # not around stop(): its children exit then, as they should
+            with warnings.catch_warnings():  # lava also searches the building module for custom ProcessModels
+                warnings.filterwarnings("ignore", message="Cannot import module", category=UserWarning)
+                process.run(condition=RunSteps(num_steps=steps), run_cfg=Loihi2SimCfg(select_tag="fixed_pt"))
+            yield
+    except LavaRunError:  # its processes are gone: nothing to stop
+        raise
+    except BaseException:
         process.stop()
+        raise
+    process.stop()
+
+
+def run_fixed_pt(process, steps: int) -> None:
+    """Run the process graph of ``process`` for ``steps`` steps (``lava_run``), then stop it."""
+    with lava_run(process, steps):
+        pass
 
 
 def read_aligned(recording: tuple[str, tuple[int, ...]], steps: int, depth: int, T: int, batch: int,

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from support import BUNDLED_FMNIST, FMNIST_TEST, FMNIST_TRAIN, REPO, load_fixture
+from support import BUNDLED_FMNIST, FMNIST_TEST, FMNIST_TRAIN, PILOTNET, load_fixture
 
 from spikformer_deploy import load_checkpoint
 from spikformer_deploy.backends.sim import Simulator, int8_gemm
@@ -62,7 +62,7 @@ def test_signed_input_keeps_float_synapse():
 
 def test_pilotnet_current_decay_and_strided_convolutions():
     """Intel's PilotNet (netx): dv = 1024 (a decay float32 cannot carry), strides (2, 1), a dense tail."""
-    pack = REPO / "calibration" / "loihi2_pilotnet_lif"
+    pack = PILOTNET
     graph = read_netx(pack / "network.net", steps=12)
     frame = torch.tensor(np.load(pack / "image.npy").transpose(2, 1, 0)[None], dtype=torch.float32)
     assert_same_run(graph, frame.repeat(2, 1, 1, 1))

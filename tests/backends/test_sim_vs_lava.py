@@ -22,12 +22,12 @@ def one_layer_graph(w, weight_exp, vth, bias_mant, bias_exp):
 
 def run_lava(w, weight_exp, vth, bias_mant, bias_exp, spikes_in, graded):
     """Dense + LIF in Lava; returns output spikes [T, n_out] aligned to the input's time axis."""
-    from lava.magma.core.run_conditions import RunSteps
-    from lava.magma.core.run_configs import Loihi2SimCfg
     from lava.proc.dense.process import Dense as LavaDense
     from lava.proc.io.sink import RingBuffer as Sink
     from lava.proc.io.source import RingBuffer as Source
     from lava.proc.lif.process import LIF as LavaLIF
+
+    from spikformer_deploy.backends.lava_io import lava_run
 
     n_out, n_in = w.shape
     T = spikes_in.shape[0]
@@ -43,9 +43,8 @@ def run_lava(w, weight_exp, vth, bias_mant, bias_exp, spikes_in, graded):
     src.s_out.connect(dense.s_in)
     dense.a_out.connect(lif.a_in)
     lif.s_out.connect(sink.a_in)
-    sink.run(condition=RunSteps(num_steps=T + 1), run_cfg=Loihi2SimCfg(select_tag="fixed_pt"))
-    out = sink.data.get()
-    sink.stop()
+    with lava_run(sink, T + 1):  # under the watchdog, as every Lava run of the package
+        out = sink.data.get()
     return out[:, 1:].T  # the Dense delays by one step
 
 

@@ -6,13 +6,13 @@ import numpy as np
 import pytest
 import torch
 
-from support import REPO
+from support import PILOTNET
 
 from spikformer_deploy.backends.sim import Simulator
 from spikformer_deploy.errors import GraphError
 from spikformer_deploy.frontends import read_netx
 
-PACK = REPO / "calibration" / "loihi2_pilotnet_lif"
+PACK = PILOTNET
 LAYERS = ["input", "conv-0", "conv-1", "conv-2", "conv-3", "conv-4", "fc-0", "fc-1", "fc-2", "fc-3"]
 RESET_INTERVAL = 17  # the ground truth's netx reset interval (see the pack's README)
 RECORDED = 24

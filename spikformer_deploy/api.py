@@ -1,0 +1,123 @@
+"""The jobs the commands do, as functions (the package's public API re-exports them): simulate a model side by side
+in float and integer, estimate its energy on every hardware profile, check an exported artifact on Lava against the
+simulator, and build the hardware feasibility report. The commands call these; they add only input selection and
+output."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .analysis import EnergyEstimate, LayerStats, Profile, builtin_profiles, estimate, layer_rows, load_profile, totals
+from .errors import GraphError
+from .ir import Graph
+
+GPU_REFERENCE = "h200_sxm"  # the GPU beside every report's target
+
+
+@dataclass
+class Simulation:
+    """One side-by-side run: the integer graph (and the float one it was quantized from), per-layer counts per
+    inference, and the scores (agreement, per-layer spike agreement, top-1 where there are labels)."""
+
+    graph: Graph
+    float_graph: Graph | None
+    rows: list[LayerStats]
+    scores: dict
+    samples: int
+
+    def totals(self) -> dict:
+        """Per inference, summed over layers."""
+        return totals(self.rows)
+
+
+def simulate(model, x, labels: torch.Tensor | None = None, *, calibration_x=None, weight_bits: int = 8,
+             input_bits: int = 8, batch: int = 64, device: str = "cpu", ray_address: str | None = None,
+             shard_batches: int = 4, progress=None) -> Simulation:
+    """Run ``x`` through the float model and its integer (Loihi 2) graph, quantized with ranges calibrated on
+    ``calibration_x`` (default: ``x`` itself). ``model`` may instead be an integer ``Graph`` (a netx network), which
+    runs alone. ``progress(done)`` is called after each batch; ``ray_address`` shards the batches over a Ray
+    cluster (the totals equal a local run's bit for bit)."""
+    from .pipeline import integer_graph_from
+    from .runner import run_local, run_ray, simulators
+
+    if isinstance(model, Graph):
+        if not model.integer:
+            raise GraphError(f"simulate runs a model or an integer graph; this graph is {model.dialect}")
+        float_graph, int_graph = None, model
+    else:
+        float_graph, int_graph = integer_graph_from(model, x if calibration_x is None else calibration_x,
+                                                    weight_bits, input_bits, batch)
+    if ray_address:
+        merged = run_ray(ray_address, int_graph, float_graph, x, batch, shard_batches, device, progress)
+    else:
+        merged = run_local(*simulators(int_graph, float_graph, device), x, batch, progress)
+    return Simulation(int_graph, float_graph, layer_rows(int_graph, merged.counters), merged.scores(labels), len(x))
+
+
+def profiles(names=None) -> list[Profile]:
+    """Hardware profiles by name (built-in) or YAML path; none given: every built-in profile."""
+    return [p if isinstance(p, Profile) else load_profile(p) for p in (names or builtin_profiles())]
+
+
+def energy(simulation: Simulation, hardware=None) -> list[EnergyEstimate]:
+    """Energy per inference, per layer, on each profile in ``hardware`` (names, paths or ``Profile``s; default:
+    every built-in one), every convention the profile's model has; Loihi profiles on the network's mapping."""
+    from .analysis.feasibility import map_network
+
+    return [e for p in profiles(hardware) for e in estimate(
+        simulation.rows, simulation.graph, p, map_network(simulation.graph, p) if p.model == "loihi" else None)]
+
+
+def feasibility_report(graph: Graph, x, target: str | Path | Profile = "loihi2", chips: int | None = None,
+                       note: str = "", batch: int = 64) -> dict:
+    """The hardware feasibility report of an integer graph with firing rates measured on ``x``: mapping (cores,
+    chips), every limit checked (all violations at once), latency, energy beside the GPU reference, verdict."""
+    from .analysis.report import build_report
+    from .backends.sim import Simulator
+    from .counters import Counters
+
+    sim = Simulator(graph)
+    counters = Counters(sim.time_steps(x))
+    for start in range(0, len(x), batch):
+        counters.merge(sim.run(x[start:start + batch]).counters)
+    target = target if isinstance(target, Profile) else load_profile(target)
+    return build_report(graph, layer_rows(graph, counters), target, load_profile(GPU_REFERENCE), chips,
+                        note or f"{len(x)} inputs")
+
+
+def verify_on_lava(artifact: str | Path, x, batch: int = 64) -> dict:
+    """Run an artifact's integer graph on Lava (Loihi2SimCfg, fixed_pt) and on the simulator: per layer, how many
+    spike decisions are equal, whether the predictions are, and (where the artifact has one) whether the netx stem
+    equals the simulator. The files are checked against the manifest first."""
+    import time
+
+    from .artifact import load_artifact
+    from .backends.lava import LavaNetwork
+    from .backends.netx import NETX_FILE, run_netx_stem
+    from .backends.sim import Simulator
+
+    artifact = Path(artifact)
+    graph, _ = load_artifact(artifact)
+    x = torch.as_tensor(x)
+    start = time.perf_counter()
+    sim = Simulator(graph, record="spikes")
+    runs = [sim.run(x[i:i + batch]) for i in range(0, len(x), batch)]
+    sim_s = time.perf_counter() - start
+    sim_out = {k: np.concatenate([r.outputs[k].numpy() for r in runs], axis=1) for k in runs[0].outputs}
+    sim_pred = np.concatenate([r.predictions.numpy() for r in runs])
+    lava = LavaNetwork(graph).run(x.numpy())
+    layers = {name: {"equal": int((out == sim_out[name]).sum()), "total": int(out.size)}
+              for name, out in lava.outputs.items()}
+    result = {"samples": len(x), "layers": layers,
+              "spikes_equal": all(v["equal"] == v["total"] for v in layers.values()),
+              "predictions_equal": bool(np.array_equal(lava.predictions, sim_pred)),
+              "lava_s_per_input": lava.seconds / len(x), "sim_s_per_input": sim_s / len(x),
+              "lava_processes": lava.processes, "lava_steps": lava.steps}
+    if (artifact / NETX_FILE).exists():
+        stem = run_netx_stem(artifact / NETX_FILE, graph, x.numpy())
+        result["netx_stem_equal"] = all(np.array_equal(v, sim_out[k]) for k, v in stem.items())
+    result["ok"] = result["spikes_equal"] and result["predictions_equal"] and result.get("netx_stem_equal", True)
+    return result
