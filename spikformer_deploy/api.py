@@ -37,7 +37,7 @@ def simulate(model, x, labels: torch.Tensor | None = None, *, calibration_x=None
              input_bits: int = 8, batch: int = 64, device: str = "cpu", ray_address: str | None = None,
              shard_batches: int = 4, progress=None) -> Simulation:
     """Run ``x`` through the float model and its integer (Loihi 2) graph, quantized with ranges calibrated on
-    ``calibration_x`` (default: ``x`` itself). ``model`` may instead be an integer ``Graph`` (a netx network), which
+    ``calibration_x`` (default: the first 256 inputs of ``x``). ``model`` may instead be an integer ``Graph`` (a netx network), which
     runs alone. ``progress(done)`` is called after each batch; ``ray_address`` shards the batches over a Ray
     cluster (the totals equal a local run's bit for bit)."""
     from .pipeline import integer_graph_from
@@ -48,7 +48,7 @@ def simulate(model, x, labels: torch.Tensor | None = None, *, calibration_x=None
             raise GraphError(f"simulate runs a model or an integer graph; this graph is {model.dialect}")
         float_graph, int_graph = None, model
     else:
-        float_graph, int_graph = integer_graph_from(model, x if calibration_x is None else calibration_x,
+        float_graph, int_graph = integer_graph_from(model, x[:256] if calibration_x is None else calibration_x,
                                                     weight_bits, input_bits, batch)
     if ray_address:
         merged = run_ray(ray_address, int_graph, float_graph, x, batch, shard_batches, device, progress)
