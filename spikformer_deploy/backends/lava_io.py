@@ -84,8 +84,9 @@ class _Stopped(BaseException):
 class LavaWatchdog:
     """Watches a Lava run from a thread: when a child process exits during the run (killed, crashed: Lava's runtime
     would wait on it forever, lava-nc/lava#83), or the run outlives its limit (``LIMIT_BASE_S`` +
-    ``LIMIT_PER_STEP_PROCESS_S`` x steps x processes), it interrupts the main thread; ``close`` then kills every
-    child left, so that none is orphaned, and raises one ``DeployError`` naming the dead process and its signal."""
+    ``LIMIT_PER_STEP_PROCESS_S`` x steps x processes), it interrupts the main thread; leaving the block then kills
+    and reaps every child the run started, so that none is orphaned, and raises one ``LavaRunError`` naming the dead
+    process and its signal."""
 
     def __init__(self, process, steps: int):
         self.process, self.steps = process, steps
