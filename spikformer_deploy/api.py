@@ -76,13 +76,9 @@ def feasibility_report(graph: Graph, x, target: str | Path | Profile = "loihi2",
     """The hardware feasibility report of an integer graph with firing rates measured on ``x``: mapping (cores,
     chips), every limit checked (all violations at once), latency, energy beside the GPU reference, verdict."""
     from .analysis.report import build_report
-    from .backends.sim import Simulator
-    from .counters import Counters
+    from .runner import run_local, simulators
 
-    sim = Simulator(graph)
-    counters = Counters(sim.time_steps(x))
-    for start in range(0, len(x), batch):
-        counters.merge(sim.run(x[start:start + batch]).counters)
+    counters = run_local(*simulators(graph, None), x, batch).counters
     target = target if isinstance(target, Profile) else load_profile(target)
     return build_report(graph, layer_rows(graph, counters), target, load_profile(GPU_REFERENCE), chips,
                         note or f"{len(x)} inputs")
@@ -92,15 +88,23 @@ def verify_on_lava(artifact: str | Path, x, batch: int = 64) -> dict:
     """Run an artifact's integer graph on Lava (Loihi2SimCfg, fixed_pt) and on the simulator: per layer, how many
     spike decisions are equal, whether the predictions are, and (where the artifact has one) whether the netx stem
     equals the simulator. The files are checked against the manifest first."""
-    import time
-
     from .artifact import load_artifact
-    from .backends.lava import LavaNetwork
-    from .backends.netx import NETX_FILE, run_netx_stem
-    from .backends.sim import Simulator
+    from .backends.netx import NETX_FILE
 
     artifact = Path(artifact)
     graph, _ = load_artifact(artifact)
+    netx = artifact / NETX_FILE
+    return compare_on_lava(graph, x, netx if netx.exists() else None, batch)
+
+
+def compare_on_lava(graph: Graph, x, netx_stem: Path | None = None, batch: int = 64) -> dict:
+    """``verify_on_lava`` on a graph already loaded (and checked); ``netx_stem``: the artifact's netx file."""
+    import time
+
+    from .backends.lava import LavaNetwork
+    from .backends.netx import run_netx_stem
+    from .backends.sim import Simulator
+
     x = torch.as_tensor(x)
     start = time.perf_counter()
     sim = Simulator(graph, record="spikes")
@@ -116,8 +120,8 @@ def verify_on_lava(artifact: str | Path, x, batch: int = 64) -> dict:
               "predictions_equal": bool(np.array_equal(lava.predictions, sim_pred)),
               "lava_s_per_input": lava.seconds / len(x), "sim_s_per_input": sim_s / len(x),
               "lava_processes": lava.processes, "lava_steps": lava.steps}
-    if (artifact / NETX_FILE).exists():
-        stem = run_netx_stem(artifact / NETX_FILE, graph, x.numpy())
+    if netx_stem is not None:
+        stem = run_netx_stem(netx_stem, graph, x.numpy())
         result["netx_stem_equal"] = all(np.array_equal(v, sim_out[k]) for k, v in stem.items())
     result["ok"] = result["spikes_equal"] and result["predictions_equal"] and result.get("netx_stem_equal", True)
     return result

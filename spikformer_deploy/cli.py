@@ -479,15 +479,18 @@ def verify(artifact, data, samples, batch, integrity_only, as_json):
 
     --data: the inputs to compare on (default: the bundled model's test split, or synthetic inputs): the first 8
     unless --samples."""
-    from .api import verify_on_lava
+    from .api import compare_on_lava
     from .artifact import verify_files
+    from .backends.netx import NETX_FILE
     from .ir.serialize import load_graph
 
     manifest = verify_files(artifact)
     result = {"artifact": str(artifact), "files_checked": len(manifest["files"])}
     if not integrity_only:
-        x, note = artifact_inputs(load_graph(artifact), manifest, data, samples or 8)
-        result.update({"inputs": note, **verify_on_lava(artifact, x, batch_or_default(batch))})
+        graph = load_graph(artifact)
+        x, note = artifact_inputs(graph, manifest, data, samples or 8)
+        netx = artifact / NETX_FILE if NETX_FILE in manifest["files"] else None
+        result.update({"inputs": note, **compare_on_lava(graph, x, netx, batch_or_default(batch))})
     ok = result.get("ok", True)
     result["ok"] = ok
     if as_json:
