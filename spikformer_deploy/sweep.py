@@ -39,13 +39,13 @@ def run_point(job: SweepJob) -> dict:
     """One point (in a worker process)."""
     from .analysis import estimate, layer_rows, load_profile, totals
     from .analysis.feasibility import map_network, performance
-    from .model import Spikformer, load_checkpoint
+    from .model import build_model, load_checkpoint
     from .pipeline import integer_graph_from
     from .runner import run_local, simulators
 
     torch.set_num_threads(1)
     trained = load_checkpoint(job.checkpoint, **job.overrides)
-    model = Spikformer(dataclasses.replace(trained.config, T=job.T)).eval()
+    model = build_model(dataclasses.replace(trained.config, T=job.T)).eval()
     model.load_state_dict(trained.state_dict())
     x_cal, x = torch.from_numpy(job.x_cal), job.x
     float_graph, int_graph = integer_graph_from(model, x_cal, job.weight_bits, job.input_bits, job.batch)

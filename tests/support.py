@@ -56,3 +56,18 @@ def run_cli(capsys, *args):
     rc = main(list(args))
     out, err = capsys.readouterr()
     return rc, out, err
+
+FAMILY = REPO / "tests" / "fixtures" / "family"
+FAMILY_CASES = ("spikingformer/cifar10", "spikingformer/imagenet", "sdt/cifar10", "sdt/imagenet")
+
+
+def load_family_fixture(case: str):
+    """(model, input, logits, fp64 logits, spikes) of one family fixture made with the member's original code."""
+    from spikformer_deploy import load_checkpoint
+
+    d = FAMILY / case
+    if not d.is_dir():
+        pytest.fail(f"family fixtures not found at {d} (tests/fixtures is part of the repository)")
+    model = load_checkpoint(d / "model_best.pth.tar")
+    return (model, torch.load(d / "input.pt"), torch.load(d / "logits.pt"), torch.load(d / "logits_fp64.pt"),
+            torch.load(d / "spikes.pt"))

@@ -1,8 +1,13 @@
-"""Float reference Spikformer (cifar10 / imagenet / cifar10dvs variants of the original code) and its loader."""
-from .checkpoint import load_checkpoint, parameter_count, safe_torch_load, save_checkpoint
-from .config import VARIANTS, SpikformerConfig
+"""Float references of the Spikformer family (Spikformer's three variants, Spikingformer, Spike-driven Transformer)
+and their checkpoint loader."""
+from .base import FamilyModel, lif_modules, spike_counts
+from .checkpoint import build_model, load_checkpoint, parameter_count, safe_torch_load, save_checkpoint
+from .config import MEMBERS, VARIANTS, SpikformerConfig
 from .lif import MultiStepLIF
-from .spikformer import Spikformer, lif_modules, spike_counts
+from .sdt import SpikeDrivenTransformer
+from .spikformer import Spikformer
+from .spikingformer import Spikingformer
 
-__all__ = ["load_checkpoint", "save_checkpoint", "safe_torch_load", "parameter_count", "SpikformerConfig",
-           "VARIANTS", "MultiStepLIF", "Spikformer", "lif_modules", "spike_counts"]
+__all__ = ["load_checkpoint", "save_checkpoint", "safe_torch_load", "parameter_count", "build_model",
+           "SpikformerConfig", "VARIANTS", "MEMBERS", "MultiStepLIF", "FamilyModel", "Spikformer", "Spikingformer",
+           "SpikeDrivenTransformer", "lif_modules", "spike_counts"]

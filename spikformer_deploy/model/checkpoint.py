@@ -1,7 +1,9 @@
-"""Loading original Spikformer checkpoints (and our own) without ever running code from the file.
+"""Loading original checkpoints of the Spikformer family (and our own) without ever running code from the file.
 
-Layouts accepted (DESIGN.md §1): timm 0.5.4 CheckpointSaver dicts (``state_dict`` + ``args``), the cifar10dvs
-train.py dict (``model`` + ``args``), a bare state_dict, and this project's own format (``save_checkpoint``).
+Layouts accepted (DESIGN.md §1): timm CheckpointSaver dicts (``state_dict`` + ``args``: Spikformer, Spikingformer,
+Spike-driven Transformer), the cifar10dvs train.py dict (``model`` + ``args``), a bare state_dict, and this project's
+own format (``save_checkpoint``). Which member a state_dict belongs to follows from its keys (``detect_layout``);
+each member has one entry in ``LAYOUTS``: its config from the state_dict's shapes and the checkpoint's args.
 """
 from __future__ import annotations
 
@@ -18,8 +20,19 @@ from pathlib import Path
 import torch
 
 from ..errors import CheckpointError, ConfigError, UnsafePickleError
+from .base import FamilyModel
 from .config import DEFAULT_IMG_SIZE, DEFAULT_T, SpikformerConfig
-from .spikformer import Spikformer, is_unused_parameter
+from .sdt import SpikeDrivenTransformer
+from .spikformer import Spikformer
+from .spikingformer import Spikingformer
+
+MODEL_CLASSES: dict[str, type[FamilyModel]] = {"spikformer": Spikformer, "spikingformer": Spikingformer,
+                                               "sdt": SpikeDrivenTransformer}
+
+
+def build_model(config: SpikformerConfig) -> FamilyModel:
+    """The float reference of ``config``'s family member (fresh weights)."""
+    return MODEL_CLASSES[config.member](config)
 
 FORMAT_NAME = "spikformer-deploy"
 FORMAT_VERSION = 1
@@ -189,15 +202,22 @@ def _shape(sd: dict, key: str, path: Path) -> tuple[int, ...]:
     return tuple(sd[key].shape)
 
 
-def detect_variant(sd: dict, path: Path) -> str:
+def detect_layout(sd: dict, path: Path) -> tuple[str, str]:
+    """(member, variant) of a state_dict, from the keys only its layout has."""
+    if "patch_embed.block0_conv.weight" in sd:
+        return "spikingformer", "cifar10"
+    if "patch_embed.proj1_conv.weight" in sd:
+        return "spikingformer", "imagenet"
+    if "block.0.attn.talking_heads.weight" in sd:
+        return "sdt", "cifar10"  # the variant follows from pooling_stat (infer_sdt)
     if "block.0.attn.q_linear.weight" in sd:
-        return "cifar10"
+        return "spikformer", "cifar10"
     fc1 = sd.get("block.0.mlp.fc1_conv.weight")
     if fc1 is not None and "block.0.attn.q_conv.weight" in sd:
-        return "imagenet" if fc1.ndim == 4 else "cifar10dvs"
+        return "spikformer", "imagenet" if fc1.ndim == 4 else "cifar10dvs"
     if "patch_embed.proj_conv.weight" not in sd:
         sample = ", ".join(sorted(sd)[:3])
-        raise CheckpointError(f"{path} is not a Spikformer checkpoint (keys start {sample}, …; "
+        raise CheckpointError(f"{path} is not a Spikformer-family checkpoint (keys start {sample}, …; "
                               f"expected patch_embed.* and block.*)")
     raise CheckpointError(f"{path}: cannot tell the Spikformer variant: no block.0.attn.q_linear/q_conv weights")
 
@@ -217,35 +237,76 @@ def _pick(name: str, overrides: dict, args: dict, args_key: str | None, default,
     return value
 
 
-def infer_config(sd: dict, args: dict, overrides: dict, path: Path) -> SpikformerConfig:
-    variant = detect_variant(sd, path)
+def _depth(sd: dict, path: Path) -> int:
+    block_ids = {int(m.group(1)) for k in sd if (m := re.match(r"block\.(\d+)\.", k))}
+    if not block_ids:
+        raise CheckpointError(f"{path} is not a Spikformer-family checkpoint: no block.* entries")
+    return max(block_ids) + 1
+
+
+def _mlp_ratio(hidden: int, dim: int):
+    return hidden // dim if hidden % dim == 0 else hidden / dim
+
+
+def _num_heads(overrides: dict, args: dict, key: str | None, member: str) -> int:
+    num_heads = overrides.get("num_heads")
+    if num_heads is not None and key and args.get(key) not in (None, num_heads):
+        raise ConfigError(f"num_heads={num_heads} contradicts the checkpoint's args.num_heads={args[key]}")
+    return _pick("num_heads", overrides, args, key, None, member)
+
+
+def infer_spikformer(sd: dict, args: dict, overrides: dict, path: Path, variant: str) -> SpikformerConfig:
     kind = "linear" if variant == "cifar10" else "conv"
     dim = _shape(sd, "patch_embed.rpe_conv.weight", path)[0]
-    block_ids = {int(m.group(1)) for k in sd if (m := re.match(r"block\.(\d+)\.", k))}
-    depth = max(block_ids) + 1 if block_ids else 0
-    if depth == 0:
-        raise CheckpointError(f"{path} is not a Spikformer checkpoint: no block.* entries")
-    hidden = _shape(sd, f"block.0.mlp.fc1_{kind}.weight", path)[0]
-    mlp_ratio = hidden // dim if hidden % dim == 0 else hidden / dim
     # cifar10 train.py stores the architecture in args (num_heads, time_step, img_size); imagenet and cifar10dvs do
     # not (their factories hard-code it): only cifar10dvs's args.T and imagenet's args.img_size describe the model.
-    heads_key = "num_heads" if variant == "cifar10" else None
     t_key = {"cifar10": "time_step", "imagenet": None, "cifar10dvs": "T"}[variant]
     img_key = {"cifar10": "img_size", "imagenet": "img_size", "cifar10dvs": None}[variant]
-    num_heads = overrides.get("num_heads")
-    if num_heads is not None and heads_key and args.get(heads_key) not in (None, num_heads):
-        raise ConfigError(f"num_heads={num_heads} contradicts the checkpoint's args.num_heads={args[heads_key]}")
     return SpikformerConfig(
-        variant=variant,
-        dim=dim,
-        depth=depth,
-        num_heads=_pick("num_heads", overrides, args, heads_key, None, variant),
-        mlp_ratio=mlp_ratio,
+        variant=variant, dim=dim, depth=_depth(sd, path),
+        num_heads=_num_heads(overrides, args, "num_heads" if variant == "cifar10" else None, variant),
+        mlp_ratio=_mlp_ratio(_shape(sd, f"block.0.mlp.fc1_{kind}.weight", path)[0], dim),
         num_classes=_shape(sd, "head.weight", path)[0],
         in_channels=_shape(sd, "patch_embed.proj_conv.weight", path)[1],
         img_size=_pick("img_size", overrides, args, img_key, DEFAULT_IMG_SIZE[variant], variant),
-        T=_pick("T", overrides, args, t_key, DEFAULT_T[variant], variant),
-    )
+        T=_pick("T", overrides, args, t_key, DEFAULT_T[variant], variant))
+
+
+def infer_spikingformer(sd: dict, args: dict, overrides: dict, path: Path, variant: str) -> SpikformerConfig:
+    """Spikingformer's train.py stores num_heads and img_size in args; T is the model's default 4 (train.py never
+    passes it; args.time_step is parsed and unused)."""
+    first = "patch_embed.block0_conv.weight" if variant == "cifar10" else "patch_embed.proj_conv.weight"
+    dim = _shape(sd, "block.0.attn.q_conv.weight", path)[0]
+    return SpikformerConfig(
+        variant=variant, member="spikingformer", dim=dim, depth=_depth(sd, path),
+        num_heads=_num_heads(overrides, args, "num_heads", "spikingformer"),
+        mlp_ratio=_mlp_ratio(_shape(sd, "block.0.mlp.mlp1_conv.weight", path)[0], dim),
+        num_classes=_shape(sd, "head.weight", path)[0], in_channels=_shape(sd, first, path)[1],
+        img_size=_pick("img_size", overrides, args, "img_size", None, "spikingformer"),
+        T=_pick("T", overrides, args, None, 4, "spikingformer"))
+
+
+def infer_sdt(sd: dict, args: dict, overrides: dict, path: Path, variant: str) -> SpikformerConfig:
+    """SDT's train.py stores everything in args: time_steps, num_heads, img_size and pooling_stat (its configs:
+    0011 for CIFAR, 1111 for ImageNet, which names the variant)."""
+    dim = _shape(sd, "block.0.attn.q_conv.weight", path)[0]
+    pooling = _pick("pooling", overrides, args, "pooling_stat", None, "sdt")
+    return SpikformerConfig(
+        variant="imagenet" if pooling == "1111" else "cifar10", member="sdt", pooling=pooling, dim=dim,
+        depth=_depth(sd, path), num_heads=_num_heads(overrides, args, "num_heads", "sdt"),
+        mlp_ratio=_mlp_ratio(_shape(sd, "block.0.mlp.fc1_conv.weight", path)[0], dim),
+        num_classes=_shape(sd, "head.weight", path)[0],
+        in_channels=_shape(sd, "patch_embed.proj_conv.weight", path)[1],
+        img_size=_pick("img_size", overrides, args, "img_size", None, "sdt"),
+        T=_pick("T", overrides, args, "time_steps", None, "sdt"))
+
+
+LAYOUTS = {"spikformer": infer_spikformer, "spikingformer": infer_spikingformer, "sdt": infer_sdt}
+
+
+def infer_config(sd: dict, args: dict, overrides: dict, path: Path) -> SpikformerConfig:
+    member, variant = detect_layout(sd, path)
+    return LAYOUTS[member](sd, args, overrides, path, variant)
 
 
 def _check_finite(sd: dict, path: Path) -> None:
@@ -255,9 +316,10 @@ def _check_finite(sd: dict, path: Path) -> None:
             raise CheckpointError(f"{path}: {key} has {bad} NaN/Inf value(s)")
 
 
-def load_state_dict_checked(model: Spikformer, sd: dict, path: Path) -> None:
+def load_state_dict_checked(model: FamilyModel, sd: dict, path: Path) -> None:
     """Load every used weight strictly; unused original entries (LayerNorms, pos_embed) only if they fit."""
     expected = model.state_dict()
+    is_unused_parameter = model.is_unused_parameter
     missing = [k for k in expected if k not in sd and not is_unused_parameter(k)]
     unexpected = [k for k in sd if k not in expected]
     mismatched = [f"{k} {list(sd[k].shape)} (model needs {list(expected[k].shape)})"
@@ -268,17 +330,19 @@ def load_state_dict_checked(model: Spikformer, sd: dict, path: Path) -> None:
             more = f" and {len(items) - 3} more" if len(items) > 3 else ""
             problems.append(f"{label}: {', '.join(items[:3])}{more}")
     if problems:
-        raise CheckpointError(f"{path} does not fit a {model.config.variant} Spikformer: {'; '.join(problems)}")
+        raise CheckpointError(f"{path} does not fit a {model.config.variant} {model.config.title}: "
+                              f"{'; '.join(problems)}")
     usable = {k: v for k, v in sd.items() if k in expected and v.shape == expected[k].shape}
     model.load_state_dict(usable, strict=False)
 
 
-def load_checkpoint(path: str | os.PathLike, **overrides) -> Spikformer:
-    """Build the float reference from a checkpoint; returns the model in eval mode with ``.config``.
+def load_checkpoint(path: str | os.PathLike, **overrides) -> FamilyModel:
+    """Build the float reference from a checkpoint of any family member; returns the model in eval mode with
+    ``.config`` (``config.member`` names the member).
 
-    Overrides: ``num_heads``, ``T``, ``img_size`` (needed when the checkpoint does not record them).
+    Overrides: ``num_heads``, ``T``, ``img_size``, ``pooling`` (needed when the checkpoint does not record them).
     """
-    unknown = set(overrides) - {"num_heads", "T", "img_size"}
+    unknown = set(overrides) - {"num_heads", "T", "img_size", "pooling"}
     if unknown:
         raise ConfigError(f"unknown load_checkpoint option(s): {', '.join(sorted(unknown))}")
     path = Path(path)
@@ -292,7 +356,7 @@ def load_checkpoint(path: str | os.PathLike, **overrides) -> Spikformer:
     else:
         config = infer_config(state_dict, args, overrides, path)
     _check_finite(state_dict, path)
-    model = Spikformer(config)
+    model = build_model(config)
     load_state_dict_checked(model, state_dict, path)
     # where the weights came from (manifests, default data): own-format metadata or the original layout
     model.source = {"path": str(path), "meta": obj.get("meta", {}) if own_config is not None else {},
@@ -301,7 +365,7 @@ def load_checkpoint(path: str | os.PathLike, **overrides) -> Spikformer:
     return model.eval()
 
 
-def save_checkpoint(model: Spikformer, path: str | os.PathLike, meta: dict | None = None) -> None:
+def save_checkpoint(model: FamilyModel, path: str | os.PathLike, meta: dict | None = None) -> None:
     """Write the project's own format (config + state_dict, readable with weights_only), atomically."""
     path = Path(path)
     payload = {"format": FORMAT_NAME, "format_version": FORMAT_VERSION, "config": model.config.to_dict(),
@@ -321,6 +385,6 @@ def save_checkpoint(model: Spikformer, path: str | os.PathLike, meta: dict | Non
             os.unlink(tmp)
 
 
-def parameter_count(model: Spikformer) -> int:
+def parameter_count(model: FamilyModel) -> int:
     return sum(p.numel() for p in model.parameters())
 

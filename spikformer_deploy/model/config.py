@@ -1,4 +1,10 @@
-"""The architecture of one Spikformer, in the terms of the original code (ZK-Zhou/spikformer @ 6212689)."""
+"""The architecture of one Spikformer-family model, in the terms of its original code.
+
+Members (``member``): ``spikformer`` (ZK-Zhou/spikformer @ 6212689; variants cifar10, imagenet, cifar10dvs),
+``spikingformer`` (zhouchenlin2096/Spikingformer @ 4378623; cifar10, imagenet) and ``sdt``, the Spike-driven
+Transformer v1 (BICLab/Spike-Driven-Transformer @ 3faa822; its tokenizer's pools are ``pooling``, the 4-character
+pooling_stat string of its configs: 0011 in the CIFAR ones, 1111 in the ImageNet ones).
+"""
 from __future__ import annotations
 
 import dataclasses
@@ -7,11 +13,16 @@ from dataclasses import dataclass
 from ..errors import ConfigError
 
 VARIANTS = ("cifar10", "imagenet", "cifar10dvs")
+MEMBERS = {"spikformer": "Spikformer", "spikingformer": "Spikingformer", "sdt": "Spike-driven Transformer"}
+MEMBER_VARIANTS = {"spikformer": VARIANTS, "spikingformer": ("cifar10", "imagenet"), "sdt": ("cifar10", "imagenet")}
 
 # Per-variant facts of the original code (DESIGN.md §1).
 ATTENTION_SCALE = {"cifar10": 0.125, "imagenet": 0.125, "cifar10dvs": 0.25}
 # SPS stages followed by MaxPool2d(3, 2, 1): cifar10 pools after stages 2 and 3 only.
 POOLED_STAGES = {"cifar10": (2, 3), "imagenet": (0, 1, 2, 3), "cifar10dvs": (0, 1, 2, 3)}
+# Spikingformer: 5 conv stages (the first on the image, no LIF); stage i >= 1 is LIF -> [MaxPool] -> conv -> BN, and
+# these stages have the pool (cifar10/model.py:162-170, imagenet/model.py:158-173).
+SPIKINGFORMER_POOLED = {"cifar10": (3, 4), "imagenet": (1, 2, 3, 4)}
 # Default image size and T of each variant's factory (imagenet hard-codes T = 4 in forward; dvs hard-codes 128x128).
 DEFAULT_IMG_SIZE = {"cifar10": 32, "imagenet": 224, "cifar10dvs": 128}
 DEFAULT_T = {"cifar10": 4, "imagenet": 4, "cifar10dvs": None}
@@ -31,10 +42,19 @@ class SpikformerConfig:
     in_channels: int
     img_size: int
     T: int
+    member: str = "spikformer"
+    pooling: str | None = None  # sdt only: pooling_stat
 
     def __post_init__(self):
-        if self.variant not in VARIANTS:
-            raise ConfigError(f"unknown variant {self.variant!r}; expected one of {', '.join(VARIANTS)}")
+        if self.member not in MEMBERS:
+            raise ConfigError(f"unknown model family member {self.member!r}; expected one of {', '.join(MEMBERS)}")
+        if self.variant not in MEMBER_VARIANTS[self.member]:
+            raise ConfigError(f"unknown {self.member} variant {self.variant!r}; expected one of "
+                              f"{', '.join(MEMBER_VARIANTS[self.member])}")
+        if (self.member == "sdt") != (self.pooling is not None):
+            raise ConfigError("pooling (pooling_stat) is an sdt setting, and sdt needs it")
+        if self.pooling is not None and (len(self.pooling) != 4 or set(self.pooling) - {"0", "1"}):
+            raise ConfigError(f"pooling_stat must be 4 characters of 0/1, got {self.pooling!r}")
         for name in ("dim", "depth", "num_heads", "num_classes", "in_channels", "img_size", "T"):
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
@@ -57,7 +77,16 @@ class SpikformerConfig:
         return int(self.dim * self.mlp_ratio)
 
     @property
+    def title(self) -> str:
+        return MEMBERS[self.member]
+
+    @property
     def pooled_stages(self) -> tuple[int, ...]:
+        """Tokenizer stages with a max-pool (after the stage for spikformer and sdt, before it for spikingformer)."""
+        if self.member == "spikingformer":
+            return SPIKINGFORMER_POOLED[self.variant]
+        if self.member == "sdt":
+            return tuple(i for i, c in enumerate(self.pooling) if c == "1")
         return POOLED_STAGES[self.variant]
 
     @property
@@ -74,12 +103,16 @@ class SpikformerConfig:
         return self.grid**2
 
     @property
-    def attention_scale(self) -> float:
-        return ATTENTION_SCALE[self.variant]
+    def attention_scale(self) -> float | None:
+        """The fixed scale of Q Kᵀ V (spikingformer: 0.125 after both products); sdt's SDSA has none."""
+        if self.member == "sdt":
+            return None
+        return 0.125 if self.member == "spikingformer" else ATTENTION_SCALE[self.variant]
 
     @property
-    def stage_channels(self) -> tuple[int, int, int, int]:
-        return (self.dim // 8, self.dim // 4, self.dim // 2, self.dim)
+    def stage_channels(self) -> tuple[int, ...]:
+        channels = (self.dim // 8, self.dim // 4, self.dim // 2, self.dim)
+        return (*channels, self.dim) if self.member == "spikingformer" else channels
 
     def input_shape(self, batch: int = 1) -> tuple[int, ...]:
         """Shape the model's forward takes: an image (repeated T times inside) or T event frames."""
@@ -93,8 +126,9 @@ class SpikformerConfig:
     @classmethod
     def from_dict(cls, data: dict) -> "SpikformerConfig":
         names = {f.name for f in dataclasses.fields(cls)}
+        optional = {f.name for f in dataclasses.fields(cls) if f.default is not dataclasses.MISSING}
         unknown = sorted(set(data) - names)
-        missing = sorted(names - set(data))
+        missing = sorted(names - set(data) - optional)  # configs written before the family members lack those
         if unknown or missing:
             raise ConfigError(f"bad model config: missing {missing}, unknown {unknown}")
         return cls(**data)

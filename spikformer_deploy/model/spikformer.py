@@ -12,20 +12,9 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ..errors import DataError
+from .base import FamilyModel, per_frame, synapse_bn
 from .config import ATTN_LIF_THRESHOLD, SpikformerConfig
 from .lif import MultiStepLIF
-
-
-def synapse_bn(synapse: nn.Module, bn: nn.Module, x: torch.Tensor, channels_last: bool) -> torch.Tensor:
-    """Synapse then BatchNorm on ``x [T, B, ...]`` with T folded into the batch, as the original does."""
-    T, B = x.shape[:2]
-    y = synapse(x.flatten(0, 1))
-    if channels_last:  # cifar10: Linear on [TB, N, C]; BatchNorm1d wants channels in dim 1
-        y = bn(y.transpose(-1, -2)).transpose(-1, -2)
-    else:
-        y = bn(y)
-    return y.reshape(T, B, *y.shape[1:]).contiguous()
 
 
 def stage_suffix(i: int) -> str:
@@ -53,14 +42,12 @@ class SPS(nn.Module):
         self.rpe_lif = MultiStepLIF()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        T, B = x.shape[:2]
         for i in range(4):
             sfx = stage_suffix(i)
             x = getattr(self, f"proj_lif{sfx}")(
                 synapse_bn(getattr(self, f"proj_conv{sfx}"), getattr(self, f"proj_bn{sfx}"), x, False))
             if i in self.config.pooled_stages:
-                x = getattr(self, f"maxpool{sfx}")(x.flatten(0, 1))
-                x = x.reshape(T, B, *x.shape[1:])
+                x = per_frame(getattr(self, f"maxpool{sfx}"), x)
         x_feat = x
         x = self.rpe_lif(synapse_bn(self.rpe_conv, self.rpe_bn, x, False))
         x = x + x_feat  # residual of spikes: values in {0, 1, 2}
@@ -175,15 +162,7 @@ class Block(nn.Module):
         return x + self.mlp(x)
 
 
-def is_unused_parameter(key: str) -> bool:
-    """Entries the original keeps in its state_dict but forward() never reads: pos_embed, norm, norm1/norm2."""
-    parts = key.split(".")
-    if key == "pos_embed" or parts[0] == "norm":
-        return True
-    return len(parts) >= 3 and parts[0] == "block" and parts[2] in ("norm1", "norm2")
-
-
-class Spikformer(nn.Module):
+class Spikformer(FamilyModel):
     def __init__(self, config: SpikformerConfig):
         super().__init__()
         self.config = config
@@ -198,27 +177,6 @@ class Spikformer(nn.Module):
         if config.variant == "cifar10dvs":
             nn.init.trunc_normal_(self.pos_embed, std=0.02)
 
-    def time_major_input(self, x: torch.Tensor) -> torch.Tensor:
-        """Check the input shape and return the ``[T, B, C, H, W]`` sequence the network runs on."""
-        cfg = self.config
-        chw = (cfg.in_channels, cfg.img_size, cfg.img_size)
-        if cfg.variant == "cifar10dvs":  # event frames [B, T, C, H, W]; T is the number of frames
-            if x.ndim != 5 or tuple(x.shape[2:]) != chw:
-                raise DataError(f"cifar10dvs model expects event frames [B, T, {chw[0]}, {chw[1]}, {chw[2]}], "
-                                f"got {list(x.shape)}")
-            return x.permute(1, 0, 2, 3, 4)
-        if x.ndim != 4 or tuple(x.shape[1:]) != chw:
-            raise DataError(f"{cfg.variant} model expects images [B, {chw[0]}, {chw[1]}, {chw[2]}], got "
-                            f"{list(x.shape)}")
-        return x.unsqueeze(0).repeat(cfg.T, 1, 1, 1, 1)
-
-    def features(self, x: torch.Tensor) -> torch.Tensor:
-        """Mean over tokens then over T of the last block's output: the head's input ``[B, dim]``."""
-        x = self.patch_embed(self.time_major_input(x))
-        for blk in self.block:
-            x = blk(x)
-        return self.pool(x)
-
     def pool(self, x: torch.Tensor) -> torch.Tensor:
         """The last block's output ``[T, B, ...]`` -> its mean over tokens, then over T: ``[B, dim]``."""
         if self.config.variant == "cifar10":
@@ -229,8 +187,16 @@ class Spikformer(nn.Module):
             x = x.mean(3)
         return x.mean(0)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.head(self.features(x))
+    def logits(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.pool(x))
+
+    @staticmethod
+    def is_unused_parameter(key: str) -> bool:
+        """pos_embed, norm, norm1/norm2: in the original state_dict, never read by forward()."""
+        parts = key.split(".")
+        if key == "pos_embed" or parts[0] == "norm":
+            return True
+        return len(parts) >= 3 and parts[0] == "block" and parts[2] in ("norm1", "norm2")
 
 
 def _init_weights(m: nn.Module) -> None:
@@ -242,25 +208,3 @@ def _init_weights(m: nn.Module) -> None:
     elif isinstance(m, nn.LayerNorm):
         nn.init.constant_(m.bias, 0)
         nn.init.constant_(m.weight, 1.0)
-
-
-def lif_modules(model: Spikformer) -> dict[str, MultiStepLIF]:
-    """LIF modules in forward order, by original module name."""
-    return {name: m for name, m in model.named_modules() if isinstance(m, MultiStepLIF)}
-
-
-@torch.no_grad()
-def spike_counts(model: Spikformer, x: torch.Tensor) -> dict[str, torch.Tensor]:
-    """Run ``model`` on ``x`` and return ``{original LIF module name: int64 [T, B] spike counts}``."""
-    counts: dict[str, torch.Tensor] = {}
-    handles = []
-    for name, module in lif_modules(model).items():
-        def hook(_module, _inputs, output, name=name):
-            counts[name] = output.flatten(2).sum(2).round().to(torch.int64)
-        handles.append(module.register_forward_hook(hook))
-    try:
-        model(x)
-    finally:
-        for h in handles:
-            h.remove()
-    return counts
