@@ -1,6 +1,17 @@
-"""Frontends: source models -> deploy graphs (hls4ml's converters). A Spikformer gives the float graph; a lava-dl
-netx network gives an integer graph directly."""
+"""Frontends: source models -> deploy graphs (hls4ml's converters). A family member's float model gives the float
+graph (one trace function per member, ``TRACERS``); a lava-dl netx network gives an integer graph directly."""
+from ..ir import Graph
 from .netx import read_netx
-from .spikformer import trace
+from .sdt import trace_sdt
+from .spikformer import trace_spikformer
+from .spikingformer import trace_spikingformer
 
-__all__ = ["trace", "read_netx"]
+TRACERS = {"spikformer": trace_spikformer, "spikingformer": trace_spikingformer, "sdt": trace_sdt}
+
+
+def trace(model) -> Graph:
+    """The float deploy graph of a family member's float reference (node names: the original module names)."""
+    return TRACERS[model.config.member](model)
+
+
+__all__ = ["trace", "read_netx", "TRACERS"]

@@ -93,11 +93,14 @@ class Graph:
         """``(C, H, W)`` of a node's output: images as they are, token maps ``[C, N]`` on the grid of the image they
         were flattened from (token n = h * W + w), found by walking up their first inputs."""
         node = self.nodes[name]
+        c, tokens = self.nodes[name].shape[0], int(np.prod(self.nodes[name].shape[1:]))
+        if len(node.shape) == 2 and tokens == 1:  # one token per channel (a token sum or mean)
+            return (c, 1, 1)
         while len(node.shape) == 2:
             node = self.nodes[node.inputs[0]]
         if len(node.shape) != 3:
             raise GraphError(f"{name} has no image grid (shape {list(self.nodes[name].shape)})")
-        (h, w), c = node.shape[1:], self.nodes[name].shape[0]
+        h, w = node.shape[1:]
         return (c, h, w)
 
     def record(self, name: str) -> PassRecord | None:

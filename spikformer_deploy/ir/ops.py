@@ -243,8 +243,11 @@ class OrPool(Op):
 
 @op
 class Add(Op):
-    """Residual sum of spike tensors: graded integer values (0 .. number of summed binary sources). On chip: a
-    relay whose input port sums the delay-balanced inputs (one step)."""
+    """Residual sum. Of spike tensors (Spikformer): graded integers 0 .. number of summed binary sources. Of synapse
+    outputs (the real-valued "membrane shortcut" stream of Spikingformer and the Spike-driven Transformer; one input
+    makes a relay): in the integer dialect the stream's integers on one scale ``1 / sigma`` per graph, each synapse's
+    bias carried to the neurons and the head that read the stream (``quantize``). On chip: a relay whose input port
+    sums the delay-balanced inputs and sends them on as graded spikes (one step)."""
 
     delay: ClassVar[int] = 1
 
@@ -255,6 +258,63 @@ class Add(Op):
 
     def out_bound(self, *in_bounds):
         return float(sum(in_bounds))
+
+
+@op
+class MaxPool(Op):
+    """MaxPool2d on real values (the Spike-driven Transformer's pool of its tokenizer's last BatchNorm output):
+    padding never wins. Integer: the max of the stream's integers (a per-channel bias carried past it commutes with
+    the max). On chip: the embedded cores, within the step its input arrives."""
+
+    kernel: int = 3
+    stride: int = 2
+    padding: int = 1
+
+    def out_shape(self, s):
+        return OrPool.out_shape(self, s)
+
+    def out_bound(self, bound):
+        return bound
+
+
+@op
+class AndTokenSum(Op):
+    """SDSA's column sum (Spike-driven Transformer): per channel, the number of tokens where k AND v spike,
+    ``[C, N], [C, N] -> [C, 1]``, integers 0..N; integer dialect: shifted left by ``out_shift`` (quantize) into the
+    LIF that reads it. On chip: AND + popcount on the embedded cores, within the step its inputs arrive."""
+
+    out_shift: int = 0
+
+    def out_shape(self, k, v):
+        if tuple(k) != tuple(v):
+            raise ValueError(f"k and v shapes differ: {k}, {v}")
+        return (k[0], 1)
+
+
+@op
+class ChannelMask(Op):
+    """SDSA's mask: q AND the per-channel spike ``m`` broadcast over the tokens, ``[C, N], [C, 1] -> [C, N]``:
+    binary. On chip: AND gates on the embedded cores, within the step its inputs arrive."""
+
+    def out_shape(self, q, m):
+        if tuple(m) != (q[0], 1):
+            raise ValueError(f"mask {m} does not fit q {q}")
+        return tuple(q)
+
+    def out_bound(self, *in_bounds):
+        return 1.0
+
+
+@op
+class TokenMean(Op):
+    """Mean over the tokens, ``[C, N] -> [C, 1]`` (the Spike-driven Transformer's pooling before head_lif).
+    Integer: the sum over the tokens shifted right by ``shift`` (arithmetic: floor), the 1/N and the stream's scale
+    going into the reading LIF's threshold (quantize). On chip: the embedded cores, within the step."""
+
+    shift: int = 0
+
+    def out_shape(self, s):
+        return (s[0], 1)
 
 
 @op
@@ -331,4 +391,5 @@ def assert_channels(op: Op, got: int, expected: int) -> None:
 
 
 OP_TYPES: dict[str, type[Op]] = {cls.__name__: cls for cls in (
-    Input, Conv2d, Dense, BatchNorm, LIF, LoihiLIF, OrPool, Add, Flatten, Vectorize, SpikingAttention, Head)}
+    Input, Conv2d, Dense, BatchNorm, LIF, LoihiLIF, OrPool, Add, MaxPool, Flatten, Vectorize, SpikingAttention,
+    AndTokenSum, ChannelMask, TokenMean, Head)}

@@ -7,6 +7,14 @@ the largest value (<= 7) for which the calibrated drive, membrane and threshold 
 (24-bit u and v, 17-bit vth, 13-bit bias mantissa): more fractional bits make the halving ``v >> 1`` exact for more steps. The float LIF
 fires on ``V >= th``; Loihi fires on ``v > vth << 6``, so ``vth << 6`` is set just below ``lambda * th`` by the
 granularity of v. Where every drive is a multiple of 2**(T-1) units (attention, no bias) this is exact.
+
+The real-valued residual stream (Spikingformer, Spike-driven Transformer: ``stream_nodes``) lives on one integer scale
+``sigma`` per graph, a power of two: stream value ``x`` is ``round(sigma * (x - beta))``, where ``beta`` is the sum
+of the biases of the synapses that wrote it (``carried_biases``). Loihi synapses have no bias, so each neuron that
+reads the stream adds ``beta`` itself (in its bias), and the head adds ``W beta`` to its own. A synapse writing the
+stream has weights ``w << e`` = ``W * sigma`` (per-synapse exponent e >= 0: its weight step is ``2**e / sigma``);
+``sigma`` is the largest power of two for which every stream value and every reading neuron's ``u = x << 6`` keep
+``headroom`` below 24 bits and every reader's bias fits its 13-bit mantissa. A neuron reads the stream with exponent 0 (``lambda = 64 sigma``).
 """
 from __future__ import annotations
 
@@ -17,8 +25,9 @@ import numpy as np
 
 from ..errors import ConfigError, GraphError
 from ..ir import Graph, PassRecord
-from ..ir.ops import (ACT_SHIFT, BIAS_EXP_MAX, BIAS_MANT_BITS, FLOAT, INTEGER, LIF, STATE_BITS, VTH_BITS,
-                      WEIGHT_EXP_RANGE, Head, Input, LoihiLIF, SpikingAttention)
+from ..ir.ops import (ACT_SHIFT, BIAS_EXP_MAX, BIAS_MANT_BITS, FLOAT, INTEGER, LIF, STATE_BITS, UNBOUNDED, VTH_BITS,
+                      WEIGHT_EXP_RANGE, Add, AndTokenSum, Flatten, Head, Input, LoihiLIF, MaxPool, SpikingAttention,
+                      TokenMean)
 
 STATE_LIMIT = 2 ** (STATE_BITS - 1)
 MIN_WEIGHT_EXP = 0
@@ -95,7 +104,7 @@ def quantize_bias(target: np.ndarray) -> tuple[np.ndarray, int, int]:
 
 
 def _neuron_params(threshold: float, bias: np.ndarray, step: float, max_a: float, max_v: float, T: int,
-                   headroom: float) -> dict:
+                   headroom: float, max_exp: int = WEIGHT_EXP_RANGE[1]) -> dict:
     """weight_exp, lambda, vth, bias of one LIF whose drive is in units of ``step`` (see the module docstring).
 
     Exponents stay >= 0 (MIN_WEIGHT_EXP): lava's Conv model ignores weight_exp (the exponent is folded into its
@@ -104,7 +113,7 @@ def _neuron_params(threshold: float, bias: np.ndarray, step: float, max_a: float
     """
     chosen = None
     max_bias = (2 ** (BIAS_MANT_BITS - 1) - 1) * 2**BIAS_EXP_MAX
-    for exp in range(WEIGHT_EXP_RANGE[1], MIN_WEIGHT_EXP - 1, -1):
+    for exp in range(max_exp, MIN_WEIGHT_EXP - 1, -1):
         lam = 2.0 ** (ACT_SHIFT + exp) / step
         fits = (max_a / step * 2.0 ** (ACT_SHIFT + exp) * headroom < STATE_LIMIT
                 and lam * max_v * headroom < STATE_LIMIT
@@ -143,6 +152,75 @@ def threshold_aligned_step(threshold: float, step: float, weight_exp: int, g_bit
     return step if vth < 1 else scaled / (vth * 2**ACT_SHIFT + 2.0**g_bits)
 
 
+def stream_nodes(g: Graph) -> set[str]:
+    """The real-valued residual stream: sums of synapse outputs (``Add`` of unbounded values), real ``MaxPool``,
+    their ``Flatten``, and the synapses that write them (which must write nothing else: a relay holds a synapse
+    output that is read twice)."""
+    bounds = g.value_bounds()
+    stream: set[str] = set()
+    for node in g.nodes.values():
+        if (isinstance(node.op, Add) and bounds[node.name] == UNBOUNDED or isinstance(node.op, MaxPool)
+                or isinstance(node.op, Flatten) and node.inputs[0] in stream):
+            stream.add(node.name)
+            for i in node.inputs:
+                if g.nodes[i].op.synapse:
+                    stream.add(i)
+                elif i not in stream:
+                    raise GraphError(f"{node.name}: input {i} ({g.nodes[i].op.type}) is not on the real stream")
+    for name in stream:
+        others = [c.name for c in g.consumers(name) if c.name not in stream] if g.nodes[name].op.synapse else []
+        if others:
+            raise GraphError(f"{name} writes the residual stream and also feeds {others[0]}: put a relay (one-input "
+                             f"Add) between")
+    return stream
+
+
+def carried_biases(g: Graph, stream: set[str]) -> dict[str, np.ndarray]:
+    """Per stream node: the per-channel sum of the biases of the synapses that wrote it (float units)."""
+    beta: dict[str, np.ndarray] = {}
+    for node in g.nodes.values():
+        if node.name not in stream:
+            continue
+        if node.op.synapse:
+            beta[node.name] = np.zeros(node.shape[0]) if node.op.bias is None else np.asarray(node.op.bias, float)
+        else:  # Add sums them; MaxPool (max(x + b) = max(x) + b) and Flatten pass them on
+            beta[node.name] = sum(beta[i] for i in node.inputs)
+    return beta
+
+
+def stream_scale(g: Graph, stream: set[str], beta: dict[str, np.ndarray], calibration: Calibration,
+                 headroom: float) -> float:
+    """sigma: the largest power of two keeping every stream integer and every reading neuron's u and v within
+    ``headroom`` of 24 bits (u = x << 6)."""
+    largest, largest_bias = 0.0, 0.0
+    for name in stream:
+        stats = calibration.maxima.get(name, {})
+        carried = float(np.abs(beta[name]).max(initial=0.0))
+        largest = max(largest, stats.get("max_abs_a", 0.0) + carried)
+        for reader in g.consumers(name):
+            if isinstance(reader.op, LIF):
+                largest = max(largest, calibration.maxima.get(reader.name, {}).get("max_abs_v", 0.0))
+                largest_bias = max(largest_bias, carried)
+    # u and v: 64 sigma x headroom below 2**23; a reader's bias 64 sigma beta within the 13-bit mantissa << 7
+    limits = [2.0 ** (STATE_BITS - 1 - ACT_SHIFT) / headroom / largest if largest > 0 else UNBOUNDED,
+              (2 ** (BIAS_MANT_BITS - 1) - 1) * 2.0 ** (BIAS_EXP_MAX - ACT_SHIFT) / largest_bias
+              if largest_bias > 0 else UNBOUNDED]
+    limit = min(limits)
+    return 2.0 ** np.floor(np.log2(limit)) if limit < UNBOUNDED else 1.0
+
+
+def quantize_stream_synapse(op, weight: np.ndarray, sigma: float, weight_bits: int) -> tuple[object, dict]:
+    """A synapse writing the stream: mantissas and exponent with ``(w << e) = W * sigma`` (bias carried on)."""
+    hi = 2 ** (weight_bits - 1) - 1
+    scaled = weight * sigma
+    peak = float(np.abs(scaled).max(initial=0.0))
+    exp = int(min(WEIGHT_EXP_RANGE[1], max(0, np.ceil(np.log2(peak / hi)) if peak > 0 else 0)))
+    w, clipped = round_weights(scaled, 2.0**exp, weight_levels(weight_bits))
+    record = {"step": 2.0**exp / sigma, "weight_exp": exp, "clipped_weights": clipped, "weights": int(w.size),
+              "max_abs_w": int(np.abs(w.astype(np.int32)).max(initial=0)), "stream_scale": sigma}
+    return dataclasses.replace(op, weight=w, bias=None, weight_exp=exp, weight_bits=weight_bits), record
+
+
 def quantize(graph: Graph, calibration: Calibration, weight_bits: int = 8, input_bits: int = 8,
              headroom: float = 2.0) -> Graph:
     if not 2 <= weight_bits <= 8:
@@ -171,11 +249,37 @@ def quantize(graph: Graph, calibration: Calibration, weight_bits: int = 8, input
     inp.op = dataclasses.replace(inp.op, scale=scale, bits=input_bits, signed=signed)
     record.nodes[inp.name] = {"scale": scale, "bits": input_bits, "signed": signed}
 
+    stream = stream_nodes(g)
+    beta = carried_biases(g, stream)
+    sigma = stream_scale(g, stream, beta, calibration, headroom) if stream else None
+    if stream:
+        record.settings["stream_scale"] = sigma
+        for name in sorted(stream):
+            node = g.nodes[name]
+            if node.op.synapse:
+                w_float = node.op.weight
+                if isinstance(g.nodes[node.inputs[0]].op, Input):
+                    w_float = w_float / inp.op.scale
+                node.op, record.nodes[name] = quantize_stream_synapse(node.op, w_float, sigma, weight_bits)
+
     for node in g.of_type(LIF):
         src = g.nodes[node.inputs[0]]
         stats = {**calibration.maxima.get(src.name, {}), **calibration.maxima.get(node.name, {})}
         max_a, max_v = stats.get("max_abs_a", 0.0), stats.get("max_abs_v", 0.0)
-        if src.op.synapse:
+        if src.name in stream:  # reads the stream: drive x on the stream's scale, exponent 0, carried bias
+            p = _neuron_params(node.op.threshold, beta[src.name], 1.0 / sigma, max_a, max_v, T, headroom, max_exp=0)
+            p["record"]["stream_scale"] = sigma
+        elif isinstance(src.op, TokenMean):  # the token sum of the stream, shifted right until it fits
+            (x,) = src.inputs
+            tokens = g.nodes[x].shape[1]
+            for shift in range(STATE_BITS):
+                p = _neuron_params(node.op.threshold, beta[x], 2.0**shift / (sigma * tokens), max_a, max_v, T,
+                                   headroom, max_exp=0)
+                if not p["record"]["overflow"]:
+                    break
+            src.op = dataclasses.replace(src.op, shift=shift)
+            record.nodes[src.name] = {"shift": shift, "tokens": tokens, "stream_scale": sigma}
+        elif src.op.synapse:
             w_float = src.op.weight
             if isinstance(g.nodes[src.inputs[0]].op, Input):
                 w_float = w_float / inp.op.scale  # the synapse now sees round(x * scale)
@@ -201,22 +305,26 @@ def quantize(graph: Graph, calibration: Calibration, weight_bits: int = 8, input
                                       "max_abs_w": int(np.abs(w_int.astype(np.int32)).max()),
                                       "worst_case_abs_a": float(np.abs(w_int.astype(np.int32)).reshape(
                                           len(w_int), -1).sum(1).max())}
-        elif isinstance(src.op, SpikingAttention):
+        elif isinstance(src.op, (SpikingAttention, AndTokenSum)):  # exact integer counts
             p = _neuron_params(node.op.threshold, np.zeros(node.shape[0]), 1.0, max_a, max_v, T, headroom)
             src.op = dataclasses.replace(src.op, out_shift=p["weight_exp"])
             record.nodes[src.name] = {"out_shift": p["weight_exp"], "exact": p["record"]["threshold_exact"]}
         else:
-            raise GraphError(f"quantize: {node.name} is fed by {src.op.type}, not a synapse or the attention")
+            raise GraphError(f"quantize: {node.name} is fed by {src.op.type}, not a synapse, the attention or the "
+                             f"stream")
         node.op = LoihiLIF(vth=p["vth"], bias_mant=p["bias_mant"], bias_exp=p["bias_exp"], scale=p["lambda"])
         record.nodes[node.name] = p["record"]
 
     for node in g.of_type(Head):
-        op = node.op
-        steps_tokens = T * g.nodes[node.inputs[0]].shape[1]
+        op, (x,) = node.op, node.inputs
+        steps_tokens = T * g.nodes[x].shape[1]
+        # its input: spikes or spike sums (unit 1), or the stream (unit 1 / sigma, its carried bias adds W beta)
+        unit, carried = (1.0 / sigma, op.weight @ beta[x]) if x in stream else (1.0, 0.0)
         step, w_int, clipped = choose_weight_step(op.weight, weight_levels(8))
-        b_int = np.round(op.bias * steps_tokens / step).astype(np.int64)
-        node.op = Head(weight=w_int, bias=b_int, weight_bits=8, scale=step / steps_tokens)
-        record.nodes[node.name] = {"step": step, "clipped_weights": clipped, "sum_over": steps_tokens}
+        b_int = np.round((op.bias + carried) * steps_tokens / (unit * step)).astype(np.int64)
+        node.op = Head(weight=w_int, bias=b_int, weight_bits=8, scale=step * unit / steps_tokens)
+        record.nodes[node.name] = {"step": step, "clipped_weights": clipped, "sum_over": steps_tokens,
+                                   "input_unit": unit}
     g.records.append(record)
     return g
 

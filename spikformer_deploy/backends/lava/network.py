@@ -8,7 +8,8 @@ Mapping of the integer IR (Lava layout ``(W, H, C)``; tokens stay on their grid,
 - ``LoihiLIF`` -> ``lif.LIF`` with its vth, du, dv, per-neuron bias mantissa and exponent;
 - ``OrPool`` -> depthwise ``Conv`` of ones + an OR neuron (LIF, du = dv = 4095, vth = 0: fires iff the sum > 0);
 - ``Add`` -> a depthwise identity ``Conv`` whose InPort sums the (delay-balanced) inputs: graded spikes;
-- ``SpikingAttention`` -> ``SpikingSelfAttention`` (attention.py);
+- ``SpikingAttention`` -> ``SpikingSelfAttention`` (attention.py); ``MaxPool``, ``AndTokenSum``, ``ChannelMask``,
+  ``TokenMean`` -> the embedded-core processes of embedded.py (no synapse hop, as the attention);
 - ``Head`` -> on the host: integer sums of the last residual stream over tokens and the T steps, then ``w c + b``.
 Every synapse hop delays by one step (``Graph.pipeline_depths``, the one delay rule the report uses too), so a
 node's output for input i, step t appears at Lava step ``depth + i * T + t``; the builder counts the hops it actually
@@ -31,8 +32,8 @@ import numpy as np
 from ...artifact import load_artifact
 from ...errors import DeployError, GraphError
 from ...ir import Graph, Node, OpTable
-from ...ir.ops import (LIF, Add, BatchNorm, Conv2d, Dense, Flatten, Head, Input, LoihiLIF, OrPool,
-                       SpikingAttention, Vectorize)
+from ...ir.ops import (LIF, Add, AndTokenSum, BatchNorm, ChannelMask, Conv2d, Dense, Flatten, Head, Input, LoihiLIF,
+                       MaxPool, OrPool, SpikingAttention, TokenMean, Vectorize)
 from ..lava_io import attach_recorder, read_aligned, run_fixed_pt, source_data
 
 GRADED_BITS = 24
@@ -230,6 +231,40 @@ class _Builder:
             self.ports[src].connect(getattr(proc, port_name))
         self.set(node, proc.a_out, self.depth[q])
 
+    def embedded(self, node: Node, proc, ports: tuple[str, ...], out: str) -> None:
+        """An embedded-core process reading ``node``'s inputs on ``ports``, in the step they arrive."""
+        depths = {self.depth[i] for i in node.inputs}
+        if len(depths) != 1:
+            raise DeployError(f"{node.name}: its inputs arrive at steps {sorted(depths)}")
+        self.add(proc)
+        for port_name, src in zip(ports, node.inputs):
+            self.ports[src].connect(getattr(proc, port_name))
+        self.set(node, getattr(proc, out), depths.pop())
+
+    def max_pool(self, node: Node) -> None:
+        from .embedded import GridMaxPool
+
+        op = node.op
+        self.embedded(node, GridMaxPool(in_shape=lava_shape(self.g, node.inputs[0]), out_shape=lava_shape(
+            self.g, node.name), kernel=op.kernel, stride=op.stride, padding=op.padding), ("s_in",), "a_out")
+
+    def and_token_sum(self, node: Node) -> None:
+        from .embedded import AndTokenSum as Process
+
+        self.embedded(node, Process(shape=lava_shape(self.g, node.inputs[0]), out_shift=node.op.out_shift),
+                      ("k", "v"), "a_out")
+
+    def channel_mask(self, node: Node) -> None:
+        from .embedded import ChannelMask as Process
+
+        self.embedded(node, Process(shape=lava_shape(self.g, node.name)), ("q", "m"), "s_out")
+
+    def token_sum(self, node: Node) -> None:
+        from .embedded import TokenSum
+
+        self.embedded(node, TokenSum(shape=lava_shape(self.g, node.inputs[0]), shift=node.op.shift), ("s_in",),
+                      "a_out")
+
     def host_head(self, node: Node) -> None:
         """On the host, from the recorded residual stream (``LavaNetwork.run``)."""
         self.depth[node.name] = self.depth[node.inputs[0]]
@@ -238,7 +273,8 @@ class _Builder:
 LOWERING = OpTable("the Lava backend", {
     Input: _Builder.input, Conv2d: _Builder.synapse, Dense: _Builder.synapse, LoihiLIF: _Builder.lif,
     OrPool: _Builder.or_pool, Add: _Builder.add_relay, Flatten: _Builder.same_port, Vectorize: _Builder.vectorize,
-    SpikingAttention: _Builder.attention, Head: _Builder.host_head,
+    SpikingAttention: _Builder.attention, MaxPool: _Builder.max_pool, AndTokenSum: _Builder.and_token_sum,
+    ChannelMask: _Builder.channel_mask, TokenMean: _Builder.token_sum, Head: _Builder.host_head,
 }, unsupported={LIF: "float neurons have no Lava form; export the integer graph",
                 BatchNorm: "fold it into its synapse first (fold_batchnorm)"})
 

@@ -25,8 +25,8 @@ import torch.nn.functional as F
 from ...counters import Counters
 from ...errors import DataError, DeployError
 from ...ir import Graph, Node, OpTable
-from ...ir.ops import (ACT_SHIFT, DECAY_UNITY, LIF, STATE_BITS, Add, BatchNorm, Conv2d, Dense, Flatten, Head, Input,
-                       LoihiLIF, OrPool, SpikingAttention, Vectorize)
+from ...ir.ops import (ACT_SHIFT, DECAY_UNITY, LIF, STATE_BITS, Add, AndTokenSum, BatchNorm, ChannelMask, Conv2d,
+                       Dense, Flatten, Head, Input, LoihiLIF, MaxPool, OrPool, SpikingAttention, TokenMean, Vectorize)
 from . import cpu_kernels, int8_gemm
 
 EXACT_FP32 = 2**24
@@ -369,12 +369,43 @@ def run_pool(sim: Simulator, node: Node, inputs):
     return y.reshape(steps, batch, *y.shape[1:])
 
 
+def run_max_pool(sim: Simulator, node: Node, inputs):
+    out = run_pool(sim, node, inputs)
+    sim.observer.intermediate(node, drive=out)  # a stream value: calibration reads its range
+    return out
+
+
 def run_add(sim: Simulator, node: Node, inputs):
     out = inputs[0]
     if out.dtype == torch.uint8 and sim.bounds[node.name] > int8_gemm.UINT8_MAX:
         out = out.to(sim.float_dtype)  # uint8 spikes would wrap in a sum that can pass 255
     for x in inputs[1:]:
         out = out + x
+    if len(inputs) == 1:
+        out = out.clone()  # a relay: its own buffer (a kernel downstream may overwrite its input)
+    sim.observer.intermediate(node, drive=out)
+    return out
+
+
+def run_and_token_sum(sim: Simulator, node: Node, inputs):
+    """Per channel: tokens where k and v both spike; [T, B, N, C] -> [T, B, 1, C] (exact integers in floats)."""
+    k, v = (x.to(sim.float_dtype) for x in inputs)
+    out = (k * v).sum(2, keepdim=True)
+    sim.observer.intermediate(node, drive=out)
+    return _shift(out, node.op.out_shift) if sim.quantized else out
+
+
+def run_channel_mask(sim: Simulator, node: Node, inputs):
+    q, m = inputs
+    return q * m.to(q.dtype)  # [T, B, N, C] * [T, B, 1, C]
+
+
+def run_token_mean(sim: Simulator, node: Node, inputs):
+    x = inputs[0].to(sim.float_dtype)
+    if sim.quantized:  # integer sum, arithmetic shift right
+        return _shift(x.sum(2, keepdim=True), -node.op.shift)
+    out = x.mean(2, keepdim=True)
+    sim.observer.intermediate(node, drive=out)
     return out
 
 
@@ -419,7 +450,8 @@ def run_head(sim: Simulator, node: Node, inputs):
 
 KERNELS = OpTable("the simulator", {
     Input: run_input, Conv2d: run_conv, Dense: run_dense, BatchNorm: run_batchnorm, LIF: run_lif,
-    LoihiLIF: run_loihi_lif, OrPool: run_pool, Add: run_add, Flatten: run_flatten, Vectorize: run_vectorize,
-    SpikingAttention: run_attention, Head: run_head})
+    LoihiLIF: run_loihi_lif, OrPool: run_pool, Add: run_add, MaxPool: run_max_pool, Flatten: run_flatten,
+    Vectorize: run_vectorize, SpikingAttention: run_attention, AndTokenSum: run_and_token_sum,
+    ChannelMask: run_channel_mask, TokenMean: run_token_mean, Head: run_head})
 # per-node constants on the device, built once per Simulator (ops without an entry need none)
 PREPARE = {Conv2d: prepare_synapse, Dense: prepare_synapse, LIF: prepare_lif, LoihiLIF: prepare_lif, Head: prepare_head}
