@@ -1,5 +1,6 @@
 """Spikingformer and Spike-driven Transformer v1 float references against their ORIGINAL code's outputs
-(tests/fixtures/family): logits bit for bit in float32 and float64, every LIF's spike counts per step and sample."""
+(tests/fixtures/family): logits in float64 bit for bit and in float32 to the CPU's rounding (below); every LIF's
+spike counts per step and sample."""
 import copy
 import json
 
@@ -16,11 +17,23 @@ def case(request):
     return request.param
 
 
-def test_logits_equal_the_original_bit_for_bit(case):
+# Spikingformer's head reads the real-valued stream: float32 sums of conv and BatchNorm outputs, whose rounding
+# follows the CPU's kernels (the same torch 2.3.1 ops give these fixtures' bits on one x86 machine and differ by one
+# float32 ulp of the largest logit on another, AVX2 here). Its float32 logits are compared to that rounding; float64
+# and the members whose logits are a function of spikes alone (SDT) are compared bit for bit.
+FP32_ROUNDING = {"spikingformer": 8 * torch.finfo(torch.float32).eps}
+
+
+def test_logits_equal_the_original(case):
     model, x, logits, logits64, _ = load_family_fixture(case)
     with torch.no_grad():
-        assert torch.equal(model(x), logits)
+        got = model(x)
         assert torch.equal(copy.deepcopy(model).double()(x.double()), logits64)
+    rounding = FP32_ROUNDING.get(model.config.member)
+    if rounding is None:
+        assert torch.equal(got, logits)
+    else:
+        assert (got - logits).abs().max() <= rounding * logits.abs().max()
 
 
 def test_every_spike_count_equals_the_original(case):
