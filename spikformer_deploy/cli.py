@@ -42,7 +42,8 @@ def info(checkpoint, num_heads, T, img_size, as_json):
     path, model = load_model(checkpoint, num_heads, T, img_size)
     cfg = model.config
     shape = list(cfg.input_shape(batch=1))
-    data = {"checkpoint": str(path), "variant": cfg.variant, "config": cfg.to_dict(),
+    data = {"checkpoint": str(path), "member": cfg.member, "model": cfg.title, "variant": cfg.variant,
+            "config": cfg.to_dict(),
             "parameters": parameter_count(model), "T": cfg.T, "num_tokens": cfg.num_tokens,
             "input_shape": ["B", *shape[1:]],
             "input": "event frames [B, T, C, H, W]" if cfg.variant == "cifar10dvs"
@@ -52,8 +53,9 @@ def info(checkpoint, num_heads, T, img_size, as_json):
         return
     from rich.table import Table
 
-    table = Table(title=f"Spikformer {cfg.depth}-{cfg.dim} ({cfg.variant})", show_header=False)
-    for key, value in (("checkpoint", str(path)), ("variant", cfg.variant), ("blocks", cfg.depth),
+    table = Table(title=f"{cfg.title} {cfg.depth}-{cfg.dim} ({cfg.variant})", show_header=False)
+    for key, value in (("checkpoint", str(path)), ("model", cfg.title), ("variant", cfg.variant),
+                       *((("pooling_stat", cfg.pooling),) if cfg.pooling else ()), ("blocks", cfg.depth),
                        ("dim", cfg.dim), ("heads", f"{cfg.num_heads} (head dim {cfg.head_dim})"),
                        ("MLP hidden", f"{cfg.hidden_dim} (ratio {cfg.mlp_ratio})"), ("classes", cfg.num_classes),
                        ("time steps T", cfg.T), ("tokens", f"{cfg.num_tokens} ({cfg.grid}x{cfg.grid})"),
@@ -454,7 +456,7 @@ def sweep_cmd(checkpoint, num_heads, img_size, bits, steps, data, samples, batch
         task = bar.add_task("sweep", total=len(jobs))
         points = sweep(jobs, workers, progress=lambda point: bar.advance(task), ray_address=ray_address)
     front = pareto(points)
-    title = f"Spikformer {cfg.depth}-{cfg.dim} ({cfg.variant}), {len(x)} inputs of {description}"
+    title = f"{cfg.title} {cfg.depth}-{cfg.dim} ({cfg.variant}), {len(x)} inputs of {description}"
     report = {"checkpoint": str(path), "data": description, "points": points, "pareto": front}
     texts = {"sweep.md": to_markdown(points, front, title),
              "sweep.json": json.dumps(report, indent=1, sort_keys=True) + "\n"}

@@ -13,10 +13,11 @@ COUNTER_DOC = {
     "sops_paper": "Spikformer paper convention: input firing rate x dense MACs of the layer",
     "macs": "multiply-accumulates actually needed (analog input of the first conv, the head)",
     "dense_macs": "dense-equivalent MACs of the layer (what a GPU computes)",
-    "ands": "bitwise ANDs of the spiking attention (Q AND K or K AND V, per bit)",
-    "adds": "additions: popcount and spike-gated accumulations in attention, accumulations in residual sums",
-    "neuron_updates": "neuron (or OR-unit) state updates",
-    "spikes": "output spikes",
+    "ands": "bitwise ANDs of the spiking attention (Q AND K or K AND V; SDSA's k AND v and q masks; per bit)",
+    "adds": "additions: popcount and spike-gated accumulations in attention, accumulations in residual sums and "
+            "token means, comparisons of graded max-pools",
+    "neuron_updates": "neuron (or OR-unit, or graded relay) state updates",
+    "spikes": "output spikes (graded relays of the real-valued stream: non-zero graded outputs)",
 }
 MAXIMA_DOC = {
     "max_abs_a": "largest |synaptic drive W s| of the float graph (calibration; the integer neuron reports |u|)",

@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..ir import Graph, OpTable
-from ..ir.ops import Head, OrPool, SpikingAttention
+from ..ir.ops import Head, MaxPool, OrPool, SpikingAttention, StreamSum
 from .layers import LayerStats
 from .profiles import BOUNDS, Profile
 from .loihi_model import (dynamic_energy, embedded_ops, graph_activity, latency, spike_energy,
@@ -107,15 +107,16 @@ def _corrected_head(r: LayerStats, profile: Profile) -> float:
     return profile["e_mac"] * r.macs + profile["e_ac"] * r.adds
 
 
-CORRECTED_COST = OpTable("the corrected energy convention", {
-    SpikingAttention: _corrected_attention, Head: _corrected_head},
-    by_traits=lambda cls: _corrected_synapse if cls.synapse else _free)
+CORRECTED_COST = OpTable("the corrected energy convention", {Head: _corrected_head, StreamSum: _corrected_attention},
+                         by_traits=lambda cls: _corrected_synapse if cls.synapse else
+                         _corrected_attention if cls.embedded else _free)
 
 
 def corrected_energy(rows: list[LayerStats], graph: Graph, profile: Profile) -> EnergyEstimate:
     return EnergyEstimate(profile.name, "corrected", _per_layer(CORRECTED_COST, rows, graph, profile), [
         "non-binary inputs (analog image, residual stream values 0..depth+2) cost a MAC per synaptic event",
-        "attention: one accumulate per popcount / spike-gated addition (ANDs not costed)"])
+        "attention (and SDSA, graded max-pools, token means): one accumulate per popcount / spike-gated addition / "
+        "comparison (ANDs not costed); real-valued residual streams: one accumulate per non-zero input"])
 
 
 # -- loihi: the cost model of analysis.loihi_model, layer by layer --------------------------------------------------
@@ -139,9 +140,9 @@ def _loihi_head(r: LayerStats, profile: Profile) -> float:
     return profile["e_host_op"] * (r.macs + r.adds)
 
 
-LOIHI_COST = OpTable("the Loihi energy model", {
-    OrPool: _loihi_pool, SpikingAttention: _loihi_attention, Head: _loihi_head},
-    by_traits=lambda cls: _loihi_synapse if cls.synapse else _loihi_neuron if cls.neuron_group else _free)
+LOIHI_COST = OpTable("the Loihi energy model", {OrPool: _loihi_pool, Head: _loihi_head},
+                     by_traits=lambda cls: _loihi_synapse if cls.synapse else _loihi_attention if cls.embedded else
+                     _loihi_neuron if cls.neuron_group else _free)
 
 
 def _loihi_per_layer(rows: list[LayerStats], graph: Graph, profile: Profile, mapping: dict):
@@ -209,9 +210,9 @@ def _memory_head(r: LayerStats, profile: Profile) -> float:
     return _corrected_head(r, profile) + _weight_read(profile) * r.macs
 
 
-MEMORY_AWARE_COST = OpTable("the memory-aware energy convention", {
-    SpikingAttention: _corrected_attention, Head: _memory_head},
-    by_traits=lambda cls: _memory_synapse if cls.synapse else _memory_neuron if cls.neuron_group else _free)
+MEMORY_AWARE_COST = OpTable("the memory-aware energy convention", {Head: _memory_head},
+                            by_traits=lambda cls: _memory_synapse if cls.synapse else
+                            _corrected_attention if cls.embedded else _memory_neuron if cls.neuron_group else _free)
 
 
 def memory_aware_energy(rows: list[LayerStats], graph: Graph, profile: Profile) -> EnergyEstimate:
@@ -242,9 +243,9 @@ def _ann_free(r: LayerStats, profile: Profile, graph: Graph) -> None:
     """No work of its own in the ANN."""
 
 
-INT8_ANN_COST = OpTable("the INT8 ANN baseline", {
-    SpikingAttention: _ann_synapse, Head: _ann_synapse, OrPool: _ann_activation},
-    by_traits=lambda cls: _ann_synapse if cls.synapse else _ann_activation if cls.neuron_group else _ann_free)
+INT8_ANN_COST = OpTable("the INT8 ANN baseline", {Head: _ann_synapse, OrPool: _ann_activation, MaxPool: _ann_activation},
+                        by_traits=lambda cls: _ann_synapse if cls.synapse or cls.embedded else
+                        _ann_activation if cls.neuron_group else _ann_free)
 
 
 def int8_ann_energy(rows: list[LayerStats], graph: Graph, profile: Profile) -> EnergyEstimate:
@@ -266,7 +267,7 @@ def _gpu_kernels(graph: Graph, node) -> int:
     op = node.op
     if op.synapse:
         return 2
-    if op.neuron_group and not isinstance(op, OrPool):
+    if op.spiking and op.neuron_group and not isinstance(op, OrPool):
         return 3 * graph.steps
     return 3 if isinstance(op, SpikingAttention) else 1
 

@@ -7,7 +7,11 @@ Mapping model (each limit and its source is in the profile):
   channels' kernels once, otherwise (Loihi 1) every synapse;
 - a residual stream that carries values > 1 needs graded spikes; without them (Loihi 1) each consumer gets one
   copy of its synapses per binary source;
-- the attention has no fixed synapses: it runs on the embedded x86 cores, which then send graded input to attn_lif;
+- the attention has no fixed synapses: it runs on the embedded x86 cores, which then send graded input to attn_lif
+  (so do the Spike-driven Transformer's SDSA, graded max-pool and token mean: every ``embedded`` op);
+- a real-valued residual stream (``StreamSum``) is held by graded relay neurons: a relay group holds the synapses
+  that write the stream plus one identity synapse per earlier stream input (counted as one more input channel), and
+  each neuron that reads the stream has one identity synapse (fan-in 1);
 - groups fill chips in graph order on consecutive cores (``loihi_model.place_groups``).
 Totals (neurons, synapses = existing pre/post connections) are exact; cores and timings are estimates.
 """
@@ -19,7 +23,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..ir import Graph, OpTable
-from ..ir.ops import Add, Conv2d, Flatten, OrPool, SpikingAttention
+from ..ir.ops import Add, AndTokenSum, ChannelMask, Conv2d, Flatten, MaxPool, OrPool, SpikingAttention, StreamSum, TokenMean
 from .layers import LayerStats
 from .loihi_model import (WORD_BITS, boundary_table, core_times, embedded_ops, embedded_time, graph_activity, latency,
                           step_time)
@@ -71,29 +75,62 @@ def _map_pool(graph: Graph, node, profile: Profile, bounds: dict) -> GroupMappin
                       tokenwise=False)
 
 
+def _synapse_geometry(graph: Graph, node, syn) -> tuple[int, int, int, int, bool]:
+    """(taps, kernel, c_in, c_out, token-wise) of the synapse ``syn`` into ``node``'s neurons."""
+    if isinstance(syn.op, Conv2d):
+        src_shape = graph.nodes[syn.inputs[0]].shape
+        c_out, c_in, kernel, _ = syn.op.weight.shape  # the core budget reads the kernel as square (kh)
+        taps = valid_taps(src_shape[1], src_shape[2], syn.op.weight.shape[-2:], syn.op.stride, syn.op.padding,
+                          *node.shape[1:])
+        return taps * c_in * c_out, kernel, c_in, c_out, False
+    c_out, c_in = syn.op.weight.shape
+    return c_in * c_out * node.shape[1], 1, c_in, c_out, True
+
+
+def _on_stream(graph: Graph, name: str) -> bool:
+    """Whether node ``name`` carries the real-valued stream (its relays, a graded max-pool, their reshapes)."""
+    node = graph.nodes[name]
+    while isinstance(node.op, Flatten):
+        node = graph.nodes[node.inputs[0]]
+    return isinstance(node.op, (StreamSum, MaxPool))
+
+
+def _identity_synapses(node, profile: Profile, inputs: int) -> GroupMapping:
+    """Neurons fed one-to-one by ``inputs`` graded streams (a stream reader, or a sum of streams)."""
+    neurons = int(np.prod(node.shape))
+    return _map_cores(node, profile, None, neurons * inputs, 1, inputs, node.shape[0], 8, 1, True)
+
+
 def _map_neuron(graph: Graph, node, profile: Profile, bounds: dict) -> GroupMapping:
-    """A LIF group and the synapse that feeds it; fed by the attention (embedded cores), it has no synapses."""
+    """A LIF group and the synapse that feeds it; fed by an embedded op (the attention's cores), it has no
+    synapses; fed by the real-valued stream, one identity synapse per neuron."""
     syn = graph.nodes[node.inputs[0]]
     if not syn.op.synapse:
+        if _on_stream(graph, syn.name):
+            return _identity_synapses(node, profile, 1)
         npc = int(profile["neurons_per_core"])
         neurons = int(np.prod(node.shape))
         return GroupMapping(node.name, neurons, None, 0, 0, 1, 1, math.ceil(neurons / npc), "neurons", 0, 0)
     graded = int(profile["graded_spike_bits"]) > 0
-    src_shape = graph.nodes[syn.inputs[0]].shape
     residual = isinstance(graph.nodes[syn.inputs[0]].op, (Add, Flatten))
     sources = int(bounds[syn.inputs[0]]) if residual and not graded else 1
-    if isinstance(syn.op, Conv2d):
-        c_out, c_in, kernel, _ = syn.op.weight.shape  # the core budget reads the kernel as square (kh)
-        taps = valid_taps(src_shape[1], src_shape[2], syn.op.weight.shape[-2:], syn.op.stride, syn.op.padding,
-                          *node.shape[1:])
-        taps *= c_in * c_out
-        tokenwise = False
-    else:
-        c_out, c_in = syn.op.weight.shape
-        kernel, tokenwise = 1, True
-        taps = c_in * c_out * node.shape[1]
+    taps, kernel, c_in, c_out, tokenwise = _synapse_geometry(graph, node, syn)
     bits = syn.op.weight_bits or 8  # a float graph is mapped as if quantized to 8 bits
     return _map_cores(node, profile, syn.name, taps, kernel, c_in, c_out, bits, sources, tokenwise)
+
+
+def _map_relay(graph: Graph, node, profile: Profile, bounds: dict) -> GroupMapping:
+    """Graded relay neurons of the real-valued stream: the synapse that writes it (the branch's last one) and one
+    identity synapse per earlier stream input."""
+    synapses = [graph.nodes[i] for i in node.inputs if graph.nodes[i].op.synapse]
+    streams = len(node.inputs) - len(synapses)
+    if not synapses:
+        return _identity_synapses(node, profile, streams)
+    syn = synapses[0]
+    taps, kernel, c_in, c_out, tokenwise = _synapse_geometry(graph, node, syn)
+    extra = sum(_synapse_geometry(graph, node, other)[2] for other in synapses[1:]) + streams
+    return _map_cores(node, profile, syn.name, taps + extra * int(np.prod(node.shape)), kernel, c_in + extra, c_out,
+                      syn.op.weight_bits or 8, 1, tokenwise)
 
 
 def _map_cores(node, profile: Profile, synapse: str | None, taps: int, kernel: int, c_in: int, c_out: int,
@@ -153,7 +190,7 @@ def _no_cores(graph: Graph, node, profile: Profile, bounds: dict) -> None:
     synapses (residual relays, reshapes)."""
 
 
-MAPPERS = OpTable("the core mapper", {OrPool: _map_pool},
+MAPPERS = OpTable("the core mapper", {OrPool: _map_pool, StreamSum: _map_relay},
                   by_traits=lambda cls: _map_neuron if cls.neuron_group else _no_cores)
 
 
@@ -204,28 +241,53 @@ def _state_checks(graph: Graph, profile: Profile, mapping: dict, rows) -> list[C
 
 def _residual_checks(graph: Graph, profile: Profile, mapping: dict, rows) -> list[Check]:
     bounds = graph.value_bounds()
-    residual = max((bounds[n.name] for n in graph.of_type(Add)), default=1)
-    payload = math.ceil(math.log2(residual + 1))
     graded = int(profile["graded_spike_bits"])
-    if graded == 0:
-        split = [g.name for g in mapping["groups"] if g.sources > 1]
-        stream = Check("residual stream", "change", f"values up to {residual:g} need graded spikes; this chip has "
-                       f"none", f"split each consumer's synapses over the {residual:g} binary sources (W(a+b) = Wa "
-                       f"+ Wb; counted in the mapping)", split)
-    elif payload > graded:
-        stream = Check("residual stream", "violation", f"values up to {residual:g} need {payload}-bit payloads, "
-                       f"the chip carries {graded}")
-    else:
-        stream = Check("residual stream", "ok", f"graded spikes: values up to {residual:g} need {payload} payload "
-                       f"bits of {graded}")
+    checks = []
+    if graph.of_type(Add) or not graph.of_type(StreamSum):
+        residual = max((bounds[n.name] for n in graph.of_type(Add)), default=1)
+        payload = math.ceil(math.log2(residual + 1))
+        if graded == 0:
+            split = [g.name for g in mapping["groups"] if g.sources > 1]
+            checks.append(Check("residual stream", "change", f"values up to {residual:g} need graded spikes; this "
+                                f"chip has none", f"split each consumer's synapses over the {residual:g} binary "
+                                f"sources (W(a+b) = Wa + Wb; counted in the mapping)", split))
+        elif payload > graded:
+            checks.append(Check("residual stream", "violation", f"values up to {residual:g} need {payload}-bit "
+                                f"payloads, the chip carries {graded}"))
+        else:
+            checks.append(Check("residual stream", "ok", f"graded spikes: values up to {residual:g} need {payload} "
+                                f"payload bits of {graded}"))
+    if graph.of_type(StreamSum):
+        checks.append(_membrane_shortcut_check(graph, mapping, graded))
     depth = graph.pipeline_depths()
-    needed = {n.name: max(depth[i] for i in n.inputs) - min(depth[i] for i in n.inputs) for n in graph.of_type(Add)}
+    needed = {n.name: max(depth[i] for i in n.inputs) - min(depth[i] for i in n.inputs)
+              for n in graph.of_type(Add, StreamSum)}
     longest = max(needed.values(), default=0)
-    delays = Check("delays", "ok" if longest <= profile["max_delay"] else "change",
-                   f"residual paths differ by up to {longest} steps (limit {int(profile['max_delay'])}); the shorter "
-                   f"path of each sum is delayed", "" if longest <= profile["max_delay"] else
-                   "chain relay neurons on the skip path", [k for k, v in needed.items() if v])
-    return [stream, delays]
+    checks.append(Check("delays", "ok" if longest <= profile["max_delay"] else "change",
+                        f"residual paths differ by up to {longest} steps (limit {int(profile['max_delay'])}); the "
+                        f"shorter path of each sum is delayed", "" if longest <= profile["max_delay"] else
+                        "chain relay neurons on the skip path", [k for k, v in needed.items() if v]))
+    return checks
+
+
+def _membrane_shortcut_check(graph: Graph, mapping: dict, graded: int) -> Check:
+    """The real-valued stream on graded relay neurons: their cores and the payload its integers need."""
+    relays = [g for g in mapping["groups"] if isinstance(graph.nodes[g.name].op, StreamSum)]
+    cores, neurons = sum(g.cores for g in relays), sum(g.neurons for g in relays)
+    q = graph.record("quantize")
+    bits = q.settings.get("stream_payload_bits") if q else None
+    where = f"{len(relays)} relay group(s), {neurons:,} neurons on {cores:,} cores"
+    if graded == 0:
+        return Check("membrane shortcut", "violation", f"the real-valued residual stream needs graded spikes "
+                     f"({where}); this chip has none", "", [g.name for g in relays])
+    if bits is None:
+        return Check("membrane shortcut", "info", f"real-valued residual stream on graded relay neurons ({where}); "
+                     f"its payload is set when it is quantized", "", [g.name for g in relays])
+    status = "ok" if bits <= graded else "violation"
+    return Check("membrane shortcut", status, f"real-valued residual stream as graded spikes on relay neurons "
+                 f"({where}): {bits}-bit signed payloads (scale 1/{q.settings['stream_scale']:g}) of {graded}",
+                 "" if status == "ok" else "quantize with more headroom (a smaller stream scale)",
+                 [g.name for g in relays])
 
 
 def _fan_in_checks(graph: Graph, profile: Profile, mapping: dict, rows) -> list[Check]:
@@ -238,13 +300,22 @@ def _fan_in_checks(graph: Graph, profile: Profile, mapping: dict, rows) -> list[
                   if too_wide else "", too_wide)]
 
 
+# what each embedded op is, in the attention-placement check
+EMBEDDED_WORK = {SpikingAttention: "Q Kᵀ V", AndTokenSum: "SDSA's k AND v token sums", ChannelMask: "SDSA's q masks",
+                 MaxPool: "graded max-pools", TokenMean: "token means"}
+
+
 def _attention_checks(graph: Graph, profile: Profile, mapping: dict, rows) -> list[Check]:
-    if not graph.of_type(SpikingAttention):
+    nodes = graph.having("embedded")
+    if not nodes:
         return []
-    ssa = [r for r in rows or [] if r.op == "SpikingAttention"]
+    work = list(dict.fromkeys(EMBEDDED_WORK.get(type(n.op), n.op.type) for n in nodes))
+    names = {n.name for n in nodes}
+    ssa = [r for r in rows or [] if r.name in names]
     ops = sum(embedded_ops(r) for r in ssa) / graph.steps if ssa else None
     cores = int(profile["embedded_cores_per_chip"]) * mapping["chips"]
-    text = (f"Q Kᵀ V has no fixed synapses: it runs on the embedded x86 cores "
+    text = (f"{', '.join(work)} {'has' if len(work) == 1 else 'have'} no fixed synapses: "
+            f"{'it runs' if len(work) == 1 else 'they run'} on the embedded x86 cores "
             f"({int(profile['embedded_cores_per_chip'])} per chip)")
     if ops is not None:
         at = {b: embedded_time(ops, mapping["chips"], p) * 1e6 for b, p in
@@ -252,9 +323,9 @@ def _attention_checks(graph: Graph, profile: Profile, mapping: dict, rows) -> li
         text += (f"; {ops:,.0f} {WORD_BITS}-bit word ANDs and additions per step over {cores} cores, "
                  f"~{at['value']:.1f} µs per step there ({at['low']:.1f}–{at['high']:.1f}; unvalidated: "
                  f"{profile.constants['t_embedded_op'].kind}, no public figure for these cores)")
-    return [Check("attention placement", "change", text,
-                  "attention process on the embedded cores (graded output into attn_lif)",
-                  [n.name for n in graph.of_type(SpikingAttention)])]
+    fix = "attention process on the embedded cores (graded output into attn_lif)" if work == ["Q Kᵀ V"] else \
+        "processes on the embedded cores (graded or binary output into the next neurons)"
+    return [Check("attention placement", "change", text, fix, [n.name for n in nodes])]
 
 
 def _input_checks(graph: Graph, profile: Profile, mapping: dict, rows) -> list[Check]:

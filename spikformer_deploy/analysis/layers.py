@@ -10,7 +10,7 @@ import numpy as np
 
 from ..counters import Counters
 from ..ir import Graph, Node, OpTable
-from ..ir.ops import STATE_BITS, Add, BatchNorm, Dense, Head, Input, LoihiLIF, OrPool, SpikingAttention
+from ..ir.ops import STATE_BITS, Add, BatchNorm, Dense, Head, Input, LoihiLIF, OrPool
 
 STATE_MAX = 2 ** (STATE_BITS - 1) - 1
 _BOUNDS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
@@ -35,7 +35,7 @@ class LayerStats:
     adds: float = 0.0
     neuron_updates: float = 0.0
     spikes: float = 0.0
-    firing_rate: float | None = None  # neuron groups: spikes per neuron update
+    firing_rate: float | None = None  # neuron groups: spikes per neuron update (graded relays: non-zero outputs)
     input_rate: float | None = None  # synapses, attention, head: non-zero inputs per input element
     analog_input: bool | None = None  # synapses, OR pools: reads the analog image
     binary_input: bool | None = None  # reads binary spikes (not the graded residual stream)
@@ -115,12 +115,13 @@ def _no_row(graph: Graph, node: Node, row: LayerStats, counters: Counters) -> No
 
 
 def _by_traits(cls) -> callable:
-    return _synapse_row if cls.synapse else _neuron_row if cls.spiking else _no_row
+    return (_synapse_row if cls.synapse else _input_rate if cls.embedded else
+            _neuron_row if cls.spiking or cls.neuron_group else _no_row)
 
 
 ROWS = OpTable("the per-layer table", {
-    LoihiLIF: _integer_neuron_row, OrPool: _pool_row, Add: _add_row, SpikingAttention: _input_rate,
-    Head: _input_rate, BatchNorm: _plain_row}, by_traits=_by_traits)
+    LoihiLIF: _integer_neuron_row, OrPool: _pool_row, Add: _add_row, Head: _input_rate, BatchNorm: _plain_row},
+    by_traits=_by_traits)
 
 
 def layer_rows(graph: Graph, counters: Counters) -> list[LayerStats]:

@@ -31,7 +31,7 @@ import math
 from dataclasses import dataclass
 
 from ..ir import Graph
-from ..ir.ops import Head, Input, SpikingAttention
+from ..ir.ops import Head, Input, StreamSum
 from .layers import LayerStats
 from .profiles import Profile
 
@@ -103,11 +103,11 @@ def place_groups(groups: list[tuple[str, int]], cores_per_chip: int) -> dict[str
 
 def source_groups(graph: Graph, name: str) -> list[str]:
     """The neuron groups whose spikes reach node ``name`` through relays (residual sums, reshapes); the input and
-    the attention (the host and the embedded cores) are no neuron groups."""
+    the embedded ops (the host and the embedded cores) are no neuron groups."""
     node = graph.nodes[name]
     if node.op.neuron_group:
         return [name]
-    if isinstance(node.op, (Input, SpikingAttention, Head)):
+    if node.op.embedded or isinstance(node.op, (Input, Head)):
         return []
     return list(dict.fromkeys(s for i in node.inputs for s in source_groups(graph, i)))
 
@@ -123,16 +123,19 @@ def split_flow(placed: dict, source: str, destination: str, spikes: float, paylo
 
 
 def interchip_traffic(graph: Graph, rows: list[LayerStats], mapping: dict, placed: dict) -> list[dict]:
-    """Spikes per step from each chip to each other chip, by source and destination group (binary spikes:
-    neuron groups here fire 0/1)."""
+    """Spikes per step from each chip to each other chip, by source and destination group (binary spikes, or graded
+    ones from the relays of a real-valued stream)."""
     by_name = {r.name: r for r in rows}
     flows = []
     for g in mapping["groups"]:
-        if g.synapse_node is None:
-            continue
-        for src in source_groups(graph, graph.nodes[g.synapse_node].inputs[0]):
+        sources = source_groups(graph, graph.nodes[g.synapse_node].inputs[0]) if g.synapse_node else []
+        # the real-valued stream's graded spikes also reach its readers and the next relay directly
+        sources += [s for i in graph.nodes[g.name].inputs if not graph.nodes[i].op.synapse
+                    for s in source_groups(graph, i) if isinstance(graph.nodes[s].op, StreamSum)]
+        for src in dict.fromkeys(sources):
             spikes = by_name[src].spikes / graph.steps if src in by_name else 0.0
-            flows += split_flow(placed, src, g.name, spikes, "binary")
+            payload = "graded" if isinstance(graph.nodes[src].op, StreamSum) else "binary"
+            flows += split_flow(placed, src, g.name, spikes, payload)
     return flows
 
 
@@ -159,7 +162,7 @@ def graph_activity(graph: Graph, rows: list[LayerStats], mapping: dict, profile:
         synops=sum(r.event_synops or 0.0 for r in rows) / T,
         neuron_passes=sum(r.neuron_updates for r in groups) * passes / T,
         spikes=sum(r.spikes for r in groups) / T, core_load=tuple(load), chips=mapping["chips"],
-        embedded_ops=sum(embedded_ops(r) for r in rows if r.op == "SpikingAttention") / T,
+        embedded_ops=sum(embedded_ops(r) for r in rows if graph.nodes[r.name].op.embedded) / T,
         chip_out_bits=chip_out_bits(flows, mapping["chips"], profile))
     return act, flows
 

@@ -6,6 +6,7 @@ import io
 import math
 
 from ..ir import Graph
+from ..model.config import MEMBERS
 from .energy import estimate
 from .feasibility import check_constraints, map_network, performance, verdict
 from .layers import LayerStats
@@ -41,9 +42,10 @@ def build_report(graph: Graph, rows: list[LayerStats], profile: Profile, gpu: Pr
 
 
 def _model_name(model: dict) -> str:
-    """What the graph came from, from its metadata: a Spikformer's configuration or a netx file."""
+    """What the graph came from, from its metadata: a family member's configuration or a netx file."""
     if "variant" in model:
-        return f"Spikformer {model['depth']}-{model['dim']} ({model['variant']})"
+        title = MEMBERS[model.get("member", "spikformer")]  # configs from before the family lack the member
+        return f"{title} {model['depth']}-{model['dim']} ({model['variant']})"
     return f"{model.get('file', 'network')} ({model.get('source', 'deploy graph')})"
 
 

@@ -1,12 +1,12 @@
 """Frontend: the float deploy graph of a Spike-driven Transformer v1. SDSA is ``AndTokenSum`` (k AND v summed over
 the tokens) -> talking_heads_lif -> ``ChannelMask`` (q AND that per-channel spike); the membrane shortcuts are
-``Add`` relays of the real-valued stream; the tokenizer's last pool is a ``MaxPool`` on real values; the head is
-``TokenMean`` -> head_lif -> ``Head`` (the per-step linear layer averaged over T is the linear layer of the
-average)."""
+``StreamSum`` relays of the real-valued stream; the tokenizer's last pool is a ``MaxPool`` on real values; the
+head is ``TokenMean`` -> head_lif -> ``Head`` (the per-step linear layer averaged over T is the linear layer of
+the average)."""
 from __future__ import annotations
 
 from ..ir.graph import Graph
-from ..ir.ops import Add, AndTokenSum, ChannelMask, Flatten, Head, Input, MaxPool, OrPool, TokenMean
+from ..ir.ops import AndTokenSum, ChannelMask, Flatten, Head, Input, MaxPool, OrPool, StreamSum, TokenMean
 from ..model.sdt import SpikeDrivenTransformer, sps_suffix
 from .layers import array, conv, dense, lif, lif_on, synapse_bn, synapse_bn_lif
 
@@ -25,10 +25,10 @@ def trace_sdt(model: SpikeDrivenTransformer) -> Graph:
     feat = synapse_bn(g, sps, "patch_embed", ("proj_conv3", "proj_bn3"), conv(sps.proj_conv3), x)
     # x_feat is read twice (proj_lif3 and the rpe sum): a pool or a relay holds it
     feat = g.add("patch_embed.maxpool3", MaxPool(kernel=3, stride=2, padding=1), [feat]) if 3 in cfg.pooled_stages \
-        else g.add("patch_embed.feat", Add(), [feat])
+        else g.add("patch_embed.feat", StreamSum(), [feat])
     x = lif_on(g, sps, "patch_embed", "proj_lif3", feat)
     x = synapse_bn(g, sps, "patch_embed", ("rpe_conv", "rpe_bn"), conv(sps.rpe_conv), x)
-    x = g.add("patch_embed.residual", Add(), [x, feat])
+    x = g.add("patch_embed.residual", StreamSum(), [x, feat])
     x = g.add("patch_embed.flatten", Flatten(), [x])
     for b, blk in enumerate(model.block):
         p, attn = f"block.{b}.attn", blk.attn
@@ -39,13 +39,13 @@ def trace_sdt(model: SpikeDrivenTransformer) -> Graph:
         kv = lif_on(g, attn, p, "talking_heads_lif", kv)
         a = g.add(f"{p}.mask", ChannelMask(), [q, kv])
         a = synapse_bn(g, attn, p, ("proj_conv", "proj_bn"), dense(attn.proj_conv), a)
-        x = g.add(f"block.{b}.attn_residual", Add(), [a, x])
+        x = g.add(f"block.{b}.attn_residual", StreamSum(), [a, x])
         m = x
         for i in (1, 2):
             m = lif_on(g, blk.mlp, f"block.{b}.mlp", f"fc{i}_lif", m)
             m = synapse_bn(g, blk.mlp, f"block.{b}.mlp", (f"fc{i}_conv", f"fc{i}_bn"),
                            dense(getattr(blk.mlp, f"fc{i}_conv")), m)
-        x = g.add(f"block.{b}.mlp_residual", Add(), [m, x])
+        x = g.add(f"block.{b}.mlp_residual", StreamSum(), [m, x])
     x = g.add("head.token_mean", TokenMean(), [x])
     x = g.add("head_lif", lif(model.head_lif), [x])
     g.add("head", Head(weight=array(model.head.weight), bias=array(model.head.bias)), [x])

@@ -1,10 +1,10 @@
-"""Frontend: the float deploy graph of a Spikingformer. The real-valued residual stream is a chain of ``Add`` relays
-(the tokenizer's output passes through a one-input relay, ``patch_embed.stream``, as every later sum does), read by
-the pre-activation LIFs; the head reads the last one."""
+"""Frontend: the float deploy graph of a Spikingformer. The real-valued residual stream is a chain of ``StreamSum``
+relays (the tokenizer's output passes through a one-input one, ``patch_embed.stream``), read by the pre-activation
+LIFs; the head reads the last one."""
 from __future__ import annotations
 
 from ..ir.graph import Graph
-from ..ir.ops import Add, Flatten, Head, Input, OrPool, SpikingAttention
+from ..ir.ops import Flatten, Head, Input, OrPool, SpikingAttention, StreamSum
 from ..model.spikingformer import Spikingformer, stage_names
 from .layers import array, conv, dense, lif, lif_on, synapse_bn, synapse_bn_lif
 
@@ -23,7 +23,7 @@ def trace_spikingformer(model: Spikingformer) -> Graph:
         if i in cfg.pooled_stages:
             x = g.add(f"patch_embed.{names['pool']}", OrPool(kernel=3, stride=2, padding=1), [x])
         x = synapse_bn(g, tok, "patch_embed", (names["conv"], names["bn"]), conv(getattr(tok, names["conv"])), x)
-    x = g.add("patch_embed.stream", Add(), [x])
+    x = g.add("patch_embed.stream", StreamSum(), [x])
     x = g.add("patch_embed.flatten", Flatten(), [x])
     for b, blk in enumerate(model.block):
         p, attn = f"block.{b}.attn", blk.attn
@@ -34,13 +34,13 @@ def trace_spikingformer(model: Spikingformer) -> Graph:
                                                scale=cfg.attention_scale, order=ORIGINAL_ORDER[cfg.variant]), qkv)
         a = g.add(f"{p}.attn_lif", lif(attn.attn_lif), [a])
         a = synapse_bn(g, attn, p, ("proj_conv", "proj_bn"), dense(attn.proj_conv), a)
-        x = g.add(f"block.{b}.attn_residual", Add(), [x, a])
+        x = g.add(f"block.{b}.attn_residual", StreamSum(), [x, a])
         m = x
         for i in (1, 2):
             m = lif_on(g, blk.mlp, f"block.{b}.mlp", f"mlp{i}_lif", m)
             m = synapse_bn(g, blk.mlp, f"block.{b}.mlp", (f"mlp{i}_conv", f"mlp{i}_bn"),
                            dense(getattr(blk.mlp, f"mlp{i}_conv")), m)
-        x = g.add(f"block.{b}.mlp_residual", Add(), [x, m])
+        x = g.add(f"block.{b}.mlp_residual", StreamSum(), [x, m])
     g.add("head", Head(weight=array(model.head.weight), bias=array(model.head.bias)), [x])
     g.validate()
     return g

@@ -114,7 +114,7 @@ class Graph:
         return [n for n in self.nodes.values() if isinstance(n.op, types)]
 
     def having(self, trait: str) -> list[Node]:
-        """Nodes whose op has the trait (``"synapse"``, ``"spiking"``, ``"neuron_group"``)."""
+        """Nodes whose op has the trait (``"synapse"``, ``"spiking"``, ``"neuron_group"``, ``"embedded"``)."""
         return [n for n in self.nodes.values() if getattr(n.op, trait)]
 
     def last_uses(self) -> dict[str, str]:

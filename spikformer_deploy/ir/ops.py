@@ -37,13 +37,16 @@ class Op:
     Traits (class attributes) tell every consumer what it needs without an ``isinstance`` chain:
     ``spiking``: the output is binary spikes; ``synapse``: fixed weighted connections (synaptic memory on chip);
     ``neuron_group``: occupies neurons (cores) on chip; ``delay``: time steps the op adds on Loihi (one per synapse
-    hop: the pipeline depth of the graph is the sum along the longest path); ``dialects``: the graph dialects that
-    admit the op; ``integer_arrays``: the arrays that hold integers in the integer dialect (floats in the float one).
+    hop: the pipeline depth of the graph is the sum along the longest path); ``embedded``: computed by the embedded
+    x86 cores (no fixed synapses: AND, popcount, additions, comparisons), within the step its inputs arrive;
+    ``dialects``: the graph dialects that admit the op; ``integer_arrays``: the arrays that hold integers in the
+    integer dialect (floats in the float one).
     """
 
     spiking: ClassVar[bool] = False
     synapse: ClassVar[bool] = False
     neuron_group: ClassVar[bool] = False
+    embedded: ClassVar[bool] = False
     delay: ClassVar[int] = 0
     dialects: ClassVar[tuple[str, ...]] = DIALECTS
     integer_arrays: ClassVar[tuple[str, ...]] = ()
@@ -243,11 +246,8 @@ class OrPool(Op):
 
 @op
 class Add(Op):
-    """Residual sum. Of spike tensors (Spikformer): graded integers 0 .. number of summed binary sources. Of synapse
-    outputs (the real-valued "membrane shortcut" stream of Spikingformer and the Spike-driven Transformer; one input
-    makes a relay): in the integer dialect the stream's integers on one scale ``1 / sigma`` per graph, each synapse's
-    bias carried to the neurons and the head that read the stream (``quantize``). On chip: a relay whose input port
-    sums the delay-balanced inputs and sends them on as graded spikes (one step)."""
+    """Residual sum of spike tensors: graded integer values (0 .. number of summed binary sources). On chip: a
+    relay whose input port sums the delay-balanced inputs (one step)."""
 
     delay: ClassVar[int] = 1
 
@@ -261,10 +261,28 @@ class Add(Op):
 
 
 @op
+class StreamSum(Op):
+    """The real-valued residual stream ("membrane shortcut") of Spikingformer and the Spike-driven Transformer: the
+    sum of synapse outputs and earlier stream values (one input: a relay of a synapse's output). Integer dialect:
+    the stream's integers on one scale ``1 / sigma`` per graph, each writing synapse's bias carried on to the neurons
+    and the head that read the stream (``quantize``). On chip: graded relay neurons (no leak memory: du = dv = 4095)
+    whose dendrites sum the delay-balanced synaptic inputs each step and which send the sum on as a graded spike
+    (one step). The synapses that write the stream are theirs."""
+
+    neuron_group: ClassVar[bool] = True
+    delay: ClassVar[int] = 1
+
+    def out_shape(self, *shapes):
+        return Add.out_shape(self, *shapes)
+
+
+@op
 class MaxPool(Op):
     """MaxPool2d on real values (the Spike-driven Transformer's pool of its tokenizer's last BatchNorm output):
     padding never wins. Integer: the max of the stream's integers (a per-channel bias carried past it commutes with
     the max). On chip: the embedded cores, within the step its input arrives."""
+
+    embedded: ClassVar[bool] = True
 
     kernel: int = 3
     stride: int = 2
@@ -283,6 +301,8 @@ class AndTokenSum(Op):
     ``[C, N], [C, N] -> [C, 1]``, integers 0..N; integer dialect: shifted left by ``out_shift`` (quantize) into the
     LIF that reads it. On chip: AND + popcount on the embedded cores, within the step its inputs arrive."""
 
+    embedded: ClassVar[bool] = True
+
     out_shift: int = 0
 
     def out_shape(self, k, v):
@@ -295,6 +315,8 @@ class AndTokenSum(Op):
 class ChannelMask(Op):
     """SDSA's mask: q AND the per-channel spike ``m`` broadcast over the tokens, ``[C, N], [C, 1] -> [C, N]``:
     binary. On chip: AND gates on the embedded cores, within the step its inputs arrive."""
+
+    embedded: ClassVar[bool] = True
 
     def out_shape(self, q, m):
         if tuple(m) != (q[0], 1):
@@ -310,6 +332,8 @@ class TokenMean(Op):
     """Mean over the tokens, ``[C, N] -> [C, 1]`` (the Spike-driven Transformer's pooling before head_lif).
     Integer: the sum over the tokens shifted right by ``shift`` (arithmetic: floor), the 1/N and the stream's scale
     going into the reading LIF's threshold (quantize). On chip: the embedded cores, within the step."""
+
+    embedded: ClassVar[bool] = True
 
     shift: int = 0
 
@@ -356,6 +380,7 @@ class SpikingAttention(Op):
     order: str
     out_shift: int = 0
     rewritten: bool = False
+    embedded: ClassVar[bool] = True
 
     def out_shape(self, q, k, v):
         if not q == k == v:
@@ -391,5 +416,5 @@ def assert_channels(op: Op, got: int, expected: int) -> None:
 
 
 OP_TYPES: dict[str, type[Op]] = {cls.__name__: cls for cls in (
-    Input, Conv2d, Dense, BatchNorm, LIF, LoihiLIF, OrPool, Add, MaxPool, Flatten, Vectorize, SpikingAttention,
+    Input, Conv2d, Dense, BatchNorm, LIF, LoihiLIF, OrPool, Add, StreamSum, MaxPool, Flatten, Vectorize, SpikingAttention,
     AndTokenSum, ChannelMask, TokenMean, Head)}

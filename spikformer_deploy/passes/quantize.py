@@ -26,8 +26,8 @@ import numpy as np
 from ..errors import ConfigError, GraphError
 from ..ir import Graph, PassRecord
 from ..ir.ops import (ACT_SHIFT, BIAS_EXP_MAX, BIAS_MANT_BITS, FLOAT, INTEGER, LIF, STATE_BITS, UNBOUNDED, VTH_BITS,
-                      WEIGHT_EXP_RANGE, Add, AndTokenSum, Flatten, Head, Input, LoihiLIF, MaxPool, SpikingAttention,
-                      TokenMean)
+                      WEIGHT_EXP_RANGE, AndTokenSum, Flatten, Head, Input, LoihiLIF, MaxPool, SpikingAttention,
+                      StreamSum, TokenMean)
 
 STATE_LIMIT = 2 ** (STATE_BITS - 1)
 MIN_WEIGHT_EXP = 0
@@ -153,13 +153,11 @@ def threshold_aligned_step(threshold: float, step: float, weight_exp: int, g_bit
 
 
 def stream_nodes(g: Graph) -> set[str]:
-    """The real-valued residual stream: sums of synapse outputs (``Add`` of unbounded values), real ``MaxPool``,
-    their ``Flatten``, and the synapses that write them (which must write nothing else: a relay holds a synapse
-    output that is read twice)."""
-    bounds = g.value_bounds()
+    """The real-valued residual stream: ``StreamSum`` and ``MaxPool`` nodes, their ``Flatten``, and the synapses
+    that write them (which must write nothing else: a one-input StreamSum relays a synapse output read twice)."""
     stream: set[str] = set()
     for node in g.nodes.values():
-        if (isinstance(node.op, Add) and bounds[node.name] == UNBOUNDED or isinstance(node.op, MaxPool)
+        if (isinstance(node.op, (StreamSum, MaxPool))
                 or isinstance(node.op, Flatten) and node.inputs[0] in stream):
             stream.add(node.name)
             for i in node.inputs:
@@ -171,7 +169,7 @@ def stream_nodes(g: Graph) -> set[str]:
         others = [c.name for c in g.consumers(name) if c.name not in stream] if g.nodes[name].op.synapse else []
         if others:
             raise GraphError(f"{name} writes the residual stream and also feeds {others[0]}: put a relay (one-input "
-                             f"Add) between")
+                             f"StreamSum) between")
     return stream
 
 
@@ -183,15 +181,15 @@ def carried_biases(g: Graph, stream: set[str]) -> dict[str, np.ndarray]:
             continue
         if node.op.synapse:
             beta[node.name] = np.zeros(node.shape[0]) if node.op.bias is None else np.asarray(node.op.bias, float)
-        else:  # Add sums them; MaxPool (max(x + b) = max(x) + b) and Flatten pass them on
+        else:  # StreamSum sums them; MaxPool (max(x + b) = max(x) + b) and Flatten pass them on
             beta[node.name] = sum(beta[i] for i in node.inputs)
     return beta
 
 
 def stream_scale(g: Graph, stream: set[str], beta: dict[str, np.ndarray], calibration: Calibration,
-                 headroom: float) -> float:
-    """sigma: the largest power of two keeping every stream integer and every reading neuron's u and v within
-    ``headroom`` of 24 bits (u = x << 6)."""
+                 headroom: float) -> tuple[float, float]:
+    """(sigma, the largest |value| the calibration saw on the stream): sigma is the largest power of two keeping
+    every stream integer and every reading neuron's u and v within ``headroom`` of 24 bits (u = x << 6)."""
     largest, largest_bias = 0.0, 0.0
     for name in stream:
         stats = calibration.maxima.get(name, {})
@@ -206,7 +204,7 @@ def stream_scale(g: Graph, stream: set[str], beta: dict[str, np.ndarray], calibr
               (2 ** (BIAS_MANT_BITS - 1) - 1) * 2.0 ** (BIAS_EXP_MAX - ACT_SHIFT) / largest_bias
               if largest_bias > 0 else UNBOUNDED]
     limit = min(limits)
-    return 2.0 ** np.floor(np.log2(limit)) if limit < UNBOUNDED else 1.0
+    return (2.0 ** np.floor(np.log2(limit)) if limit < UNBOUNDED else 1.0), largest
 
 
 def quantize_stream_synapse(op, weight: np.ndarray, sigma: float, weight_bits: int) -> tuple[object, dict]:
@@ -251,9 +249,12 @@ def quantize(graph: Graph, calibration: Calibration, weight_bits: int = 8, input
 
     stream = stream_nodes(g)
     beta = carried_biases(g, stream)
-    sigma = stream_scale(g, stream, beta, calibration, headroom) if stream else None
+    sigma = None
     if stream:
+        sigma, largest = stream_scale(g, stream, beta, calibration, headroom)
         record.settings["stream_scale"] = sigma
+        # signed graded payloads: the calibrated range times the headroom the scale keeps
+        record.settings["stream_payload_bits"] = int(np.ceil(np.log2(sigma * largest * headroom + 1))) + 1
         for name in sorted(stream):
             node = g.nodes[name]
             if node.op.synapse:
@@ -350,6 +351,9 @@ def grid_points(g: Graph) -> list[GridPoint]:
     for node in g.nodes.values():
         op = node.op
         if op.synapse:
+            if "stream_scale" in steps[node.name]:
+                raise GraphError(f"{node.name} writes a real-valued residual stream, whose biases the integer graph "
+                                 f"carries into its readers: it has no single deploy grid (use the float weights)")
             step = steps[node.name]["step"]
             if isinstance(g.nodes[node.inputs[0]].op, Input):
                 step *= g.input.op.scale  # that synapse's steps are per input integer

@@ -7,7 +7,8 @@ Mapping of the integer IR (Lava layout ``(W, H, C)``; tokens stay on their grid,
   graded inputs use ``num_message_bits = 24``;
 - ``LoihiLIF`` -> ``lif.LIF`` with its vth, du, dv, per-neuron bias mantissa and exponent;
 - ``OrPool`` -> depthwise ``Conv`` of ones + an OR neuron (LIF, du = dv = 4095, vth = 0: fires iff the sum > 0);
-- ``Add`` -> a depthwise identity ``Conv`` whose InPort sums the (delay-balanced) inputs: graded spikes;
+- ``Add``, ``StreamSum`` -> a depthwise identity ``Conv`` whose InPort sums the (delay-balanced) inputs: graded
+  spikes;
 - ``SpikingAttention`` -> ``SpikingSelfAttention`` (attention.py); ``MaxPool``, ``AndTokenSum``, ``ChannelMask``,
   ``TokenMean`` -> the embedded-core processes of embedded.py (no synapse hop, as the attention);
 - ``Head`` -> on the host: integer sums of the last residual stream over tokens and the T steps, then ``w c + b``.
@@ -33,7 +34,7 @@ from ...artifact import load_artifact
 from ...errors import DeployError, GraphError
 from ...ir import Graph, Node, OpTable
 from ...ir.ops import (LIF, Add, AndTokenSum, BatchNorm, ChannelMask, Conv2d, Dense, Flatten, Head, Input, LoihiLIF,
-                       MaxPool, OrPool, SpikingAttention, TokenMean, Vectorize)
+                       MaxPool, OrPool, SpikingAttention, StreamSum, TokenMean, Vectorize)
 from ..lava_io import attach_recorder, read_aligned, run_fixed_pt, source_data
 
 GRADED_BITS = 24
@@ -272,7 +273,7 @@ class _Builder:
 
 LOWERING = OpTable("the Lava backend", {
     Input: _Builder.input, Conv2d: _Builder.synapse, Dense: _Builder.synapse, LoihiLIF: _Builder.lif,
-    OrPool: _Builder.or_pool, Add: _Builder.add_relay, Flatten: _Builder.same_port, Vectorize: _Builder.vectorize,
+    OrPool: _Builder.or_pool, Add: _Builder.add_relay, StreamSum: _Builder.add_relay, Flatten: _Builder.same_port, Vectorize: _Builder.vectorize,
     SpikingAttention: _Builder.attention, MaxPool: _Builder.max_pool, AndTokenSum: _Builder.and_token_sum,
     ChannelMask: _Builder.channel_mask, TokenMean: _Builder.token_sum, Head: _Builder.host_head,
 }, unsupported={LIF: "float neurons have no Lava form; export the integer graph",

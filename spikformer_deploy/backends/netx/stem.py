@@ -28,10 +28,10 @@ NETX_FILE = "stem.netx.h5"
 
 def stem_layers(graph: Graph) -> list[str]:
     """Neuron and OR nodes of the chain of synapse + neuron layers from the input, up to the first other op (the
-    first residual sum)."""
+    first residual sum, a graded relay or max-pool of a real-valued stream)."""
     names = []
     for node in graph.nodes.values():
-        if node.op.neuron_group:
+        if node.op.neuron_group and node.op.spiking:
             names.append(node.name)
         elif not (isinstance(node.op, Input) or node.op.synapse):
             break

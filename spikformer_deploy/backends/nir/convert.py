@@ -13,6 +13,16 @@ Mapping (per time step; the NIR graph is one step of the network):
   ``spikformer_deploy = {op: SpikingAttention, operands: [q, k, v], num_heads, head_dim, scale, order}``. NIR has no
   product of two dynamic tensors: a generic consumer reads this node as ``q + k + v``; only this importer knows
   the product ``(Q Kᵀ V) * scale`` per head;
+- ``StreamSum`` (the real-valued stream) -> ``nir.Scale(1)`` with converging edges, as ``Add``;
+- ``TokenMean`` -> ``nir.AvgPool2d`` over the whole grid (exact);
+- ``MaxPool`` (of real values) -> EXTENSION: ``nir.SumPool2d`` of its window (NIR has no max-pool; a generic reader
+  sees a sum pool, of the right shape), metadata ``op: MaxPool``;
+- ``AndTokenSum`` -> EXTENSION: ``nir.SumPool2d`` over the whole grid reached by edges from k and v (a generic
+  reader sees the token sum of k + v), metadata ``operands: [k, v]``: the token sum of k AND v;
+- ``ChannelMask`` -> EXTENSION: ``nir.Scale(1)`` on q's grid reached by q alone, metadata ``operands: [q, m]``:
+  q AND m. NIR cannot broadcast m ``[C, 1, 1]`` onto q's grid (its ``Conv2d`` types ignore groups, so a broadcast
+  would cost C² H W weights), so m's edge goes to an ``nir.Output`` of its own marked ``role: operand`` (a generic
+  reader sees q, and m as a second output; without it NIR's type inference adds that output unnamed);
 - ``Head`` -> ``nir.AvgPool2d`` over the grid, ``nir.Flatten``, ``nir.Affine``; the logits are the mean over time
   steps of the per-step output (exact: the head is affine).
 Input: ``nir.Input`` of one step's input ``[C, H, W]`` (an image repeated T times, or one event frame).
@@ -27,8 +37,8 @@ import numpy as np
 
 from ...errors import GraphError
 from ...ir import Graph, Node, OpTable
-from ...ir.ops import (LIF, OP_TYPES, Add, BatchNorm, Conv2d, Dense, Flatten, Head, Input, LoihiLIF, OrPool,
-                       SpikingAttention, Vectorize)
+from ...ir.ops import (LIF, OP_TYPES, Add, AndTokenSum, BatchNorm, ChannelMask, Conv2d, Dense, Flatten, Head, Input,
+                       LoihiLIF, MaxPool, OrPool, SpikingAttention, StreamSum, TokenMean, Vectorize)
 from .hdf5 import write_nir_file
 
 NIR_FILE = "model.nir"
@@ -111,6 +121,46 @@ def _write_add(graph: Graph, node: Node) -> list:
     return _scale_one(graph, node, "Add")
 
 
+def _write_stream_sum(graph: Graph, node: Node) -> list:
+    return _scale_one(graph, node, "StreamSum", note="the real-valued residual stream")
+
+
+def _write_max_pool(graph: Graph, node: Node) -> list:
+    import nir
+
+    op = node.op
+    k, st, p = (np.array([v, v]) for v in (op.kernel, op.stride, op.padding))
+    return [(node.name, nir.SumPool2d(kernel_size=k, stride=st, padding=p, metadata=_annotated(
+        "MaxPool", kernel=op.kernel, stride=op.stride, padding=op.padding,
+        meaning="max over each window, padding never wins (a NIR extension: a generic reader sees a sum pool)")))]
+
+
+def _whole_grid(graph: Graph, node: Node, cls, op: str, **meta) -> list:
+    """An ``nir.AvgPool2d`` or ``nir.SumPool2d`` whose window is the whole grid of the node's first input."""
+    grid = np.array(graph.grid(node.inputs[0])[1:])
+    return [(node.name, cls(kernel_size=grid, stride=grid, padding=np.array([0, 0]), metadata=_annotated(op, **meta)))]
+
+
+def _write_token_mean(graph: Graph, node: Node) -> list:
+    import nir
+
+    return _whole_grid(graph, node, nir.AvgPool2d, "TokenMean")
+
+
+def _write_and_token_sum(graph: Graph, node: Node) -> list:
+    import nir
+
+    return _whole_grid(graph, node, nir.SumPool2d, "AndTokenSum", operands=list(node.inputs),
+                       meaning="per channel: tokens where k AND v spike (a NIR extension: a generic reader sees the "
+                               "token sum of k + v)")
+
+
+def _write_channel_mask(graph: Graph, node: Node) -> list:
+    return _scale_one(graph, node, "ChannelMask", operands=list(node.inputs),
+                      meaning="q AND the per-channel spike m, broadcast over the tokens (a NIR extension: a generic "
+                              "reader sees q + m)")
+
+
 def _write_flatten(graph: Graph, node: Node) -> list:
     return _scale_one(graph, node, "Flatten", note="tokens = this grid, row-major")
 
@@ -137,10 +187,14 @@ def _write_head(graph: Graph, node: Node) -> list:
                                    metadata=_annotated("Head", logits="mean over time steps of this output")))]
 
 
+UNWIRED_OPERANDS = {ChannelMask: (1,)}  # operands of another shape: NIR has no broadcast, metadata carries them
+
 _FLOAT_ONLY = "NIR carries the float graph (export writes it before quantization)"
 TO_NIR = OpTable("the NIR writer", {
     Input: _write_input, Conv2d: _write_conv, Dense: _write_dense, LIF: _write_lif, OrPool: _write_or_pool,
-    Add: _write_add, Flatten: _write_flatten, SpikingAttention: _write_attention, Head: _write_head,
+    Add: _write_add, StreamSum: _write_stream_sum, MaxPool: _write_max_pool, TokenMean: _write_token_mean,
+    AndTokenSum: _write_and_token_sum, ChannelMask: _write_channel_mask, Flatten: _write_flatten,
+    SpikingAttention: _write_attention, Head: _write_head,
 }, unsupported={LoihiLIF: _FLOAT_ONLY, BatchNorm: "fold it into its synapse first (fold_batchnorm)",
                 Vectorize: "comes only from netx networks, which are integer graphs (NIR carries float graphs)"})
 
@@ -170,15 +224,24 @@ def to_nir(graph: Graph, grid: dict | None = None):
 
     if graph.integer:
         raise GraphError(f"NIR export takes the float graph, this one is {graph.dialect}")
-    nodes, edges, tail = {}, [], {}  # tail: IR node -> the NIR node that carries its output
+    nodes, edges, tail, operands = {}, [], {}, []  # tail: IR node -> the NIR node that carries its output
     for node in graph.nodes.values():
         chain = TO_NIR(node)(graph, node)
         if grid and node.name in grid:
             chain = _on_grid(chain, grid[node.name], graph.grid(node.name) if node.op.synapse else node.shape)
         nodes.update(chain)
         keys = [k for k, _ in chain]
-        edges += [(tail[i], keys[0]) for i in node.inputs] + list(zip(keys, keys[1:]))
+        unwired = UNWIRED_OPERANDS.get(type(node.op), ())
+        edges += [(tail[i], keys[0]) for n, i in enumerate(node.inputs) if n not in unwired]
+        edges += list(zip(keys, keys[1:]))
+        operands += [(node, n) for n in unwired]
         tail[node.name] = keys[-1]
+    for node, n in operands:  # an operand read by nothing else gets its own exit, or NIR's type inference adds one
+        key, source = f"{node.name}.operand{n}", tail[node.inputs[n]]
+        if not any(a == source for a, _ in edges):
+            nodes[key] = nir.Output(output_type=np.array(graph.grid(node.inputs[n])),
+                                    metadata=_annotated(type(node.op).__name__, role="operand", of=node.name))
+            edges.append((source, key))
     nodes["output"] = nir.Output(output_type=np.array(graph.output.shape))
     edges.append((tail[graph.output.name], "output"))
     return nir.NIRGraph(nodes=nodes, edges=edges, metadata={KEY: {"format": "spikformer-deploy NIR",
@@ -255,6 +318,26 @@ def _read_flatten(g, key, node, meta, inputs, nodes, sources):
     return Flatten()
 
 
+def _read_stream_sum(g, key, node, meta, inputs, nodes, sources):
+    return StreamSum()
+
+
+def _read_max_pool(g, key, node, meta, inputs, nodes, sources):
+    return MaxPool(kernel=int(meta["kernel"]), stride=int(meta["stride"]), padding=int(meta["padding"]))
+
+
+def _read_token_mean(g, key, node, meta, inputs, nodes, sources):
+    return TokenMean()
+
+
+def _read_and_token_sum(g, key, node, meta, inputs, nodes, sources):
+    return AndTokenSum()
+
+
+def _read_channel_mask(g, key, node, meta, inputs, nodes, sources):
+    return ChannelMask()
+
+
 def _read_attention(g, key, node, meta, inputs, nodes, sources):
     return SpikingAttention(num_heads=int(meta["num_heads"]), head_dim=int(meta["head_dim"]),
                             scale=float(meta["scale"]), order=_text(meta["order"]))
@@ -270,7 +353,9 @@ def _read_head(g, key, node, meta, inputs, nodes, sources):
 
 
 FROM_NIR = {Input: _read_input, Conv2d: _read_conv, Dense: _read_dense, LIF: _read_lif, OrPool: _read_or_pool,
-            Add: _read_add, Flatten: _read_flatten, SpikingAttention: _read_attention, Head: _read_head}
+            Add: _read_add, StreamSum: _read_stream_sum, MaxPool: _read_max_pool, TokenMean: _read_token_mean,
+            AndTokenSum: _read_and_token_sum, ChannelMask: _read_channel_mask, Flatten: _read_flatten,
+            SpikingAttention: _read_attention, Head: _read_head}
 FROM_NIR_UNSUPPORTED = TO_NIR.unsupported  # what is never written is never read
 
 
@@ -284,15 +369,16 @@ def from_nir(nir_graph) -> Graph:
         raise GraphError("this NIR graph was not written by spikformer-deploy (no annotated input)")
     g = Graph()
     resolved = {}  # NIR node -> IR node carrying its output
-    for key in _topological(nir_graph):
-        if key == "output":
+    for key in _topological(nir_graph, {k: [_text(o) for o in _meta(n).get("operands", [])]
+                                        for k, n in nodes.items()}):
+        if key == "output" or _meta(nodes[key]).get("role") == "operand":  # exits: the graph's, an operand's
             continue
         node, meta = nodes[key], _meta(nodes[key])
         cls = OP_TYPES.get(_text(meta.get("op", "")))
         if cls not in FROM_NIR:
             raise GraphError(f"NIR node {key} ({type(node).__name__}) carries no spikformer_deploy annotation")
         inputs = [resolved[s] for s in sources.get(key, [])]
-        if cls is SpikingAttention:
+        if "operands" in meta:  # the inputs' order matters (NIR's edges have none)
             inputs = [resolved[_text(o)] for o in meta["operands"]]
         op = FROM_NIR[cls](g, key, node, meta, inputs, nodes, sources)
         if op is None:  # a leading node of the op's chain
@@ -309,16 +395,20 @@ def _text(value) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
 
 
-def _topological(nir_graph) -> list[str]:
+def _topological(nir_graph, operands: dict[str, list[str]]) -> list[str]:
+    """The nodes in an order where each comes after its edges' sources and after the operands its metadata names
+    (``UNWIRED_OPERANDS`` reach their node through metadata only)."""
+    depends = list(nir_graph.edges) + [(o, k) for k, names in operands.items() for o in names
+                                       if (o, k) not in nir_graph.edges]
     indegree = {k: 0 for k in nir_graph.nodes}
-    for _, b in nir_graph.edges:
+    for _, b in depends:
         indegree[b] += 1
     ready = [k for k, d in indegree.items() if d == 0]
     order = []
     while ready:
         k = ready.pop(0)
         order.append(k)
-        for a, b in nir_graph.edges:
+        for a, b in depends:
             if a == k:
                 indegree[b] -= 1
                 if indegree[b] == 0:

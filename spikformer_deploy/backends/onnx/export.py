@@ -17,7 +17,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from ...model import Spikformer
+from ...model import FamilyModel
 
 ONNX_FILE = "model.onnx"
 OPSET = 17
@@ -26,7 +26,7 @@ OPSET = 17
 class _Part(nn.Module):
     """A part of the model to trace on its own: ``forward(x) = part(model, x)``."""
 
-    def __init__(self, model: Spikformer, part):
+    def __init__(self, model: FamilyModel, part):
         super().__init__()
         self.model, self.part = model, part
 
@@ -34,14 +34,14 @@ class _Part(nn.Module):
         return self.part(self.model, x)
 
 
-def _stem(model: Spikformer, x):
+def _stem(model: FamilyModel, x):
     """Input ``[B, ...]`` -> the patch embedding's output ``[T, B, ...]``."""
     return model.patch_embed(model.time_major_input(x))
 
 
-def _head(model: Spikformer, x):
+def _head(model: FamilyModel, x):
     """The last block's output ``[T, B, ...]`` -> logits ``[B, classes]``."""
-    return model.head(model.pool(x))
+    return model.logits(x)
 
 
 def _trace(part: nn.Module, sample: torch.Tensor, batch_in: int, batch_out: int):
@@ -88,7 +88,7 @@ def _join(parts: list, doc: str):
     return model
 
 
-def write_onnx(model: Spikformer, directory: Path) -> list[Path]:
+def write_onnx(model: FamilyModel, directory: Path) -> list[Path]:
     import onnx
 
     model = model.eval()
@@ -99,7 +99,7 @@ def write_onnx(model: Spikformer, directory: Path) -> list[Path]:
         parts = [_trace(_Part(model, _stem).eval(), x, 0, 1), *(_trace(block, stream, 1, 1) for block in model.block),
                  _trace(_Part(model, _head).eval(), stream, 1, 0)]
     cfg = model.config
-    proto = _join(parts, f"Spikformer {cfg.variant} {cfg.depth}-{cfg.dim}, float reference, T={cfg.T} unrolled; "
+    proto = _join(parts, f"{cfg.title} {cfg.variant} {cfg.depth}-{cfg.dim}, float reference, T={cfg.T} unrolled; "
                          f"spikingjelly LIF (tau 2, hard reset, h >= v_th)")
     onnx.checker.check_model(proto, full_check=True)
     path = Path(directory) / ONNX_FILE

@@ -13,7 +13,8 @@ import torch.nn.functional as F
 
 from ...counters import Counters
 from ...ir import Node, OpTable
-from ...ir.ops import Add, Conv2d, Dense, Head, Input, OrPool, SpikingAttention
+from ...ir.ops import (Add, AndTokenSum, ChannelMask, Conv2d, Dense, Head, Input, MaxPool, OrPool, SpikingAttention,
+                       StreamSum, TokenMean)
 from . import cpu_kernels
 from .simulator import Observer, Simulator, abs_max, per_sample_sum
 
@@ -39,7 +40,7 @@ class CountingObserver(Observer):
             if isinstance(op, Conv2d):
                 cover = coverage(sim.graph.nodes[src].shape, node.shape[1:], op.weight.shape[-2:], op.stride,
                                  op.padding) * op.weight.shape[0]
-            elif isinstance(op, OrPool):
+            elif isinstance(op, (OrPool, MaxPool)):
                 cover = coverage(sim.graph.nodes[src].shape, node.shape[1:], (op.kernel,) * 2, (op.stride,) * 2,
                                  (op.padding,) * 2)
             elif isinstance(op, Dense):
@@ -154,6 +155,44 @@ class CountingObserver(Observer):
     def attention_events(self, node: Node, inputs, out) -> None:
         self.counters.add(node.name, "in_events", self.events_in(node, inputs))
 
+    def stream_sum(self, node: Node, inputs, out) -> None:
+        """Graded relay neurons: one accumulation per non-zero input, one update per neuron and step, one graded
+        spike per non-zero output."""
+        c = self.counters
+        c.add(node.name, "in_events", self.events_in(node, inputs))
+        c.add(node.name, "adds", self.events_in(node, inputs))
+        c.add(node.name, "neuron_updates", out[0].numel())
+        c.add(node.name, "spikes", torch.count_nonzero(out.reshape(out.shape[0], -1), dim=1).cpu())
+
+    def max_pool(self, node: Node, inputs, out) -> None:
+        """A comparison per window tap beyond the first (dense: graded values), counted as additions."""
+        taps = float(self.fanout[node.name].sum()) * node.shape[0] * self.batch
+        self.counters.add(node.name, "in_events", self.events_in(node, inputs))
+        self.counters.add(node.name, "adds", taps - out[0].numel())
+
+    def and_token_sum(self, node: Node, inputs, out) -> None:
+        """Per channel and token one AND of k and v, then the popcount: one addition per token where both spike."""
+        k, v = inputs
+        elements = k[0].numel()  # C x N x B
+        c = self.counters
+        c.add(node.name, "in_events", self.events_in(node, inputs))
+        c.add(node.name, "ands", elements)
+        c.add(node.name, "adds", (k.to(torch.float64) * v.to(torch.float64)).reshape(k.shape[0], -1).sum(1).cpu())
+        c.add(node.name, "dense_macs", elements)
+
+    def channel_mask(self, node: Node, inputs, out) -> None:
+        """One AND per element of q with its channel's spike."""
+        self.counters.add(node.name, "in_events", self.events_in(node, inputs))
+        self.counters.add(node.name, "ands", out[0].numel())
+        self.counters.add(node.name, "dense_macs", out[0].numel())
+
+    def token_mean(self, node: Node, inputs, out) -> None:
+        """One accumulation per non-zero input."""
+        events = self.events_in(node, inputs)
+        self.counters.add(node.name, "in_events", events)
+        self.counters.add(node.name, "adds", events)
+        self.counters.add(node.name, "dense_macs", inputs[0][0].numel())
+
     def head(self, node: Node, inputs, out) -> None:
         events = self.events_in(node, inputs)
         self.counters.add(node.name, "in_events", events)
@@ -175,5 +214,7 @@ def _fanout_sum(spatial: torch.Tensor, fanout: torch.Tensor) -> torch.Tensor:
 
 COUNTS = OpTable("the operation counters", {
     OrPool: CountingObserver.pool, Add: CountingObserver.add, SpikingAttention: CountingObserver.attention_events,
-    Head: CountingObserver.head,
+    StreamSum: CountingObserver.stream_sum, MaxPool: CountingObserver.max_pool,
+    AndTokenSum: CountingObserver.and_token_sum, ChannelMask: CountingObserver.channel_mask,
+    TokenMean: CountingObserver.token_mean, Head: CountingObserver.head,
 }, by_traits=lambda cls: CountingObserver.synapse if cls.synapse else CountingObserver.nothing)

@@ -26,7 +26,7 @@ from ...counters import Counters
 from ...errors import DataError, DeployError
 from ...ir import Graph, Node, OpTable
 from ...ir.ops import (ACT_SHIFT, DECAY_UNITY, LIF, STATE_BITS, Add, AndTokenSum, BatchNorm, ChannelMask, Conv2d,
-                       Dense, Flatten, Head, Input, LoihiLIF, MaxPool, OrPool, SpikingAttention, TokenMean, Vectorize)
+                       Dense, Flatten, Head, Input, LoihiLIF, MaxPool, OrPool, SpikingAttention, StreamSum, TokenMean, Vectorize)
 from . import cpu_kernels, int8_gemm
 
 EXACT_FP32 = 2**24
@@ -381,9 +381,12 @@ def run_add(sim: Simulator, node: Node, inputs):
         out = out.to(sim.float_dtype)  # uint8 spikes would wrap in a sum that can pass 255
     for x in inputs[1:]:
         out = out + x
-    if len(inputs) == 1:
-        out = out.clone()  # a relay: its own buffer (a kernel downstream may overwrite its input)
-    sim.observer.intermediate(node, drive=out)
+    return out
+
+
+def run_stream_sum(sim: Simulator, node: Node, inputs):
+    out = inputs[0].clone() if len(inputs) == 1 else run_add(sim, node, inputs)  # a relay: a buffer of its own
+    sim.observer.intermediate(node, drive=out)  # calibration reads the stream's range
     return out
 
 
@@ -450,7 +453,7 @@ def run_head(sim: Simulator, node: Node, inputs):
 
 KERNELS = OpTable("the simulator", {
     Input: run_input, Conv2d: run_conv, Dense: run_dense, BatchNorm: run_batchnorm, LIF: run_lif,
-    LoihiLIF: run_loihi_lif, OrPool: run_pool, Add: run_add, MaxPool: run_max_pool, Flatten: run_flatten,
+    LoihiLIF: run_loihi_lif, OrPool: run_pool, Add: run_add, StreamSum: run_stream_sum, MaxPool: run_max_pool, Flatten: run_flatten,
     Vectorize: run_vectorize, SpikingAttention: run_attention, AndTokenSum: run_and_token_sum,
     ChannelMask: run_channel_mask, TokenMean: run_token_mean, Head: run_head})
 # per-node constants on the device, built once per Simulator (ops without an entry need none)
