@@ -71,3 +71,11 @@ def load_family_fixture(case: str):
     model = load_checkpoint(d / "model_best.pth.tar")
     return (model, torch.load(d / "input.pt"), torch.load(d / "logits.pt"), torch.load(d / "logits_fp64.pt"),
             torch.load(d / "spikes.pt"))
+
+
+def assert_reproduces_fixture(result, logits: torch.Tensor, spikes: dict) -> None:
+    """A simulator run equals the original code's fixture: every LIF's spike counts exactly, logits to 1e-5 (the
+    simulator's float64 against the original's float32)."""
+    for name, expected in spikes.items():
+        assert torch.equal(result.spike_counts[name], expected), name
+    assert (result.logits - logits).abs().max() <= 1e-5

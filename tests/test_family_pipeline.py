@@ -10,7 +10,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from support import FAMILY_CASES, load_family_fixture, run_cli
+from support import FAMILY_CASES, assert_reproduces_fixture, load_family_fixture, run_cli
 
 from spikformer_deploy.backends.nir import read_nir, write_nir
 from spikformer_deploy.backends.onnx import write_onnx
@@ -27,9 +27,7 @@ pytestmark = pytest.mark.parametrize("case", FAMILY_CASES)
 def test_float_ir_reproduces_the_original_spikes(case):
     model, x, logits, _, spikes = load_family_fixture(case)
     result = Simulator(float_graph(model)).run(x)
-    for name, expected in spikes.items():
-        assert torch.equal(result.spike_counts[name], expected), name
-    assert (result.logits - logits).abs().max() <= 1e-5
+    assert_reproduces_fixture(result, logits, spikes)
 
 
 def test_onnx_matches_pytorch(tmp_path, case):
@@ -62,9 +60,7 @@ def test_nir_round_trip_reproduces_the_original_spikes(tmp_path, case):
     back = read_nir(path)
     a, b = Simulator(graph).run(x), Simulator(back).run(x)
     assert torch.equal(a.logits, b.logits)
-    for name, expected in spikes.items():
-        assert torch.equal(b.spike_counts[name], expected), name
-    assert (b.logits - logits).abs().max() <= 1e-5
+    assert_reproduces_fixture(b, logits, spikes)
 
 
 def test_integer_graph_native_equals_portable(case):
@@ -195,10 +191,11 @@ def test_counters_equal_a_brute_force_count_from_the_float_model(case):
 
 
 def test_command_line_on_the_fixture(tmp_path, capsys, case):
-    """export twice (byte-identical), verify (Lava == simulator in every layer), report, simulate --energy, info."""
+    """info, export twice (byte-identical), verify (Lava == simulator in every layer), report, simulate --energy,
+    sweep."""
     from support import FAMILY
 
-    _, x, *_ = load_family_fixture(case)
+    _, x, _, _, spikes = load_family_fixture(case)
     ckpt = str(FAMILY / case / "model_best.pth.tar")
     data = tmp_path / "x.npz"
     np.savez(data, x=x.numpy())
@@ -234,4 +231,15 @@ def test_command_line_on_the_fixture(tmp_path, capsys, case):
                            "--energy", "--json")
     assert rc == 0, err
     sim = json.loads(out)
-    assert sim["samples"] == len(x)
+    assert sim["samples"] == len(x) and sim["energy"] and sim["layers"]
+    assert set(sim["spike_agreement"]) >= set(spikes)  # float vs integer: every LIF (and every spiking pool)
+
+    T = info["T"]
+    rc, out, err = run_cli(capsys, "sweep", ckpt, "--data", str(data), "--calibration-data", str(data),
+                           "--weight-bits", "4,8", "--T", f"1,{T}", "-o", str(tmp_path / "sweep"), "--json")
+    assert rc == 0, err
+    points = {(p["weight_bits"], p["T"]): p for p in json.loads(out)["points"]}
+    assert set(points) == {(4, 1), (8, 1), (4, T), (8, T)}
+    # the sweep's (8 bits, T) point is the run simulate made: the same integer model, the same counts
+    assert points[8, T]["sops"] == sim["totals_per_inference"]["sops"]
+    assert points[8, T]["agreement"] == sim["agreement"]

@@ -48,3 +48,12 @@ def synapse_bn_lif(g: Graph, parent: torch.nn.Module, prefix: str, names: tuple[
 def lif_on(g: Graph, parent: torch.nn.Module, prefix: str, name: str, x: str) -> str:
     """The original LIF module ``name`` of ``parent`` reading ``x``."""
     return g.add(f"{prefix}.{name}", lif(getattr(parent, name)), [x])
+
+
+def pre_activation_mlp(g: Graph, mlp: torch.nn.Module, prefix: str, stem: str, x: str) -> str:
+    """The MLP branch on the real-valued stream ``x``, LIF -> synapse -> BatchNorm twice, named after the original
+    ``{stem}{i}_lif / _conv / _bn`` of ``mlp``: its output is summed into the stream."""
+    for i in (1, 2):
+        x = lif_on(g, mlp, prefix, f"{stem}{i}_lif", x)
+        x = synapse_bn(g, mlp, prefix, (f"{stem}{i}_conv", f"{stem}{i}_bn"), dense(getattr(mlp, f"{stem}{i}_conv")), x)
+    return x

@@ -8,7 +8,7 @@ from __future__ import annotations
 from ..ir.graph import Graph
 from ..ir.ops import AndTokenSum, ChannelMask, Flatten, Head, Input, MaxPool, OrPool, StreamSum, TokenMean
 from ..model.sdt import SpikeDrivenTransformer, sps_suffix
-from .layers import array, conv, dense, lif, lif_on, synapse_bn, synapse_bn_lif
+from .layers import array, conv, dense, lif, lif_on, pre_activation_mlp, synapse_bn, synapse_bn_lif
 
 
 def trace_sdt(model: SpikeDrivenTransformer) -> Graph:
@@ -40,11 +40,7 @@ def trace_sdt(model: SpikeDrivenTransformer) -> Graph:
         a = g.add(f"{p}.mask", ChannelMask(), [q, kv])
         a = synapse_bn(g, attn, p, ("proj_conv", "proj_bn"), dense(attn.proj_conv), a)
         x = g.add(f"block.{b}.attn_residual", StreamSum(), [a, x])
-        m = x
-        for i in (1, 2):
-            m = lif_on(g, blk.mlp, f"block.{b}.mlp", f"fc{i}_lif", m)
-            m = synapse_bn(g, blk.mlp, f"block.{b}.mlp", (f"fc{i}_conv", f"fc{i}_bn"),
-                           dense(getattr(blk.mlp, f"fc{i}_conv")), m)
+        m = pre_activation_mlp(g, blk.mlp, f"block.{b}.mlp", "fc", x)
         x = g.add(f"block.{b}.mlp_residual", StreamSum(), [m, x])
     x = g.add("head.token_mean", TokenMean(), [x])
     x = g.add("head_lif", lif(model.head_lif), [x])

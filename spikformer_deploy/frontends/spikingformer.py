@@ -6,7 +6,7 @@ from __future__ import annotations
 from ..ir.graph import Graph
 from ..ir.ops import Flatten, Head, Input, OrPool, SpikingAttention, StreamSum
 from ..model.spikingformer import Spikingformer, stage_names
-from .layers import array, conv, dense, lif, lif_on, synapse_bn, synapse_bn_lif
+from .layers import array, conv, dense, lif, lif_on, pre_activation_mlp, synapse_bn, synapse_bn_lif
 
 ORIGINAL_ORDER = {"cifar10": "qk_v", "imagenet": "q_kv"}
 
@@ -35,11 +35,7 @@ def trace_spikingformer(model: Spikingformer) -> Graph:
         a = g.add(f"{p}.attn_lif", lif(attn.attn_lif), [a])
         a = synapse_bn(g, attn, p, ("proj_conv", "proj_bn"), dense(attn.proj_conv), a)
         x = g.add(f"block.{b}.attn_residual", StreamSum(), [x, a])
-        m = x
-        for i in (1, 2):
-            m = lif_on(g, blk.mlp, f"block.{b}.mlp", f"mlp{i}_lif", m)
-            m = synapse_bn(g, blk.mlp, f"block.{b}.mlp", (f"mlp{i}_conv", f"mlp{i}_bn"),
-                           dense(getattr(blk.mlp, f"mlp{i}_conv")), m)
+        m = pre_activation_mlp(g, blk.mlp, f"block.{b}.mlp", "mlp", x)
         x = g.add(f"block.{b}.mlp_residual", StreamSum(), [x, m])
     g.add("head", Head(weight=array(model.head.weight), bias=array(model.head.bias)), [x])
     g.validate()

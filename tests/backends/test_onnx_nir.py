@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from support import BUNDLED, load_fixture
+from support import BUNDLED, assert_reproduces_fixture, load_fixture
 
 from spikformer_deploy import load_checkpoint
 from spikformer_deploy.backends.nir import from_nir, read_nir, stem_subgraph, to_nir, write_nir
@@ -52,9 +52,7 @@ def test_nir_round_trip_reproduces_float_reference(tmp_path, variant):
     back = read_nir(path)
     a, b = Simulator(graph).run(x), Simulator(back).run(x)
     assert torch.equal(a.logits, b.logits)
-    for name, expected in spikes.items():
-        assert torch.equal(b.spike_counts[name], expected), name
-    assert (b.logits - logits).abs().max() <= 1e-5
+    assert_reproduces_fixture(b, logits, spikes)
 
 
 @pytest.mark.parametrize("case,last", [("cifar10", "patch_embed.proj_lif2"), ("imagenet", "patch_embed.proj_lif"),

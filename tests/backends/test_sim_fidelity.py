@@ -1,7 +1,7 @@
 """Simulator fidelity: exact mode reproduces the original code; the integer model stays close to the float one."""
 import torch
 
-from support import BUNDLED, load_fixture
+from support import BUNDLED, assert_reproduces_fixture, load_fixture
 
 from spikformer_deploy import load_checkpoint
 from spikformer_deploy.backends.sim import Simulator
@@ -12,9 +12,7 @@ from spikformer_deploy.pipeline import float_graph, integer_graph
 def test_exact_mode_reproduces_original_fixture(fixture_variant):
     model, x, logits, spikes = load_fixture(fixture_variant)
     result = Simulator(float_graph(model)).run(x)
-    for name, expected in spikes.items():
-        assert torch.equal(result.spike_counts[name], expected), name
-    assert (result.logits - logits).abs().max() <= 1e-5
+    assert_reproduces_fixture(result, logits, spikes)
 
 
 def test_quantized_fixture_layers_stay_correlated(fixture_variant):

@@ -310,32 +310,13 @@ def _read_or_pool(g, key, node, meta, inputs, nodes, sources):
     return OrPool(kernel=int(pool.kernel_size[0]), stride=int(pool.stride[0]), padding=int(pool.padding[0]))
 
 
-def _read_add(g, key, node, meta, inputs, nodes, sources):
-    return Add()
-
-
-def _read_flatten(g, key, node, meta, inputs, nodes, sources):
-    return Flatten()
-
-
-def _read_stream_sum(g, key, node, meta, inputs, nodes, sources):
-    return StreamSum()
+def _plain(cls):
+    """The reader of an op without parameters."""
+    return lambda g, key, node, meta, inputs, nodes, sources: cls()
 
 
 def _read_max_pool(g, key, node, meta, inputs, nodes, sources):
     return MaxPool(kernel=int(meta["kernel"]), stride=int(meta["stride"]), padding=int(meta["padding"]))
-
-
-def _read_token_mean(g, key, node, meta, inputs, nodes, sources):
-    return TokenMean()
-
-
-def _read_and_token_sum(g, key, node, meta, inputs, nodes, sources):
-    return AndTokenSum()
-
-
-def _read_channel_mask(g, key, node, meta, inputs, nodes, sources):
-    return ChannelMask()
 
 
 def _read_attention(g, key, node, meta, inputs, nodes, sources):
@@ -353,8 +334,8 @@ def _read_head(g, key, node, meta, inputs, nodes, sources):
 
 
 FROM_NIR = {Input: _read_input, Conv2d: _read_conv, Dense: _read_dense, LIF: _read_lif, OrPool: _read_or_pool,
-            Add: _read_add, StreamSum: _read_stream_sum, MaxPool: _read_max_pool, TokenMean: _read_token_mean,
-            AndTokenSum: _read_and_token_sum, ChannelMask: _read_channel_mask, Flatten: _read_flatten,
+            Add: _plain(Add), StreamSum: _plain(StreamSum), MaxPool: _read_max_pool, TokenMean: _plain(TokenMean),
+            AndTokenSum: _plain(AndTokenSum), ChannelMask: _plain(ChannelMask), Flatten: _plain(Flatten),
             SpikingAttention: _read_attention, Head: _read_head}
 FROM_NIR_UNSUPPORTED = TO_NIR.unsupported  # what is never written is never read
 
