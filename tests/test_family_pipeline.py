@@ -12,6 +12,8 @@ from torch import nn
 
 from support import FAMILY_CASES, assert_reproduces_fixture, load_family_fixture, run_cli
 
+from spikformer_deploy.analysis import layer_rows
+from spikformer_deploy.analysis.layers import stream_relay
 from spikformer_deploy.backends.nir import read_nir, write_nir
 from spikformer_deploy.backends.onnx import write_onnx
 from spikformer_deploy.backends.sim import Simulator
@@ -99,22 +101,25 @@ def weights_rounded(model: nn.Module, bits: int) -> nn.Module:
     return model
 
 
-def activations(model: nn.Module, x: torch.Tensor) -> tuple[dict, dict]:
-    """The float model's own run: (inputs of every synapse and pool module called, outputs of every LIF), by
-    original module name, as ``[T, B, ...]``."""
-    inputs, spikes, handles = {}, {}, []
+def activations(model: nn.Module, x: torch.Tensor) -> tuple[dict, dict, dict]:
+    """The float model's own run: (inputs of every synapse and pool module called, outputs of every LIF, inputs
+    of every LIF), by original module name, as ``[T, B, ...]``."""
+    inputs, spikes, lif_inputs, handles = {}, {}, {}, []
     T = model.config.T
     for name, module in model.named_modules():
         if isinstance(module, (nn.Conv1d, nn.Conv2d, nn.MaxPool2d)):
             handles.append(module.register_forward_hook(
                 lambda m, i, o, name=name: inputs.__setitem__(name, i[0].reshape(T, -1, *i[0].shape[1:]))))
         elif isinstance(module, MultiStepLIF):
-            handles.append(module.register_forward_hook(lambda m, i, o, name=name: spikes.__setitem__(name, o)))
+            def keep(m, i, o, name=name):  # returns None: the output stays as it is
+                spikes[name], lif_inputs[name] = o, i[0]
+
+            handles.append(module.register_forward_hook(keep))
     with torch.no_grad():
         model(x)
     for h in handles:
         h.remove()
-    return inputs, spikes
+    return inputs, spikes, lif_inputs
 
 
 def window_sums(x: torch.Tensor, module: nn.Module) -> torch.Tensor:
@@ -148,8 +153,9 @@ def attention_counts(q, k, v, heads: int, order: str) -> dict:
 def test_counters_equal_a_brute_force_count_from_the_float_model(case):
     model, x, *_ = load_family_fixture(case)
     graph = float_graph(model)
-    counts = Simulator(graph).run(x).counters.counts
-    inputs, spikes = activations(model, x)
+    counters = Simulator(graph).run(x).counters
+    counts = counters.counts
+    inputs, spikes, lif_inputs = activations(model, x)
     modules = dict(model.named_modules())
     checked = set()
     for name, xin in inputs.items():
@@ -185,6 +191,12 @@ def test_counters_equal_a_brute_force_count_from_the_float_model(case):
             for key, values in attention_counts(q, k, v, op.num_heads, op.order).items():
                 np.testing.assert_allclose(counts[f"{a}.ssa"][key], np.asarray(values, dtype=float), rtol=1e-12,
                                            err_msg=f"{a}.ssa.{key}")
+    # each LIF reading the real-valued stream: one identity synaptic event per non-zero stream value it reads
+    readers = {r.name: r.event_synops for r in layer_rows(graph, counters)
+               if r.name in lif_inputs and stream_relay(graph, graph.nodes[r.name].inputs[0])}
+    assert readers and len(readers) >= 2 * model.config.depth
+    for name, synops in readers.items():
+        assert synops == pytest.approx(float(torch.count_nonzero(lif_inputs[name])) / len(x), rel=1e-12), name
     assert checked >= {"Conv2d", "Dense", "OrPool"}
     if model.config.member == "sdt":
         assert "MaxPool" in checked

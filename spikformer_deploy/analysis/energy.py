@@ -125,11 +125,10 @@ def _loihi_synapse(r: LayerStats, profile: Profile) -> float:
 
 
 def _loihi_neuron(r: LayerStats, profile: Profile) -> float:
-    return profile["e_neuron_active"] * r.neuron_updates * profile["neuron_passes"] + spike_energy(profile) * r.spikes
-
-
-def _loihi_pool(r: LayerStats, profile: Profile) -> float:
-    return _loihi_neuron(r, profile) + profile["e_synop"] * (r.event_synops or 0.0)
+    """Updates and spikes, plus the group's own synapses where it has any (an OR pool's, identity synapses from a
+    real-valued stream's relay)."""
+    return (profile["e_neuron_active"] * r.neuron_updates * profile["neuron_passes"] + spike_energy(profile) * r.spikes
+            + profile["e_synop"] * (r.event_synops or 0.0))
 
 
 def _loihi_attention(r: LayerStats, profile: Profile) -> float:
@@ -140,7 +139,7 @@ def _loihi_head(r: LayerStats, profile: Profile) -> float:
     return profile["e_host_op"] * (r.macs + r.adds)
 
 
-LOIHI_COST = OpTable("the Loihi energy model", {OrPool: _loihi_pool, Head: _loihi_head},
+LOIHI_COST = OpTable("the Loihi energy model", {Head: _loihi_head},
                      by_traits=lambda cls: _loihi_synapse if cls.synapse else _loihi_attention if cls.embedded else
                      _loihi_neuron if cls.neuron_group else _free)
 

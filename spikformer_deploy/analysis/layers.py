@@ -10,7 +10,7 @@ import numpy as np
 
 from ..counters import Counters
 from ..ir import Graph, Node, OpTable
-from ..ir.ops import STATE_BITS, Add, BatchNorm, Dense, Head, Input, LoihiLIF, OrPool
+from ..ir.ops import STATE_BITS, Add, BatchNorm, Dense, Head, Input, LoihiLIF, OrPool, StreamSum
 
 STATE_MAX = 2 ** (STATE_BITS - 1) - 1
 _BOUNDS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
@@ -84,8 +84,23 @@ def _event_synops(graph: Graph, node: Node, row: LayerStats, counters: Counters)
                            row.sops * row.in_events / max(counters.total(node.name, "in_value"), 1e-300))
 
 
+def stream_relay(graph: Graph, name: str) -> str | None:
+    """The relay (``StreamSum``) whose graded spikes reach node ``name``'s input through reshapes alone, if any."""
+    node = graph.nodes[name]
+    while not isinstance(node.op, StreamSum):
+        if node.op.synapse or node.op.neuron_group or node.op.embedded or not node.inputs:
+            return None
+        node = graph.nodes[node.inputs[0]]
+    return node.name
+
+
 def _neuron_row(graph: Graph, node: Node, row: LayerStats, counters: Counters) -> None:
     row.firing_rate = row.spikes / row.neuron_updates if row.neuron_updates else 0.0
+    # a group reading the real-valued stream (a LIF, the next relay) has one identity synapse per neuron from the
+    # relay: each of the relay's graded spikes (its non-zero values) drives one
+    relays = [r for r in map(lambda i: stream_relay(graph, i), node.inputs) if r]
+    if relays:
+        row.event_synops = sum(counters.total(r, "spikes") for r in relays)
 
 
 def _pool_row(graph: Graph, node: Node, row: LayerStats, counters: Counters) -> None:

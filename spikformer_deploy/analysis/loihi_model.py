@@ -152,8 +152,9 @@ def graph_activity(graph: Graph, rows: list[LayerStats], mapping: dict, profile:
     passes = profile["neuron_passes"]
     load = []
     for g in mapping["groups"]:
-        feeding = by_name.get(g.synapse_node or g.name)
-        synops = (feeding.event_synops or 0.0) / T if feeding else 0.0
+        # the synapse feeding the group, and the group's own (an OR pool's, identity synapses from a stream relay)
+        own = [by_name[n] for n in dict.fromkeys((g.synapse_node, g.name)) if n in by_name]
+        synops = sum(r.event_synops or 0.0 for r in own) / T
         load.append((synops / g.cores, math.ceil(g.neurons / g.cores) * passes))
     placed = place_groups([(g.name, g.cores) for g in mapping["groups"]], int(profile["cores_per_chip"]))
     flows = interchip_traffic(graph, rows, mapping, placed)
