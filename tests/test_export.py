@@ -1,6 +1,7 @@
 """export / verify: artifact contents, manifest, determinism, atomicity, bad input."""
 import json
 
+import numpy as np
 import pytest
 
 from support import run_cli
@@ -39,7 +40,6 @@ def test_export_is_byte_identical(artifact, tmp_path, capsys):
 
 def test_nir_on_the_deploy_grid_is_recorded_and_smaller(artifact, tmp_path, capsys):
     import nir
-    import numpy as np
 
     out = tmp_path / "grid"
     rc, _, err = run_cli(capsys, "export", "-o", str(out), "--calibration", "64", "--target", "nir",
@@ -101,3 +101,20 @@ def test_export_bad_input_leaves_nothing(tmp_path, capsys, monkeypatch):
     rc, _, err = run_cli(capsys, "export", "-o", str(out), "--target", "nir", "--calibration", "8", "--force")
     monkeypatch.undo()
     assert rc == 0 and not (out / "keep.txt").exists() and (out / "model.nir").exists()
+
+
+def test_stream_synapses_have_no_single_grid(tmp_path, capsys):
+    """A real-valued stream's writers hold biases the integer graph moves into their readers: NIR's grid weights and
+    finetune, which need one grid per synapse, refuse with one line and write nothing."""
+    from support import FAMILY, load_family_fixture
+
+    _, x, *_ = load_family_fixture("sdt/cifar10")
+    ckpt = str(FAMILY / "sdt/cifar10/model_best.pth.tar")
+    data = tmp_path / "xy.npz"
+    np.savez(data, x=x.numpy(), y=np.arange(len(x)))
+    for args in (("export", ckpt, "--target", "nir", "--nir-weights", "grid", "-o", str(tmp_path / "out"),
+                  "--calibration-data", str(data)),
+                 ("finetune", ckpt, "--data", str(data), "-o", str(tmp_path / "out.pth"))):
+        rc, _, err = run_cli(capsys, *args)
+        assert rc == 2 and err.count("\n") == 1 and "no single deploy grid" in err, err
+    assert list(tmp_path.iterdir()) == [data]

@@ -353,7 +353,8 @@ def grid_points(g: Graph) -> list[GridPoint]:
         if op.synapse:
             if "stream_scale" in steps[node.name]:
                 raise GraphError(f"{node.name} writes a real-valued residual stream, whose biases the integer graph "
-                                 f"carries into its readers: it has no single deploy grid (use the float weights)")
+                                 f"carries into its readers: it has no single deploy grid, which finetune and "
+                                 f"--nir-weights grid need (--nir-weights float works)")
             step = steps[node.name]["step"]
             if isinstance(g.nodes[node.inputs[0]].op, Input):
                 step *= g.input.op.scale  # that synapse's steps are per input integer
