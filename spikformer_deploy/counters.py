@@ -13,6 +13,9 @@ COUNTER_DOC = {
     "sops_paper": "Spikformer paper convention: input firing rate x dense MACs of the layer",
     "macs": "multiply-accumulates actually needed (analog input of the first conv, the head)",
     "dense_macs": "dense-equivalent MACs of the layer (what a GPU computes)",
+    "in_bounds_macs": "synapses: every input element times its fan-out (dense without the padding taps)",
+    "event_fanout": "synapses reading the analog image: non-zero pixels times their fan-out",
+    "pooled_nonzero": "head: non-zero entries of the pooled vector it multiplies",
     "ands": "bitwise ANDs of the spiking attention (Q AND K or K AND V; SDSA's k AND v and q masks; per bit)",
     "adds": "additions: popcount and spike-gated accumulations in attention, accumulations in residual sums and "
             "token means, comparisons of graded max-pools",

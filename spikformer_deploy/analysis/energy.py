@@ -26,7 +26,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..ir import Graph, OpTable
-from ..ir.ops import Head, MaxPool, OrPool, SpikingAttention, StreamSum
+from ..ir.ops import Head, MaxPool, OrPool, SpikingAttention
+from .conventions import Count, ours, spikformer_paper
 from .layers import LayerStats
 from .profiles import BOUNDS, Profile
 from .loihi_model import (dynamic_energy, embedded_ops, graph_activity, latency, spike_energy,
@@ -75,45 +76,19 @@ def _per_layer(table: OpTable, rows: list[LayerStats], graph: Graph, profile: Pr
     return {name: e for name, e in costs.items() if e is not None}
 
 
-# -- paper: E_MAC x MACs + E_AC x (input rate x dense MACs) on synapses and the head --------------------------------
-def _paper_synapse(r: LayerStats, profile: Profile) -> float:
-    return profile["e_mac"] * r.macs + profile["e_ac"] * r.sops_paper
-
-
-PAPER_COST = OpTable("the paper energy convention", {Head: _paper_synapse},
-                     by_traits=lambda cls: _paper_synapse if cls.synapse else _free)
+# -- paper and corrected: the counting conventions' MACs and ACs (analysis.conventions) at E_MAC and E_AC ------------
+def _priced(counts: dict[str, Count], profile: Profile) -> dict[str, float]:
+    return {name: profile["e_mac"] * c.macs + profile["e_ac"] * c.acs for name, c in counts.items()}
 
 
 def paper_energy(rows: list[LayerStats], graph: Graph, profile: Profile) -> EnergyEstimate:
-    return EnergyEstimate(profile.name, "paper", _per_layer(PAPER_COST, rows, graph, profile), [
+    return EnergyEstimate(profile.name, "paper", _priced(spikformer_paper(rows, graph).per_layer, profile), [
         "SOPs = input firing rate x dense MACs per layer (Spikformer's convention); first conv and head as MACs",
         "max-pool and the attention products are not counted (as in the paper)"])
 
 
-# -- corrected: MACs where the input is not binary, ACs per event-driven op ---------------------------------------
-def _corrected_synapse(r: LayerStats, profile: Profile) -> float:
-    if r.analog_input:
-        return profile["e_mac"] * r.macs
-    if not r.binary_input:
-        return profile["e_mac"] * r.event_synops
-    return profile["e_ac"] * r.sops
-
-
-def _corrected_attention(r: LayerStats, profile: Profile) -> float:
-    return profile["e_ac"] * r.adds
-
-
-def _corrected_head(r: LayerStats, profile: Profile) -> float:
-    return profile["e_mac"] * r.macs + profile["e_ac"] * r.adds
-
-
-CORRECTED_COST = OpTable("the corrected energy convention", {Head: _corrected_head, StreamSum: _corrected_attention},
-                         by_traits=lambda cls: _corrected_synapse if cls.synapse else
-                         _corrected_attention if cls.embedded else _free)
-
-
 def corrected_energy(rows: list[LayerStats], graph: Graph, profile: Profile) -> EnergyEstimate:
-    return EnergyEstimate(profile.name, "corrected", _per_layer(CORRECTED_COST, rows, graph, profile), [
+    return EnergyEstimate(profile.name, "corrected", _priced(ours(rows, graph).per_layer, profile), [
         "non-binary inputs (analog image, residual stream values 0..depth+2) cost a MAC per synaptic event",
         "attention (and SDSA, graded max-pools, token means): one accumulate per popcount / spike-gated addition / "
         "comparison (ANDs not costed); real-valued residual streams: one accumulate per non-zero input"])
@@ -196,26 +171,31 @@ def _state_read_write(profile: Profile) -> float:
     return profile["e_sram_read_64b"]
 
 
-def _memory_synapse(r: LayerStats, profile: Profile) -> float:
+def _memory_synapse(r: LayerStats, profile: Profile, counted: dict[str, float]) -> float:
     ops = r.macs if r.analog_input else r.event_synops
-    return _corrected_synapse(r, profile) + _weight_read(profile) * ops
+    return counted[r.name] + _weight_read(profile) * ops
 
 
-def _memory_neuron(r: LayerStats, profile: Profile) -> float:
+def _memory_neuron(r: LayerStats, profile: Profile, counted: dict[str, float]) -> float:
     return (profile["e_ac"] + _state_read_write(profile)) * r.neuron_updates
 
 
-def _memory_head(r: LayerStats, profile: Profile) -> float:
-    return _corrected_head(r, profile) + _weight_read(profile) * r.macs
+def _memory_head(r: LayerStats, profile: Profile, counted: dict[str, float]) -> float:
+    return counted[r.name] + _weight_read(profile) * r.macs
+
+
+def _memory_counted(r: LayerStats, profile: Profile, counted: dict[str, float]) -> float:
+    return counted[r.name]
 
 
 MEMORY_AWARE_COST = OpTable("the memory-aware energy convention", {Head: _memory_head},
                             by_traits=lambda cls: _memory_synapse if cls.synapse else
-                            _corrected_attention if cls.embedded else _memory_neuron if cls.neuron_group else _free)
+                            _memory_counted if cls.embedded else _memory_neuron if cls.neuron_group else _free)
 
 
 def memory_aware_energy(rows: list[LayerStats], graph: Graph, profile: Profile) -> EnergyEstimate:
-    return EnergyEstimate(profile.name, "memory_aware", _per_layer(MEMORY_AWARE_COST, rows, graph, profile), [
+    counted = _priced(ours(rows, graph).per_layer, profile)
+    return EnergyEstimate(profile.name, "memory_aware", _per_layer(MEMORY_AWARE_COST, rows, graph, profile, counted), [
         "the corrected convention's operations, plus memory at Horowitz's SRAM energies (8 KB array): one 8-bit "
         f"weight read per synaptic op or MAC ({_weight_read(profile) * 1e12:g} pJ), one 32-bit membrane read and "
         f"write per neuron update ({_state_read_write(profile) * 1e12:g} pJ) plus its leak/add (E_AC)",

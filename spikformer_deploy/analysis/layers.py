@@ -14,7 +14,8 @@ from ..ir.ops import STATE_BITS, Add, BatchNorm, Dense, Head, Input, LoihiLIF, O
 
 STATE_MAX = 2 ** (STATE_BITS - 1) - 1
 _BOUNDS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
-COUNTS = ("in_events", "sops", "sops_paper", "macs", "dense_macs", "ands", "adds", "neuron_updates", "spikes")
+COUNTS = ("in_events", "sops", "sops_paper", "macs", "dense_macs", "in_bounds_macs", "event_fanout", "pooled_nonzero",
+          "ands", "adds", "neuron_updates", "spikes")
 
 
 @dataclass
@@ -31,6 +32,9 @@ class LayerStats:
     sops_paper: float = 0.0
     macs: float = 0.0
     dense_macs: float = 0.0
+    in_bounds_macs: float = 0.0
+    event_fanout: float = 0.0
+    pooled_nonzero: float = 0.0
     ands: float = 0.0
     adds: float = 0.0
     neuron_updates: float = 0.0

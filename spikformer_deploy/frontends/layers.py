@@ -35,7 +35,8 @@ def lif(module: torch.nn.Module) -> LIF:
 def synapse_bn(g: Graph, parent: torch.nn.Module, prefix: str, names: tuple[str, str], synapse, x: str) -> str:
     """Synapse -> BatchNorm, named after the original modules ``names`` (attributes of ``parent``)."""
     syn, bn = names
-    g.add(f"{prefix}.{syn}", synapse, [x])
+    module = getattr(parent, syn)  # what module-hook counters (syops) see: its class, and whether it adds a bias
+    g.add(f"{prefix}.{syn}", synapse, [x], module=type(module).__name__, module_bias=module.bias is not None)
     return g.add(f"{prefix}.{bn}", batchnorm(getattr(parent, bn)), [f"{prefix}.{syn}"])
 
 

@@ -54,15 +54,22 @@ def brute_force(graph, node, ins, out, T, B):
             sops = [sum(x[t][idx] * c_out * conv_fanout(idx[2], idx[3], h, w, k, op.stride, op.padding, h_out, w_out)
                         for idx in zip(*np.nonzero(x[t]))) for t in range(T)]
             elems = c_in * h * w
+            fanout = np.array([[c_out * conv_fanout(y, xx, h, w, k, op.stride, op.padding, h_out, w_out)
+                                for xx in range(w)] for y in range(h)])
+            exp["in_bounds_macs"] = [fanout.sum() * c_in * B] * T
+            nonzero_fanout = [sum(fanout[idx[2], idx[3]] for idx in zip(*np.nonzero(x[t]))) for t in range(T)]
         else:
             c_out, c_in = op.weight.shape
             n = node.shape[1]
             macs = c_out * c_in * n
             sops = [sum(x[t][idx] * c_out for idx in zip(*np.nonzero(x[t]))) for t in range(T)]
             elems = c_in * n
+            exp["in_bounds_macs"] = [macs * B] * T
+            nonzero_fanout = [np.count_nonzero(x[t]) * c_out for t in range(T)]
         exp["dense_macs"] = [macs * B] * T
         if isinstance(graph.nodes[node.inputs[0]].op, Input):
             exp["macs"] = [macs * B] * T
+            exp["event_fanout"] = nonzero_fanout
         else:
             exp["in_value"] = [x[t].sum() for t in range(T)]
             exp["sops"] = sops
@@ -110,6 +117,7 @@ def brute_force(graph, node, ins, out, T, B):
         x = ins[0]
         exp["in_events"] = exp["adds"] = [np.count_nonzero(x[t]) for t in range(T)]
         exp["macs"] = exp["dense_macs"] = [0] * (T - 1) + [op.weight.size * B]
+        exp["pooled_nonzero"] = [0] * (T - 1) + [np.count_nonzero(x.sum(axis=(0, 2)))]  # tokens [T, B, N, C]
     return exp
 
 

@@ -11,7 +11,8 @@ import torch
 from support import BUNDLED, REPO, load_fixture
 
 from spikformer_deploy import load_checkpoint
-from spikformer_deploy.analysis.energy import CORRECTED_COST, LOIHI_COST, PAPER_COST
+from spikformer_deploy.analysis.conventions import NEUROBENCH, OURS, PAPER, SYOPS
+from spikformer_deploy.analysis.energy import LOIHI_COST, MEMORY_AWARE_COST
 from spikformer_deploy.analysis.feasibility import MAPPERS
 from spikformer_deploy.analysis.layers import ROWS
 from spikformer_deploy.backends.lava.network import LOWERING, lava_shape
@@ -26,7 +27,8 @@ from spikformer_deploy.ir.ops import OP_TYPES, Add, Conv2d, Dense, Flatten, Head
 from spikformer_deploy.ir.serialize import graph_to_json, load_graph, save_graph
 from spikformer_deploy.pipeline import float_graph, integer_graph
 
-TABLES = [KERNELS, COUNTS, LOWERING, TO_NIR, LAYERS, ROWS, PAPER_COST, CORRECTED_COST, LOIHI_COST, MAPPERS]
+TABLES = [KERNELS, COUNTS, LOWERING, TO_NIR, LAYERS, ROWS, OURS, PAPER, NEUROBENCH, SYOPS, MEMORY_AWARE_COST,
+          LOIHI_COST, MAPPERS]
 
 
 @pytest.mark.parametrize("table", TABLES, ids=lambda t: t.consumer)

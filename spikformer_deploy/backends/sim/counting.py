@@ -114,9 +114,15 @@ class CountingObserver(Observer):
         c = self.counters
         c.add(node.name, "in_events", events.cpu())
         c.add(node.name, "dense_macs", macs * self.batch)
+        # padding taps read nothing: NeuroBench's dense count is every input element times its in-bounds fan-out
+        in_bounds = fanout * x[0, 0].numel() if isinstance(fanout, float) else float(fanout.sum()) * x.shape[2]
+        c.add(node.name, "in_bounds_macs", in_bounds * self.batch)
         source = self.sim.graph.nodes[node.inputs[0]].op
         if isinstance(source, Input) and source.kind == "image":
             c.add(node.name, "macs", macs * self.batch)  # the analog image is multiplied, not accumulated: no SOPs
+            nonzero = (x != 0).to(self.sim.float_dtype)
+            c.add(node.name, "event_fanout", (nonzero.reshape(x.shape[0], -1).sum(1) * fanout if isinstance(
+                fanout, float) else _fanout_sum(nonzero.sum(dim=(1, 2)), fanout)).cpu())
             return
         c.add(node.name, "in_value", in_value.cpu())
         sops = in_value * fanout if isinstance(fanout, float) else _fanout_sum(spatial, fanout)
@@ -201,6 +207,9 @@ class CountingObserver(Observer):
         macs[-1] = node.op.weight.size * self.batch  # one float/integer layer per inference, after the last step
         self.counters.add(node.name, "macs", macs)
         self.counters.add(node.name, "dense_macs", macs)
+        pooled = np.zeros(inputs[0].shape[0])
+        pooled[-1] = float(torch.count_nonzero(inputs[0].sum(dim=(0, 2))))  # tokens [T, B, N, C]: the pooled [B, C]
+        self.counters.add(node.name, "pooled_nonzero", pooled)
 
     def nothing(self, node: Node, inputs, out) -> None:
         """No operation of its own to count (a neuron's spikes and updates are counted in ``done``)."""
