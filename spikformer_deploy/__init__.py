@@ -9,13 +9,15 @@ The public API (what ``examples/`` uses; everything else is internal and may cha
 - deployment: ``integer_graph`` (calibrate and quantize to Loihi 2 formats), ``export`` (an artifact directory:
   Lava/netx, NIR, ONNX, manifest), ``verify_on_lava`` (Lava against the simulator, spike for spike);
 - analyses: ``simulate`` (float and integer side by side, per-layer counts), ``energy`` (every hardware profile),
-  ``feasibility_report`` (cores, chips, limits, verdict) with ``report_markdown`` / ``report_html``,
+  ``counting_conventions`` (every published counter's reading of the same counts), ``estimate_from_rates`` (the
+  conventions and the Loihi estimate from published firing rates), ``feasibility_report`` (cores, chips, limits, verdict) with ``report_markdown`` / ``report_html``,
   ``load_profile`` / ``builtin_profiles``;
 - errors: ``DeployError`` and its kinds (each a one-line message).
 """
 from .analysis import EnergyEstimate, Profile, builtin_profiles, load_profile
 from .analysis.report import to_html as report_html, to_markdown as report_markdown
-from .api import Simulation, energy, feasibility_report, simulate, verify_on_lava
+from .api import (Simulation, counting_conventions, energy, estimate_from_rates, feasibility_report, simulate,
+                  verify_on_lava)
 from .bundled import bundled_model, bundled_models
 from .data import load_data
 from .errors import CheckpointError, ConfigError, DataError, DeployError
@@ -39,6 +41,6 @@ def bundled_data(model):
 
 __all__ = ["load_checkpoint", "save_checkpoint", "bundled_model", "bundled_models", "bundled_data", "load_data",
            "spike_counts", "Spikformer", "SpikformerConfig", "integer_graph", "export", "verify_on_lava", "simulate",
-           "Simulation", "energy", "EnergyEstimate", "feasibility_report", "report_markdown", "report_html",
+           "Simulation", "energy", "counting_conventions", "estimate_from_rates", "EnergyEstimate", "feasibility_report", "report_markdown", "report_html",
            "load_profile", "builtin_profiles", "Profile", "DeployError", "CheckpointError", "ConfigError", "DataError",
            "__version__"]

@@ -71,6 +71,49 @@ def energy(simulation: Simulation, hardware=None) -> list[EnergyEstimate]:
         simulation.rows, simulation.graph, p, map_network(simulation.graph, p) if p.model == "loihi" else None)]
 
 
+def counting_conventions(simulation: Simulation, per_op: str | Path | Profile = "cmos45nm") -> dict:
+    """Every counting convention over the run's counts, side by side (``analysis.conventions``), energies at the
+    per-op profile's E_MAC and E_AC."""
+    from .analysis.conventions import conventions_report
+
+    return conventions_report(simulation.rows, simulation.graph, profiles([per_op])[0])
+
+
+def rows_from_rates(graph: Graph, rates: dict[str, float], seed: int = 0) -> list[LayerStats]:
+    """Per-layer counts of ``graph`` (one sample) with its spiking nodes firing at ``rates`` (``analysis.rates``);
+    every LIF needs one."""
+    from .backends.sim import Simulator
+    from .errors import DataError
+    from .ir.ops import LIF, LoihiLIF
+
+    missing = [n.name for n in graph.of_type(LIF, LoihiLIF) if n.name not in rates]
+    if missing:
+        raise DataError(f"no rate for {len(missing)} LIF(s): {', '.join(missing)}")
+    x = torch.rand(1, *graph.input.op.shape, generator=torch.Generator().manual_seed(seed))
+    return layer_rows(graph, Simulator(graph, spike_rates=rates, seed=seed).run(x).counters)
+
+
+def estimate_from_rates(rates: str | Path, target: str | Path | Profile = "loihi2", seed: int = 0) -> dict:
+    """Every counting convention and the target's estimate (cores, chips, latency, energy) for an architecture
+    from published per-layer firing rates (``analysis.rates``): an estimate from rates, not event-driven."""
+    from .analysis.conventions import conventions_report
+    from .analysis.rates import KIND, load_rates, random_model
+    from .analysis.report import build_report
+    from .pipeline import float_graph
+
+    spec = load_rates(rates)
+    graph = float_graph(random_model(spec.config, seed))
+    rows = rows_from_rates(graph, spec.rates, seed)
+    hardware = profiles([target])[0]
+    report = build_report(graph, rows, hardware, load_profile(GPU_REFERENCE), None,
+                          f"{KIND}: rates of {spec.source}")
+    return {"kind": KIND, "source": spec.source, "architecture": dict(vars(spec.config)),
+            "rates": dict(spec.rates), "seed": seed,
+            "counting_conventions": conventions_report(rows, graph, load_profile("cmos45nm"), KIND),
+            "target": {k: report[k] for k in ("target", "verdict", "totals", "performance", "energy")},
+            "layers": report["layers"]}
+
+
 def feasibility_report(graph: Graph, x, target: str | Path | Profile = "loihi2", chips: int | None = None,
                        note: str = "", batch: int = 64) -> dict:
     """The hardware feasibility report of an integer graph with firing rates measured on ``x``: mapping (cores,

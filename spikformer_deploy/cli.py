@@ -12,7 +12,7 @@ from .bundled import bundled_dataset, bundled_split
 from .cli_inputs import (artifact_inputs, batch_or_default, bits_options, calibration_options, data_options, int_list,
                          is_netx, json_option, load_model, model_options, model_settings, netx_graph_and_frames,
                          options, reject_netx_options, select_inputs)
-from .cli_render import console_for, epoch_progress, print_energy, print_simulation, progress
+from .cli_render import console_for, epoch_progress, print_conventions, print_energy, print_simulation, progress
 from .errors import DeployError, Terminated
 from .outputs import check_dir_target, check_file_target, handle_termination, write_files_atomically
 
@@ -264,6 +264,7 @@ def simulate(ctx, checkpoint, num_heads, T, img_size, data, samples, batch, cali
     print_simulation(summary, run.rows, run.totals())
     if energy_report:
         print_energy(energy_report)
+        print_conventions(energy_report["counting_conventions"])
 
 
 def _deployed_accuracy(model, x_cal, x, y, weight_bits: int, input_bits: int) -> dict:
@@ -279,10 +280,11 @@ def _deployed_accuracy(model, x_cal, x, y, weight_bits: int, input_bits: int) ->
 def _energy(model, run, profiles, x, gpu_seconds, plot_dir) -> dict:
     """Estimates for every profile, the measured GPU reference where CUDA is present, and the optional plots."""
     from .analysis.plots import energy_breakdown_png
-    from .api import energy
+    from .api import counting_conventions, energy
     from .gpu_measure import GpuMeasurementUnavailable, measure_float_reference
 
     estimates = energy(run, profiles)
+    per_op = next((p for p in profiles if p.model == "per_op"), "cmos45nm")
     try:
         if model is None:
             raise GpuMeasurementUnavailable("no float model to run on the GPU (a netx network is integer only)")
@@ -297,7 +299,7 @@ def _energy(model, run, profiles, x, gpu_seconds, plot_dir) -> dict:
         written = write_files_atomically(plot_dir, {f"energy_{e.profile}_{e.convention}.png":
                                                (lambda p, e=e: energy_breakdown_png(e, p)) for e in estimates})
     return {"profiles": {p.name: p.to_dict() for p in profiles}, "estimates": [e.to_dict() for e in estimates],
-            "gpu_measured": measured, "plots": written}
+            "counting_conventions": counting_conventions(run, per_op), "gpu_measured": measured, "plots": written}
 
 
 @cli.command("export")
@@ -511,6 +513,31 @@ def verify(artifact, data, samples, batch, integrity_only, as_json):
                 click.echo(f"netx stem vs simulator: {'equal' if result['netx_stem_equal'] else 'DIFFER'}")
     if not ok:
         raise DeployError("Lava and the simulator disagree (see above)")
+
+
+@cli.command("estimate")
+@click.argument("rates", type=click.Path(path_type=Path))
+@click.option("--target", type=click.Choice(["loihi2", "loihi"]), default="loihi2", show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True, help="Where the forced spikes fall.")
+@json_option
+def estimate_cmd(rates, target, seed, as_json):
+    """Every counting convention and the Loihi estimate from published per-layer firing rates: a JSON file with
+    the architecture and the rate of every LIF (see spikformer_deploy.analysis.rates). The architecture runs with
+    random weights and each LIF forced to its rate, so the figures are an estimate from rates, not event-driven."""
+    from . import api
+    from .analysis.report import joules_range, json_safe
+
+    result = api.estimate_from_rates(rates, target, seed)
+    if as_json:
+        click.echo(json.dumps(json_safe(result), indent=1))
+        return
+    t, perf = result["target"]["totals"], result["target"]["performance"]
+    click.echo(f"{result['kind'].upper()} ({result['source']})")
+    print_conventions(result["counting_conventions"])
+    click.echo(f"{target}: {t['neurons']:,} neurons, {t['cores']:,} cores, {t['chips']} chip(s) ({t['system']}); "
+               f"latency {perf['latency_s'] * 1e3:.3f} ms")
+    for e in result["target"]["energy"]:
+        click.echo(f"  energy {e['profile']}/{e['convention']}: {joules_range(e['total_J'], e.get('range_J'))}")
 
 
 def main(argv=None) -> int:

@@ -124,3 +124,34 @@ def print_energy(report: dict) -> None:
     console.print(layers)
     for path in report["plots"]:
         console.print(f"wrote {path}")
+
+
+def print_conventions(report: dict) -> None:
+    """Every counting convention over the same counts: what it counts, how, where from, and what it comes to."""
+    from rich.table import Table
+
+    from .analysis.report import joules
+
+    console = console_for()
+    rows = report["conventions"]
+    table = Table(title=f"Counting conventions side by side ({report['kind']}; energy at {report['profile']}'s "
+                        "E_MAC / E_AC)")
+    for col in ("convention", "dense", "MACs", "ACs", "energy", "attention", "integer / real inputs", "pooling",
+                "bias", "neurons"):
+        table.add_column(col, justify="right" if col in ("dense", "MACs", "ACs", "energy") else "left")
+    for c in rows:
+        t = c["treatment"]
+        table.add_row(c["title"], si(c["dense"]), si(c["macs"]), si(c["acs"]), joules(c["energy_J"]), t["attention"],
+                      t["integer_inputs"], t["pooling"], t["bias"], t["neurons"])
+    console.print(table)
+    kinds = list(rows[0]["by_layer_kind"]) if rows else []
+    split = Table(title="Ops (MACs + ACs) each convention counts, by kind of layer")
+    split.add_column("convention")
+    for k in kinds:
+        split.add_column(k, justify="right")
+    for c in rows:
+        split.add_row(c["title"], *(si(c["by_layer_kind"][k]) if c["by_layer_kind"][k] else "-" for k in kinds))
+    console.print(split)
+    for c in rows:
+        console.print(f"{c['title']}: {c['definition']} ({c['source']})" + "".join(f"; {n}" for n in c["notes"]),
+                      markup=False)

@@ -7,10 +7,11 @@ import math
 
 from ..ir import Graph
 from ..model.config import MEMBERS
+from .conventions import conventions_report
 from .energy import estimate
 from .feasibility import check_constraints, map_network, performance, verdict
 from .layers import LayerStats
-from .profiles import Profile
+from .profiles import Profile, load_profile
 
 
 def build_report(graph: Graph, rows: list[LayerStats], profile: Profile, gpu: Profile | None, chips_budget: int | None,
@@ -36,6 +37,7 @@ def build_report(graph: Graph, rows: list[LayerStats], profile: Profile, gpu: Pr
         "checks": [vars(c) for c in checks],
         "performance": perf,
         "energy": energy,
+        "counting_conventions": conventions_report(rows, graph, load_profile("cmos45nm")),
         "limits": {k: c.to_dict() for k, c in profile.constants.items()},
         "layers": [r.to_dict() for r in rows],
     }
@@ -101,6 +103,7 @@ def to_markdown(r: dict) -> str:
                      f"{split[0]} | {split[1]} | {kind} |")
     lines += [f"- {e['profile']}: {a}" for e in r["energy"] for a in e["assumptions"]
               if a.startswith("static > dynamic")]
+    lines += conventions_markdown(r["counting_conventions"])
     lines += ["", "## Mapping", "", "| group | neurons | fan-in | synapses | cores | limited by |",
               "| --- | ---: | ---: | ---: | ---: | --- |"]
     for g in r["groups"]:
@@ -110,6 +113,25 @@ def to_markdown(r: dict) -> str:
     for k, v in r["limits"].items():
         lines.append(f"| {k} | {v['value']:g} {v['unit']} | {v['kind']} | {v['source']} |")
     return "\n".join(lines) + "\n"
+
+
+def conventions_markdown(report: dict) -> list[str]:
+    """The counting conventions side by side (``analysis.conventions``), as Markdown lines."""
+    c0 = report["conventions"]
+    kinds = list(c0[0]["by_layer_kind"]) if c0 else []
+    lines = ["", f"## Counting conventions ({report['kind']}; energy at {report['profile']}'s E_MAC / E_AC)", "",
+             "| convention | dense | MACs | ACs | energy | attention | integer / real inputs | pooling | bias | "
+             "neurons | source |", "| --- | ---: | ---: | ---: | ---: | --- | --- | --- | --- | --- | --- |"]
+    for c in c0:
+        t = c["treatment"]
+        lines.append(f"| {c['title']} | {c['dense']:,.0f} | {c['macs']:,.0f} | {c['acs']:,.0f} | "
+                     f"{joules(c['energy_J'])} | {t['attention']} | {t['integer_inputs']} | {t['pooling']} | "
+                     f"{t['bias']} | {t['neurons']} | {c['source']} |")
+    lines += ["", "Ops (MACs + ACs) each convention counts, by kind of layer:", "",
+              "| convention | " + " | ".join(kinds) + " |", "| --- |" + " ---: |" * len(kinds)]
+    lines += [f"| {c['title']} | " + " | ".join(f"{c['by_layer_kind'][k]:,.0f}" for k in kinds) + " |" for c in c0]
+    lines += [""] + [f"- {c['title']}: {c['definition']}" + "".join(f"; {n}" for n in c["notes"]) for c in c0]
+    return lines
 
 
 def _png(fig) -> str:

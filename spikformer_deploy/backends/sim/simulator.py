@@ -69,12 +69,21 @@ class Observer:
 
 class Simulator:
     def __init__(self, graph: Graph, device: str | torch.device | None = None, count: bool = True,
-                 record: tuple[str, ...] | set[str] | str = (), native_kernels: bool = True):
+                 record: tuple[str, ...] | set[str] | str = (), native_kernels: bool = True,
+                 spike_rates: dict[str, float] | None = None, seed: int = 0):
         """``record``: names of nodes whose outputs to keep (``"spikes"``: every neuron and OR node);
         ``native_kernels``: on the CPU, integer graphs run their synapses on oneDNN's exact int8 kernels (where they
         apply, ``int8_gemm``) and their neurons as one compiled pass (``cpu_kernels``), with uint8 spikes between
-        them; False runs the portable torch code that CUDA runs (same bits)."""
+        them; False runs the portable torch code that CUDA runs (same bits);
+        ``spike_rates``: spiking nodes whose outputs are replaced by independent spikes at these rates (estimates
+        from published rates: each sample gets exactly round(rate x elements x T) spikes at random positions and
+        steps, drawn from ``seed``), so that every count downstream is the network's under those rates."""
         graph.validate()
+        unknown = sorted(set(spike_rates or {}) - {n.name for n in graph.having("spiking")})
+        if unknown:
+            raise DataError(f"spike rates given for nodes that do not spike: {', '.join(unknown)}")
+        self.spike_rates = dict(spike_rates or {})
+        self.generator = torch.Generator().manual_seed(seed)
         self.graph = graph
         self.device = torch.device(device or "cpu")
         self.count = count
@@ -107,6 +116,16 @@ class Simulator:
     def time_steps(self, x: torch.Tensor) -> int:
         return time_steps(self.graph, x)
 
+    def forced_spikes(self, out: torch.Tensor, rate: float) -> torch.Tensor:
+        """``out``'s shape [T, B, ...] and type, with exactly round(rate x elements x T) spikes per sample."""
+        steps, batch = out.shape[:2]
+        per_step = out[0, 0].numel()
+        spikes = torch.zeros(batch, steps * per_step, dtype=torch.uint8)
+        count = round(rate * steps * per_step)
+        for b in range(batch):
+            spikes[b, torch.randperm(steps * per_step, generator=self.generator)[:count]] = 1
+        return spikes.view(batch, steps, *out.shape[2:]).transpose(0, 1).contiguous().to(out.device, out.dtype)
+
     @torch.no_grad()
     def run(self, x: torch.Tensor) -> SimResult:
         x = torch.as_tensor(x)
@@ -125,6 +144,8 @@ class Simulator:
                 raise
             except Exception as exc:  # name the node, as torch.fx's Interpreter does
                 raise RuntimeError(f"while executing {node.name} ({node.op.type}): {exc}") from exc
+            if node.name in self.spike_rates:
+                out = self.forced_spikes(out, self.spike_rates[node.name])
             self.observer.done(node, inputs, out)
             env[node.name] = out
             if node.op.spiking:
