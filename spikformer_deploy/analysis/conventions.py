@@ -131,13 +131,18 @@ def _mean_input(r: LayerStats) -> float:
     return r.sops_paper / r.dense_macs if r.dense_macs else 0.0
 
 
+def _per_event(r: LayerStats, dense: float, image_macs: float) -> Count:
+    """Binary inputs: an AC per synaptic event; graded inputs: a MAC per event; the analog image: ``image_macs``."""
+    if r.analog_input:
+        return Count(dense, macs=image_macs)
+    if not r.binary_input:
+        return Count(dense, macs=r.event_synops)
+    return Count(dense, acs=r.sops)
+
+
 # -- ours: the event-driven counts (the per-op profile's "corrected" energy) ----------------------------------------
 def _ours_synapse(r: LayerStats, node: Node, run: _Run) -> Count:
-    if r.analog_input:
-        return Count(r.dense_macs, macs=r.macs)
-    if not r.binary_input:
-        return Count(r.dense_macs, macs=r.event_synops)
-    return Count(r.dense_macs, acs=r.sops)
+    return _per_event(r, r.dense_macs, r.macs)
 
 
 def _ours_additions(r: LayerStats, node: Node, run: _Run) -> Count:
@@ -167,11 +172,7 @@ PAPER = OpTable("the Spikformer paper's convention", {Head: _paper_synapse},
 
 # -- NeuroBench v2.3: Linear / Conv modules only; inputs in {-1, 0, 1} are ACs, others MACs; no bias ---------------
 def _neurobench_synapse(r: LayerStats, node: Node, run: _Run) -> Count:
-    if r.analog_input:
-        return Count(r.in_bounds_macs, macs=r.event_fanout)
-    if not r.binary_input:
-        return Count(r.in_bounds_macs, macs=r.event_synops)
-    return Count(r.in_bounds_macs, acs=r.sops)
+    return _per_event(r, r.in_bounds_macs, r.event_fanout)  # every non-zero pixel x its in-bounds fan-out
 
 
 def _neurobench_head(r: LayerStats, node: Node, run: _Run) -> Count:
@@ -325,7 +326,8 @@ def spikingformer_counter(rows, graph, nspks_max: float) -> ConventionCount:
         f"spikingformer_nspks{nspks_max:g}", f"Spikingformer counter, Nspks_max = {nspks_max:g}",
         f"modules named 'conv' or 'head' only; spikes (values 0..{nspks_max:g}): dense ops x mean input as ACs, "
         "else dense ops as MACs (bias included); SSA: T*H*N*d_h^2*(fr_q + min(fr_k, fr_v)) ACs",
-        "zhouchenlin2096/Spikingformer energy_consumption_calculation/flops_counter.py and ops.py (commit 4378623)",
+        "zhouchenlin2096/Spikingformer energy_consumption_calculation/flops_counter.py @25d438d, ops.py @81731b2 "
+        "(its energy logs: @4378623)",
         Treatment("formula (SSA only)", label, "not counted", "included", "not counted (LIFs named *head* are)"),
         per_layer, notes=notes)
 
