@@ -48,6 +48,8 @@ def info(checkpoint, num_heads, T, img_size, as_json):
             "input_shape": ["B", *shape[1:]],
             "input": "event frames [B, T, C, H, W]" if cfg.variant == "cifar10dvs"
             else f"image [B, C, H, W] repeated T = {cfg.T} times"}
+    if "kd_head" in model.source:
+        data["distillation_head"] = model.source["kd_head"]
     if as_json:
         click.echo(json.dumps(data, indent=2))
         return
@@ -55,7 +57,10 @@ def info(checkpoint, num_heads, T, img_size, as_json):
 
     table = Table(title=f"{cfg.title} {cfg.depth}-{cfg.dim} ({cfg.variant})", show_header=False)
     for key, value in (("checkpoint", str(path)), ("model", cfg.title), ("variant", cfg.variant),
-                       *((("pooling_stat", cfg.pooling),) if cfg.pooling else ()), ("blocks", cfg.depth),
+                       *((("pooling_stat", cfg.pooling),) if cfg.pooling else ()),
+                       *((("stage widths", " / ".join(map(str, cfg.embed_dims))),) if cfg.embed_dims else ()),
+                       *((("distillation head", data["distillation_head"]),) if "distillation_head" in data else ()),
+                       ("blocks", cfg.depth),
                        ("dim", cfg.dim), ("heads", f"{cfg.num_heads} (head dim {cfg.head_dim})"),
                        ("MLP hidden", f"{cfg.hidden_dim} (ratio {cfg.mlp_ratio})"), ("classes", cfg.num_classes),
                        ("time steps T", cfg.T), ("tokens", f"{cfg.num_tokens} ({cfg.grid}x{cfg.grid})"),

@@ -1,5 +1,6 @@
 """Frontends: source models -> deploy graphs (hls4ml's converters). A family member's float model gives the float
 graph (one trace function per member, ``TRACERS``); a lava-dl netx network gives an integer graph directly."""
+from ..errors import ConfigError
 from ..ir import Graph
 from .netx import read_netx
 from .sdt import trace_sdt
@@ -11,7 +12,11 @@ TRACERS = {"spikformer": trace_spikformer, "spikingformer": trace_spikingformer,
 
 def trace(model) -> Graph:
     """The float deploy graph of a family member's float reference (node names: the original module names)."""
-    return TRACERS[model.config.member](model)
+    member = model.config.member
+    if member not in TRACERS:
+        raise ConfigError(f"{model.config.title} has a float reference (info, spike counts) but no deploy graph yet: "
+                          "its conv stages and re-parameterised projections are not traced")
+    return TRACERS[member](model)
 
 
 __all__ = ["trace", "read_netx", "TRACERS"]

@@ -22,12 +22,13 @@ import torch
 from ..errors import CheckpointError, ConfigError, UnsafePickleError
 from .base import FamilyModel
 from .config import DEFAULT_IMG_SIZE, DEFAULT_T, SpikformerConfig
+from .metaspikeformer import MetaSpikeFormer
 from .sdt import SpikeDrivenTransformer
 from .spikformer import Spikformer
 from .spikingformer import Spikingformer
 
 MODEL_CLASSES: dict[str, type[FamilyModel]] = {"spikformer": Spikformer, "spikingformer": Spikingformer,
-                                               "sdt": SpikeDrivenTransformer}
+                                               "sdt": SpikeDrivenTransformer, "metaspikeformer": MetaSpikeFormer}
 
 
 def build_model(config: SpikformerConfig) -> FamilyModel:
@@ -204,6 +205,8 @@ def _shape(sd: dict, key: str, path: Path) -> tuple[int, ...]:
 
 def detect_layout(sd: dict, path: Path) -> tuple[str, str]:
     """(member, variant) of a state_dict, from the keys only its layout has."""
+    if "downsample1_1.encode_conv.weight" in sd:
+        return "metaspikeformer", "imagenet"
     if "patch_embed.block0_conv.weight" in sd:
         return "spikingformer", "cifar10"
     if "patch_embed.proj1_conv.weight" in sd:
@@ -301,7 +304,33 @@ def infer_sdt(sd: dict, args: dict, overrides: dict, path: Path, variant: str) -
         T=_pick("T", overrides, args, "time_steps", None, "sdt"))
 
 
-LAYOUTS = {"spikformer": infer_spikformer, "spikingformer": infer_spikingformer, "sdt": infer_sdt}
+META_DOWNSAMPLING = ("downsample1_2", "downsample2", "downsample3", "downsample4")
+
+
+def infer_metaspikeformer(sd: dict, args: dict, overrides: dict, path: Path, variant: str) -> SpikformerConfig:
+    """main_finetune.py's checkpoint ({model, optimizer, epoch, scaler, args}): the widths come from the shapes
+    (args.model names a factory, which may not be the architecture), T from args.time_steps (the class sets
+    T = 1 and the script overrides it), num_heads from nowhere (an override); the image size is not part of the
+    model (fully convolutional), args.input_size is the training one. A distillation head is kept unless
+    ``kd=False``."""
+    dims = tuple(_shape(sd, f"{name}.encode_conv.weight", path)[0] for name in META_DOWNSAMPLING)
+    has_kd = "head_kd.weight" in sd
+    kd = has_kd if overrides.get("kd") is None else bool(overrides["kd"])
+    if kd and not has_kd:
+        raise ConfigError(f"kd=True: {path} has no distillation head (head_kd)")
+    return SpikformerConfig(
+        variant=variant, member="metaspikeformer", dim=dims[-1], embed_dims=dims, kd=kd,
+        depth=len({m.group(0) for k in sd if (m := re.match(r"block[34]\.\d+\.", k))}),
+        num_heads=_num_heads(overrides, args, None, "metaspikeformer"),
+        mlp_ratio=_mlp_ratio(_shape(sd, "block3.0.mlp.fc1_conv.weight", path)[0], dims[2]),
+        num_classes=_shape(sd, "head.weight", path)[0],
+        in_channels=_shape(sd, "downsample1_1.encode_conv.weight", path)[1],
+        img_size=_pick("img_size", overrides, args, "input_size", None, "metaspikeformer"),
+        T=_pick("T", overrides, args, "time_steps", None, "metaspikeformer"))
+
+
+LAYOUTS = {"spikformer": infer_spikformer, "spikingformer": infer_spikingformer, "sdt": infer_sdt,
+           "metaspikeformer": infer_metaspikeformer}
 
 
 def infer_config(sd: dict, args: dict, overrides: dict, path: Path) -> SpikformerConfig:
@@ -340,9 +369,10 @@ def load_checkpoint(path: str | os.PathLike, **overrides) -> FamilyModel:
     """Build the float reference from a checkpoint of any family member; returns the model in eval mode with
     ``.config`` (``config.member`` names the member).
 
-    Overrides: ``num_heads``, ``T``, ``img_size``, ``pooling`` (needed when the checkpoint does not record them).
+    Overrides: ``num_heads``, ``T``, ``img_size``, ``pooling`` (needed when the checkpoint does not record them);
+    ``kd`` (Meta-SpikeFormer: False drops a distillation head, which ``model.source["kd_head"]`` then says).
     """
-    unknown = set(overrides) - {"num_heads", "T", "img_size", "pooling"}
+    unknown = set(overrides) - {"num_heads", "T", "img_size", "pooling", "kd"}
     if unknown:
         raise ConfigError(f"unknown load_checkpoint option(s): {', '.join(sorted(unknown))}")
     path = Path(path)
@@ -356,13 +386,25 @@ def load_checkpoint(path: str | os.PathLike, **overrides) -> FamilyModel:
     else:
         config = infer_config(state_dict, args, overrides, path)
     _check_finite(state_dict, path)
+    kd_head = "head_kd.weight" in state_dict
+    if kd_head and not config.kd:
+        state_dict = {k: v for k, v in state_dict.items() if not k.startswith("head_kd.")}
     model = build_model(config)
     load_state_dict_checked(model, state_dict, path)
     # where the weights came from (manifests, default data): own-format metadata or the original layout
     model.source = {"path": str(path), "meta": obj.get("meta", {}) if own_config is not None else {},
-                    "layout": FORMAT_NAME if own_config is not None else ("timm" if "state_dict" in obj else
-                                                                          "cifar10dvs" if "model" in obj else "bare")}
+                    "layout": FORMAT_NAME if own_config is not None else _layout_name(obj)}
+    if kd_head:
+        model.source["kd_head"] = "averaged in" if config.kd else "dropped"
     return model.eval()
+
+
+def _layout_name(obj: dict) -> str:
+    if "state_dict" in obj:
+        return "timm"
+    if "model" in obj:  # MAE/DeiT util.misc.save_model (Meta-SpikeFormer) or the cifar10dvs train.py
+        return "save_model" if "scaler" in obj else "cifar10dvs"
+    return "bare"
 
 
 def save_checkpoint(model: FamilyModel, path: str | os.PathLike, meta: dict | None = None) -> None:

@@ -3,7 +3,9 @@
 Members (``member``): ``spikformer`` (ZK-Zhou/spikformer @ 6212689; variants cifar10, imagenet, cifar10dvs),
 ``spikingformer`` (zhouchenlin2096/Spikingformer @ 4378623; cifar10, imagenet) and ``sdt``, the Spike-driven
 Transformer v1 (BICLab/Spike-Driven-Transformer @ 3faa822; its tokenizer's pools are ``pooling``, the 4-character
-pooling_stat string of its configs: 0011 in the CIFAR ones, 1111 in the ImageNet ones).
+pooling_stat string of its configs: 0011 in the CIFAR ones, 1111 in the ImageNet ones) and ``metaspikeformer``, the
+Spike-driven Transformer v2 (BICLab/Spike-Driven-Transformer-V2 @ 35f245f; its four stage widths are ``embed_dims``,
+``dim`` the last; ``kd``: a second, distillation head).
 """
 from __future__ import annotations
 
@@ -13,8 +15,13 @@ from dataclasses import dataclass
 from ..errors import ConfigError
 
 VARIANTS = ("cifar10", "imagenet", "cifar10dvs")
-MEMBERS = {"spikformer": "Spikformer", "spikingformer": "Spikingformer", "sdt": "Spike-driven Transformer"}
-MEMBER_VARIANTS = {"spikformer": VARIANTS, "spikingformer": ("cifar10", "imagenet"), "sdt": ("cifar10", "imagenet")}
+MEMBERS = {"spikformer": "Spikformer", "spikingformer": "Spikingformer", "sdt": "Spike-driven Transformer",
+           "metaspikeformer": "Meta-SpikeFormer"}
+MEMBER_VARIANTS = {"spikformer": VARIANTS, "spikingformer": ("cifar10", "imagenet"), "sdt": ("cifar10", "imagenet"),
+                   "metaspikeformer": ("imagenet",)}
+# Meta-SpikeFormer: 6 + 2 transformer blocks whatever ``depths`` (classification/models.py:460-503), MS_ConvBlock's
+# reshape hard-codes 4 x C (mlp_ratio 4), and the four stride-2 convs give a total stride of 16
+META_DEPTH, META_MLP_RATIO, META_STRIDE = 8, 4, 16
 
 # Per-variant facts of the original code (DESIGN.md §1).
 ATTENTION_SCALE = {"cifar10": 0.125, "imagenet": 0.125, "cifar10dvs": 0.25}
@@ -44,6 +51,8 @@ class SpikformerConfig:
     T: int
     member: str = "spikformer"
     pooling: str | None = None  # sdt only: pooling_stat
+    embed_dims: tuple[int, ...] | None = None  # metaspikeformer only: the widths of its four stages
+    kd: bool = False  # metaspikeformer only: a knowledge-distillation head, averaged in at evaluation
 
     def __post_init__(self):
         if self.member not in MEMBERS:
@@ -55,6 +64,7 @@ class SpikformerConfig:
             raise ConfigError("pooling (pooling_stat) is an sdt setting, and sdt needs it")
         if self.pooling is not None and (len(self.pooling) != 4 or set(self.pooling) - {"0", "1"}):
             raise ConfigError(f"pooling_stat must be 4 characters of 0/1, got {self.pooling!r}")
+        self._check_meta()
         for name in ("dim", "depth", "num_heads", "num_classes", "in_channels", "img_size", "T"):
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
@@ -67,6 +77,22 @@ class SpikformerConfig:
             raise ConfigError(f"mlp_ratio {self.mlp_ratio} does not give an integer hidden size for dim {self.dim}")
         if self.img_size % self.downsample:
             raise ConfigError(f"img_size {self.img_size} must be a multiple of {self.downsample} for {self.variant}")
+
+    def _check_meta(self) -> None:
+        meta = self.member == "metaspikeformer"
+        if meta != (self.embed_dims is not None) or (self.kd and not meta):
+            raise ConfigError("embed_dims and kd are metaspikeformer settings, and metaspikeformer needs embed_dims")
+        if not meta:
+            return
+        dims = self.embed_dims
+        if len(dims) != 4 or any(not isinstance(d, int) or d < 2 for d in dims) or dims[0] % 2:
+            raise ConfigError(f"embed_dims must be 4 positive integers, the first even, got {dims!r}")
+        if dims[-1] != self.dim or dims[2] % self.num_heads:
+            raise ConfigError(f"embed_dims {dims!r} must end with dim {self.dim}, and num_heads {self.num_heads} "
+                              f"must divide its third width")
+        if (self.depth, self.mlp_ratio) != (META_DEPTH, META_MLP_RATIO):
+            raise ConfigError(f"Meta-SpikeFormer has {META_DEPTH} blocks and mlp_ratio {META_MLP_RATIO} (hard-coded "
+                              f"in its code), got depth {self.depth}, mlp_ratio {self.mlp_ratio}")
 
     @property
     def head_dim(self) -> int:
@@ -91,6 +117,8 @@ class SpikformerConfig:
 
     @property
     def downsample(self) -> int:
+        if self.member == "metaspikeformer":
+            return META_STRIDE
         return 2 ** len(self.pooled_stages)
 
     @property
@@ -125,6 +153,8 @@ class SpikformerConfig:
 
     @classmethod
     def from_dict(cls, data: dict) -> "SpikformerConfig":
+        if data.get("embed_dims") is not None:  # JSON gives a list
+            data = {**data, "embed_dims": tuple(data["embed_dims"])}
         names = {f.name for f in dataclasses.fields(cls)}
         optional = {f.name for f in dataclasses.fields(cls) if f.default is not dataclasses.MISSING}
         unknown = sorted(set(data) - names)

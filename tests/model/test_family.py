@@ -1,4 +1,4 @@
-"""Spikingformer and Spike-driven Transformer v1 float references against their ORIGINAL code's outputs
+"""Spikingformer, Spike-driven Transformer v1 and Meta-SpikeFormer float references against their ORIGINAL code's outputs
 (tests/fixtures/family): logits in float64 bit for bit and in float32 to the CPU's rounding (below); every LIF's
 spike counts per step and sample."""
 import copy
@@ -7,12 +7,12 @@ import json
 import pytest
 import torch
 
-from support import FAMILY, FAMILY_CASES, load_family_fixture
+from support import FAMILY, FAMILY_CASES, FLOAT_ONLY_CASES, load_family_fixture
 
 from spikformer_deploy.model import spike_counts
 
 
-@pytest.fixture(params=FAMILY_CASES, scope="module")
+@pytest.fixture(params=FAMILY_CASES + FLOAT_ONLY_CASES, scope="module")
 def case(request):
     return request.param
 
@@ -60,3 +60,62 @@ def test_sdsa_ties_fire():
         blk.attn.talking_heads_lif.v_threshold = 0.5 + 1e-6
     got = spike_counts(model, x)
     assert not torch.equal(got["block.0.attn.talking_heads_lif"], spikes["block.0.attn.talking_heads_lif"])
+
+
+def test_metaspikeformer_checkpoint_facts():
+    """T from args.time_steps (the class itself sets 1), widths from the shapes (args.model names another
+    factory), the training code's save_model layout, no distillation head; RepConv's border is the BN of zero."""
+    model = load_family_fixture("metaspikeformer/imagenet")[0]
+    cfg = model.config
+    assert (cfg.T, cfg.embed_dims, cfg.depth, cfg.kd) == (4, (8, 16, 24, 32), 8, False)
+    assert model.source["layout"] == "save_model" and "kd_head" not in model.source
+    pad = model.block3[0].attn.q_conv[0].body[1]
+    with torch.no_grad():
+        y = pad(torch.zeros(1, 24, 6, 6))
+    assert torch.allclose(y, pad.bn(torch.zeros(1, 24, 8, 8)), rtol=0, atol=1e-6)  # every pixel, border included
+
+
+def test_metaspikeformer_distillation_head_loads_with_or_without(tmp_path):
+    """A checkpoint with head_kd: kept and averaged in by default, dropped on request; the source says which."""
+    from spikformer_deploy import load_checkpoint
+    from spikformer_deploy.model.checkpoint import safe_torch_load
+
+    d = FAMILY / "metaspikeformer/imagenet"
+    ckpt = safe_torch_load(d / "checkpoint-0.pth")
+    torch.manual_seed(0)
+    ckpt["model"]["head_kd.weight"] = torch.randn_like(ckpt["model"]["head.weight"])
+    ckpt["model"]["head_kd.bias"] = torch.randn_like(ckpt["model"]["head.bias"])
+    path = tmp_path / "kd.pth"
+    torch.save({"model": ckpt["model"], "args": {"time_steps": 4}}, path)
+    x = torch.load(d / "input.pt")
+    with_kd = load_checkpoint(path, num_heads=4, img_size=96)
+    without = load_checkpoint(path, num_heads=4, img_size=96, kd=False)
+    assert (with_kd.source["kd_head"], without.source["kd_head"]) == ("averaged in", "dropped")
+    seen = []
+    with_kd.lif.register_forward_hook(lambda _m, _i, out: seen.append(out))
+    with torch.no_grad():
+        plain, averaged = without(x), with_kd(x)
+        expected = (with_kd.head(seen[0]).mean(0) + with_kd.head_kd(seen[0]).mean(0)) / 2
+    assert torch.equal(plain, torch.load(d / "logits.pt"))  # without it: the original's logits
+    assert torch.equal(averaged, expected) and not torch.allclose(averaged, plain)
+
+
+def test_metaspikeformer_info_and_the_commands_it_cannot_run_yet(capsys, tmp_path):
+    import numpy as np
+    from support import run_cli
+
+    ckpt = str(FAMILY / "metaspikeformer/imagenet/checkpoint-0.pth")
+    rc, out, err = run_cli(capsys, "info", ckpt, "--num-heads", "4", "--img-size", "96", "--json")
+    assert rc == 0, err
+    data = json.loads(out)
+    assert (data["member"], data["model"], data["variant"]) == ("metaspikeformer", "Meta-SpikeFormer", "imagenet")
+    assert data["config"]["embed_dims"] == [8, 16, 24, 32] and data["parameters"] == 199320
+    rc, out, err = run_cli(capsys, "info", ckpt)
+    assert rc == 2 and "num_heads is not stored" in err and len(err.strip().splitlines()) == 1
+    data = tmp_path / "x.npy"
+    np.save(data, torch.load(FAMILY / "metaspikeformer/imagenet/input.pt").numpy())
+    out_dir = tmp_path / "out"
+    rc, out, err = run_cli(capsys, "export", ckpt, "--num-heads", "4", "--img-size", "96", "--target", "onnx",
+                           "--data", str(data), "-o", str(out_dir))
+    assert rc == 2 and "no deploy graph yet" in err and len(err.strip().splitlines()) == 1
+    assert not out_dir.exists()
