@@ -162,7 +162,9 @@ def compare_on_lava(graph: Graph, x, netx_stem: Path | None = None, batch: int =
               "spikes_equal": all(v["equal"] == v["total"] for v in layers.values()),
               "predictions_equal": bool(np.array_equal(lava.predictions, sim_pred)),
               "lava_s_per_input": lava.seconds / len(x), "sim_s_per_input": sim_s / len(x),
-              "lava_processes": lava.processes, "lava_steps": lava.steps}
+              "lava_processes": lava.processes, "lava_steps": lava.steps, "lava_s": lava.seconds,
+              "lava_process_classes": lava.process_classes,
+              "lava_custom_processes": sorted(k for k, v in lava.process_classes.items() if v["kind"] == "custom")}
     if netx_stem is not None:
         stem = run_netx_stem(netx_stem, graph, x.numpy())
         result["netx_stem_equal"] = all(np.array_equal(v, sim_out[k]) for k, v in stem.items())

@@ -516,6 +516,11 @@ def verify(artifact, data, samples, batch, integrity_only, as_json):
                        f"ms/input ({result['lava_processes']} processes, {result['lava_steps']} steps)")
             if "netx_stem_equal" in result:
                 click.echo(f"netx stem vs simulator: {'equal' if result['netx_stem_equal'] else 'DIFFER'}")
+            custom = result["lava_custom_processes"]
+            click.echo("Lava process classes: " + ", ".join(
+                f"{name.rsplit('.', 1)[1]} x{v['count']} ({v['kind']})" for name, v in
+                result["lava_process_classes"].items()) + (f"; not placeable by a Loihi 2 compiler (custom): "
+                                                           f"{', '.join(custom)}" if custom else ""))
     if not ok:
         raise DeployError("Lava and the simulator disagree (see above)")
 

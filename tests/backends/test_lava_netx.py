@@ -8,12 +8,14 @@ import torch
 from support import load_fixture
 
 from spikformer_deploy.analysis import layer_rows, load_profile
+from spikformer_deploy.artifact import load_artifact
 from spikformer_deploy.analysis.report import build_report
 from spikformer_deploy.backends.lava import LavaNetwork
 from spikformer_deploy.backends.netx import run_netx_stem, stem_layers, write_netx_stem
 from spikformer_deploy.backends.sim import Simulator
 from spikformer_deploy.cli import main
 from spikformer_deploy.errors import DeployError
+from spikformer_deploy.ir.ops import LoihiLIF, OrPool
 from spikformer_deploy.pipeline import integer_graph
 
 
@@ -68,6 +70,16 @@ def test_verify_runs_lava_and_netx_on_the_bundled_export(tmp_path, capsys):
     assert result["ok"] and result["spikes_equal"] and result["predictions_equal"] and result["netx_stem_equal"]
     assert result["samples"] == 8 and len(result["layers"]) == 14
     assert all(v["equal"] == v["total"] > 0 for v in result["layers"].values())
+    # the process classes it built, by kind: the attention is the one custom class left (a Loihi 2 compiler places
+    # only lava.proc processes), one LIF process per LIF and per OR pool (a LIF without memory), one recorder per
+    # recorded layer and one for the stream the host-side head reads
+    classes = result["lava_process_classes"]
+    graph, _ = load_artifact(artifact)
+    assert result["lava_custom_processes"] == ["spikformer_deploy.backends.lava.attention.SpikingSelfAttention"]
+    assert classes["lava.proc.lif.process.LIF"]["count"] == len(graph.of_type(LoihiLIF, OrPool))
+    assert classes["spikformer_deploy.backends.lava_io.Recorder"] == {"count": 15, "kind": "host I/O"}
+    assert {v["kind"] for k, v in classes.items() if k.startswith("lava.proc.")} == {"standard"}
+    assert sum(v["count"] for v in classes.values()) == result["lava_processes"]
 
 
 def test_lava_refuses_a_float_graph():

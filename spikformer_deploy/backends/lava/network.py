@@ -25,7 +25,8 @@ from __future__ import annotations
 import os
 import tempfile
 import time
-from dataclasses import dataclass
+from collections import Counter
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -35,7 +36,7 @@ from ...errors import DeployError, GraphError
 from ...ir import Graph, Node, OpTable
 from ...ir.ops import (LIF, Add, AndTokenSum, BatchNorm, ChannelMask, Conv2d, Dense, Flatten, Head, Input, LoihiLIF,
                        MaxPool, OrPool, SpikingAttention, StreamSum, TokenMean, Vectorize)
-from ..lava_io import attach_recorder, read_aligned, run_fixed_pt, source_data
+from ..lava_io import Recorder, attach_recorder, read_aligned, run_fixed_pt, source_data
 
 GRADED_BITS = 24
 
@@ -48,6 +49,22 @@ class LavaResult:
     steps: int
     processes: int
     seconds: float
+    process_classes: dict[str, dict] = field(default_factory=dict)  # see ``process_classes``
+
+
+STANDARD_PACKAGE = "lava.proc."  # lava-nc's own process library: what a Loihi 2 compiler knows how to place
+
+
+def process_classes(network: list, recorders: int) -> dict[str, dict]:
+    """The classes of a built network's processes with their counts and kind: ``standard`` (a lava.proc process),
+    ``custom`` (defined here: no Loihi 2 compiler places it) or ``host I/O`` (the recorders this run attaches, not
+    part of the network)."""
+    counts = Counter(f"{type(p).__module__}.{type(p).__name__}" for p in network)
+    out = {name: {"count": n, "kind": "standard" if name.startswith(STANDARD_PACKAGE) else "custom"}
+           for name, n in sorted(counts.items())}
+    if recorders:
+        out[f"{Recorder.__module__}.{Recorder.__name__}"] = {"count": recorders, "kind": "host I/O"}
+    return out
 
 
 def lava_shape(graph: Graph, name: str) -> tuple[int, int, int]:
@@ -105,7 +122,7 @@ class LavaNetwork:
         else:  # as the simulator: the output summed over the time steps
             int_logits = data[last].reshape(T, batch, -1).sum(axis=0).astype(np.int64)
         return LavaResult(outputs, int_logits, int_logits.argmax(1), steps, len(builder.processes) + len(names),
-                          time.perf_counter() - start)
+                          time.perf_counter() - start, process_classes(builder.processes, len(names)))
 
 
 class _Builder:
