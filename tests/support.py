@@ -58,9 +58,8 @@ def run_cli(capsys, *args):
     return rc, out, err
 
 FAMILY = REPO / "tests" / "fixtures" / "family"
-FAMILY_CASES = ("spikingformer/cifar10", "spikingformer/imagenet", "sdt/cifar10", "sdt/imagenet")
-# the float references the deploy pipeline does not take yet (issue 24, part 2: its ops and folds)
-FLOAT_ONLY_CASES = ("metaspikeformer/imagenet",)
+FAMILY_CASES = ("spikingformer/cifar10", "spikingformer/imagenet", "sdt/cifar10", "sdt/imagenet",
+                "metaspikeformer/imagenet")
 # case -> (checkpoint file, options it does not record); Meta-SpikeFormer's num_heads is in no checkpoint field and
 # its image size is not part of the model (args.input_size is the training size, 224; the fixture runs at 96)
 FAMILY_CHECKPOINTS = {"metaspikeformer/imagenet": ("checkpoint-0.pth", {"num_heads": 4, "img_size": 96})}

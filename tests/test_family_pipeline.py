@@ -1,4 +1,5 @@
-"""Spikingformer and SDT v1 through the whole pipeline, on the fixtures made with their original code: the float IR,
+"""Spikingformer, SDT v1 and Meta-SpikeFormer through the whole pipeline, on the fixtures made with their original
+code: the float IR,
 ONNX and NIR against the fixtures, the integer graph on both CPU paths, every counter against a brute-force count
 from the float model's own activations, and the command line (export twice, verify on Lava, report, simulate)."""
 import copy
@@ -10,7 +11,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from support import FAMILY_CASES, assert_reproduces_fixture, load_family_fixture, run_cli
+from support import FAMILY_CASES, FAMILY_CHECKPOINTS, assert_reproduces_fixture, load_family_fixture, run_cli
 
 from spikformer_deploy.analysis import layer_rows
 from spikformer_deploy.analysis.layers import stream_relay
@@ -18,12 +19,18 @@ from spikformer_deploy.backends.nir import read_nir, write_nir
 from spikformer_deploy.backends.onnx import write_onnx
 from spikformer_deploy.backends.sim import Simulator
 from spikformer_deploy.frontends import trace
-from spikformer_deploy.ir.ops import Input, SpikingAttention
+from spikformer_deploy.ir.ops import Input, SpikingAttention, StreamSum
 from spikformer_deploy.model.lif import MultiStepLIF
 from spikformer_deploy.passes import fold_batchnorm
 from spikformer_deploy.pipeline import float_graph, integer_graph
 
 pytestmark = pytest.mark.parametrize("case", FAMILY_CASES)
+# the NIR extension nodes each member needs (NIR has no attention, token sum, mask or token-to-grid reshape)
+NIR_EXTENSIONS = {"spikingformer": {"SpikingAttention"}, "sdt": {"AndTokenSum", "ChannelMask"},
+                  "metaspikeformer": {"SpikingAttention", "Unflatten"}}
+# the synapse and pool kinds each member has, all checked against the brute-force count
+CHECKED_OPS = {"spikingformer": {"Conv2d", "Dense", "OrPool"}, "sdt": {"Conv2d", "Dense", "OrPool", "MaxPool"},
+               "metaspikeformer": {"Conv2d"}}
 
 
 def test_float_ir_reproduces_the_original_spikes(case):
@@ -54,8 +61,9 @@ def test_nir_round_trip_reproduces_the_original_spikes(tmp_path, case):
     extended = {node.metadata["spikformer_deploy"]["op"] for node in standard.nodes.values()
                 if "spikformer_deploy" in getattr(node, "metadata", {})}
     member = model.config.member
-    assert extended >= ({"SpikingAttention"} if member == "spikingformer" else {"AndTokenSum", "ChannelMask"})
-    assert isinstance(standard.nodes["block.0.attn_residual"], nir.Scale)
+    assert extended >= NIR_EXTENSIONS[member]
+    residual = next(n.name for n in graph.of_type(StreamSum) if len(n.inputs) == 2)
+    assert isinstance(standard.nodes[residual], nir.Scale)
     exits = {k for k, n in standard.nodes.items() if isinstance(n, nir.Output)}  # none added by NIR's inference
     assert exits == {"output"} | ({f"block.{b}.attn.mask.operand1" for b in range(model.config.depth)}
                                   if member == "sdt" else set())
@@ -85,7 +93,10 @@ def test_integer_graph_native_equals_portable(case):
     rounded = Simulator(float_graph(weights_rounded(model, bits=8)), record="spikes").run(x).outputs
     agree = lambda a, b: (a.float() == b.float()).double().mean().item()  # noqa: E731
     first = next(iter(reference))
-    assert agree(a.outputs[first], reference[first]) >= 0.99, first
+    # Meta-SpikeFormer's first LIF reads its stem conv (7x7, stride 2) of the 8-bit-rounded random image directly
+    # (measured: 98.8 %, the input's rounding; the weights alone: 99.8 %)
+    assert agree(a.outputs[first], reference[first]) >= (0.98 if model.config.member == "metaspikeformer" else
+                                                         0.99), first
     for name, spikes in reference.items():
         assert agree(a.outputs[name], spikes) >= agree(rounded[name], spikes) - 0.06, name
 
@@ -155,11 +166,14 @@ def test_counters_equal_a_brute_force_count_from_the_float_model(case):
     graph = float_graph(model)
     counters = Simulator(graph).run(x).counters
     counts = counters.counts
+    model = model.export_form()  # the graph's synapses are the folded model's modules (Meta-SpikeFormer)
     inputs, spikes, lif_inputs = activations(model, x)
     modules = dict(model.named_modules())
     checked = set()
     for name, xin in inputs.items():
-        node, module = graph.nodes[name], modules[name]
+        module = modules[name]
+        name = name.removesuffix(".conv") if name not in graph.nodes else name  # a folded RepConv projection
+        node = graph.nodes[name]
         B = xin.shape[1]
         if isinstance(graph.nodes[node.inputs[0]].op, Input):  # the analog image: dense MACs, no SOPs
             macs = B * int(np.prod(node.shape)) * module.weight[0].numel()
@@ -174,9 +188,12 @@ def test_counters_equal_a_brute_force_count_from_the_float_model(case):
             np.testing.assert_allclose(counts[name][key], np.asarray(values, dtype=float), rtol=1e-12,
                                        err_msg=f"{name}.{key}")
         checked.add(type(node.op).__name__)
-    for blk in range(model.config.depth):
-        a = f"block.{blk}.attn"
+    blocks = {n.name.rsplit(".", 1)[0] for n in graph.nodes.values() if n.name.endswith(("attn.ssa", "attn.kv"))}
+    assert len(blocks) == model.config.depth
+    for a in sorted(blocks):
         q, k, v = (spikes[f"{a}.{s}_lif"] for s in "qkv")
+        if q.ndim == 5:  # Meta-SpikeFormer's q, k, v LIFs on the grid: their tokens
+            q, k, v = (s.flatten(3) for s in (q, k, v))
         if model.config.member == "sdt":
             elements = q[0].numel()  # B x C x tokens, per step
             kv = {"ands": np.full(len(q), elements), "adds": (k.double() * v.double()).reshape(len(k), -1).sum(1)}
@@ -197,9 +214,7 @@ def test_counters_equal_a_brute_force_count_from_the_float_model(case):
     assert readers and len(readers) >= 2 * model.config.depth
     for name, synops in readers.items():
         assert synops == pytest.approx(float(torch.count_nonzero(lif_inputs[name])) / len(x), rel=1e-12), name
-    assert checked >= {"Conv2d", "Dense", "OrPool"}
-    if model.config.member == "sdt":
-        assert "MaxPool" in checked
+    assert checked >= CHECKED_OPS[model.config.member]
 
 
 def test_command_line_on_the_fixture(tmp_path, capsys, case):
@@ -208,18 +223,21 @@ def test_command_line_on_the_fixture(tmp_path, capsys, case):
     from support import FAMILY
 
     _, x, _, _, spikes = load_family_fixture(case)
-    ckpt = str(FAMILY / case / "model_best.pth.tar")
+    checkpoint, options = FAMILY_CHECKPOINTS.get(case, ("model_best.pth.tar", {}))
+    ckpt = str(FAMILY / case / checkpoint)
+    model_options = [f"--{k.replace('_', '-')}={v}" for k, v in options.items()]
     data = tmp_path / "x.npz"
     np.savez(data, x=x.numpy())
     member, variant = case.split("/")
-    rc, out, err = run_cli(capsys, "info", ckpt, "--json")
+    rc, out, err = run_cli(capsys, "info", ckpt, *model_options, "--json")
     assert rc == 0, err
     info = json.loads(out)
     assert (info["member"], info["variant"]) == (member, variant)
 
     first, again = tmp_path / "a.deploy", tmp_path / "b.deploy"
     for target in (first, again):
-        rc, _, err = run_cli(capsys, "export", ckpt, "-o", str(target), "--calibration-data", str(data))
+        rc, _, err = run_cli(capsys, "export", ckpt, *model_options, "-o", str(target), "--calibration-data",
+                             str(data))
         assert rc == 0, err
     files = sorted(p.name for p in first.iterdir())
     assert {"graph.json", "model.onnx", "model.nir"} <= set(files) and files == sorted(p.name for p in again.iterdir())
@@ -239,15 +257,15 @@ def test_command_line_on_the_fixture(tmp_path, capsys, case):
     assert checks["membrane shortcut"]["status"] != "violation"
     assert "relay neurons" in checks["membrane shortcut"]["message"]
 
-    rc, out, err = run_cli(capsys, "simulate", ckpt, "--data", str(data), "--calibration-data", str(data),
-                           "--energy", "--json")
+    rc, out, err = run_cli(capsys, "simulate", ckpt, *model_options, "--data", str(data), "--calibration-data",
+                           str(data), "--energy", "--json")
     assert rc == 0, err
     sim = json.loads(out)
     assert sim["samples"] == len(x) and sim["energy"] and sim["layers"]
     assert set(sim["spike_agreement"]) >= set(spikes)  # float vs integer: every LIF (and every spiking pool)
 
     T = info["T"]
-    rc, out, err = run_cli(capsys, "sweep", ckpt, "--data", str(data), "--calibration-data", str(data),
+    rc, out, err = run_cli(capsys, "sweep", ckpt, *model_options, "--data", str(data), "--calibration-data", str(data),
                            "--weight-bits", "4,8", "--T", f"1,{T}", "-o", str(tmp_path / "sweep"), "--json")
     assert rc == 0, err
     points = {(p["weight_bits"], p["T"]): p for p in json.loads(out)["points"]}

@@ -4,6 +4,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from ..errors import GraphError
 from ..ir.graph import Graph
 from ..ir.ops import LIF, BatchNorm, Conv2d, Dense
 
@@ -25,6 +26,8 @@ def dense(module: torch.nn.Module) -> Dense:
 
 
 def conv(module: torch.nn.Conv2d) -> Conv2d:
+    if module.groups != 1:
+        raise GraphError(f"a grouped conv ({module.groups} groups) has no deploy op: fold it first")
     return Conv2d(weight=array(module.weight), bias=array(module.bias), stride=module.stride, padding=module.padding)
 
 

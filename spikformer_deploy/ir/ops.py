@@ -354,6 +354,23 @@ class Flatten(Op):
 
 
 @op
+class Unflatten(Op):
+    """Tokens ``[C, H*W]`` back to the image ``[C, H, W]`` (Meta-SpikeFormer's attention output before its 3x3
+    projection): ``Flatten`` undone."""
+
+    height: int = 1
+    width: int = 1
+
+    def out_shape(self, s):
+        if s[1] != self.height * self.width:
+            raise ValueError(f"Unflatten of {s[1]} tokens to {self.height} x {self.width}")
+        return (s[0], self.height, self.width)
+
+    def out_bound(self, bound):
+        return bound
+
+
+@op
 class Vectorize(Op):
     """Image ``[C, H, W]`` to one position holding every value, ``[C*H*W, 1, 1]``, in (c, h, w) row-major order:
     what lava-dl netx's ``flatten`` layer does before a dense layer (its ``transpose([2, 1, 0]).flatten()`` of the
@@ -416,5 +433,5 @@ def assert_channels(op: Op, got: int, expected: int) -> None:
 
 
 OP_TYPES: dict[str, type[Op]] = {cls.__name__: cls for cls in (
-    Input, Conv2d, Dense, BatchNorm, LIF, LoihiLIF, OrPool, Add, StreamSum, MaxPool, Flatten, Vectorize, SpikingAttention,
+    Input, Conv2d, Dense, BatchNorm, LIF, LoihiLIF, OrPool, Add, StreamSum, MaxPool, Flatten, Unflatten, Vectorize, SpikingAttention,
     AndTokenSum, ChannelMask, TokenMean, Head)}

@@ -2,7 +2,8 @@
 
 Each member (``spikformer.py``, ``spikingformer.py``, ``sdt.py``) gives ``patch_embed`` (the tokenizer), ``block``
 (the encoder blocks) and ``logits`` (pooling and head), with module names as in its original code so that original
-state_dicts load strictly and spike counts are reported per original LIF name.
+state_dicts load strictly and spike counts are reported per original LIF name; one without a tokenizer
+(``metaspikeformer.py``) gives its own ``parts``.
 """
 from __future__ import annotations
 
@@ -52,10 +53,19 @@ class FamilyModel(nn.Module):
         """The last block's output ``[T, B, ...]`` -> logits ``[B, classes]``."""
         raise NotImplementedError
 
+    def export_form(self) -> "FamilyModel":
+        """The same function in the form exporters trace (members with re-parameterisations fold them)."""
+        return self
+
+    def parts(self) -> list[nn.Module]:
+        """The modules forward runs one after the other on the time-major sequence, before ``logits`` (the ONNX
+        export traces each on its own)."""
+        return [self.patch_embed, *self.block]
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.patch_embed(self.time_major_input(x))
-        for blk in self.block:
-            x = blk(x)
+        x = self.time_major_input(x)
+        for part in self.parts():
+            x = part(x)
         return self.logits(x)
 
     @staticmethod

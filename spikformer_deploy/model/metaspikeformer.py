@@ -26,6 +26,8 @@ from .lif import MultiStepLIF
 
 ATTENTION_SCALE = 0.125  # fixed, whatever the head size (classification/models.py:291)
 STAGE3_BLOCKS, STAGE4_BLOCKS = 6, 2
+STAGES = ("downsample1_1", "ConvBlock1_1", "downsample1_2", "ConvBlock1_2", "downsample2", "ConvBlock2_1",
+          "ConvBlock2_2", "downsample3", "block3", "downsample4", "block4")  # in forward order
 
 
 def frames(module: nn.Module, x: torch.Tensor) -> torch.Tensor:
@@ -195,14 +197,19 @@ class MetaSpikeFormer(FamilyModel):
         if config.kd:
             self.head_kd = nn.Linear(e3, config.num_classes)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.time_major_input(x)
-        for name in ("downsample1_1", "ConvBlock1_1", "downsample1_2", "ConvBlock1_2", "downsample2", "ConvBlock2_1",
-                     "ConvBlock2_2", "downsample3", "block3", "downsample4", "block4"):
+    def export_form(self) -> "MetaSpikeFormer":
+        """Folded (``reparam.fold_all``): RepConv's border writes trace to batch-size-bound ONNX; the folded model
+        computes the same function (bit for bit on the fixture, tested)."""
+        from .reparam import fold_all
+
+        return fold_all(self)[0]
+
+    def parts(self) -> list[nn.Module]:
+        out = []
+        for name in STAGES:
             stage = getattr(self, name)
-            for module in (stage if isinstance(stage, nn.ModuleList) else [stage]):
-                x = module(x)
-        return self.logits(x)
+            out += list(stage) if isinstance(stage, nn.ModuleList) else [stage]
+        return out
 
     def logits(self, x: torch.Tensor) -> torch.Tensor:
         spikes = self.lif(x.flatten(3).mean(3))

@@ -8,8 +8,9 @@ the largest value (<= 7) for which the calibrated drive, membrane and threshold 
 fires on ``V >= th``; Loihi fires on ``v > vth << 6``, so ``vth << 6`` is set just below ``lambda * th`` by the
 granularity of v. Where every drive is a multiple of 2**(T-1) units (attention, no bias) this is exact.
 
-The real-valued residual stream (Spikingformer, Spike-driven Transformer: ``stream_nodes``) lives on one integer scale
-``sigma`` per graph, a power of two: stream value ``x`` is ``round(sigma * (x - beta))``, where ``beta`` is the sum
+The real-valued residual stream (Spikingformer, Spike-driven Transformer, Meta-SpikeFormer: ``stream_nodes``) lives on
+one integer scale ``sigma`` per connected segment (``stream_segments``: one for the first two, one per stage of
+Meta-SpikeFormer), a power of two: stream value ``x`` is ``round(sigma * (x - beta))``, where ``beta`` is the sum
 of the biases of the synapses that wrote it (``carried_biases``). Loihi synapses have no bias, so each neuron that
 reads the stream adds ``beta`` itself (in its bias), and the head adds ``W beta`` to its own. A synapse writing the
 stream has weights ``w << e`` = ``W * sigma`` (per-synapse exponent e >= 0: its weight step is ``2**e / sigma``);
@@ -173,6 +174,28 @@ def stream_nodes(g: Graph) -> set[str]:
     return stream
 
 
+def stream_segments(g: Graph, stream: set[str]) -> dict[str, str]:
+    """Each stream node -> its segment, named by its first node: the connected parts of the stream. A new one starts
+    where a synapse writes a stream no earlier stream value reaches (each of Meta-SpikeFormer's down-sampling
+    convs); each segment has its own scale, so that a stream written from the analog image keeps fine weights."""
+    order = {name: i for i, name in enumerate(g.nodes)}
+    parent = {name: name for name in stream}
+
+    def find(name: str) -> str:
+        while parent[name] != name:
+            name = parent[name]
+        return name
+
+    for name in sorted(stream, key=order.get):
+        node = g.nodes[name]
+        if node.op.synapse:
+            continue
+        for i in node.inputs:
+            a, b = sorted((find(name), find(i)), key=order.get)
+            parent[b] = a
+    return {name: find(name) for name in stream}
+
+
 def carried_biases(g: Graph, stream: set[str]) -> dict[str, np.ndarray]:
     """Per stream node: the per-channel sum of the biases of the synapses that wrote it (float units)."""
     beta: dict[str, np.ndarray] = {}
@@ -249,37 +272,44 @@ def quantize(graph: Graph, calibration: Calibration, weight_bits: int = 8, input
 
     stream = stream_nodes(g)
     beta = carried_biases(g, stream)
-    sigma = None
+    segment = stream_segments(g, stream)
+    scales = {}  # segment -> (sigma, largest |value|)
+    for root in sorted(set(segment.values()), key=list(g.nodes).index):
+        scales[root] = stream_scale(g, {n for n, s in segment.items() if s == root}, beta, calibration, headroom)
+    sigma = {name: scales[root][0] for name, root in segment.items()}
     if stream:
-        sigma, largest = stream_scale(g, stream, beta, calibration, headroom)
-        record.settings["stream_scale"] = sigma
+        record.settings["stream_scale"] = min(s for s, _ in scales.values())
+        if len(scales) > 1:
+            record.settings["stream_scales"] = {root: s for root, (s, _) in scales.items()}
         # signed graded payloads: the calibrated range times the headroom the scale keeps
-        record.settings["stream_payload_bits"] = int(np.ceil(np.log2(sigma * largest * headroom + 1))) + 1
+        record.settings["stream_payload_bits"] = max(int(np.ceil(np.log2(s * largest * headroom + 1))) + 1
+                                                     for s, largest in scales.values())
         for name in sorted(stream):
             node = g.nodes[name]
             if node.op.synapse:
                 w_float = node.op.weight
                 if isinstance(g.nodes[node.inputs[0]].op, Input):
                     w_float = w_float / inp.op.scale
-                node.op, record.nodes[name] = quantize_stream_synapse(node.op, w_float, sigma, weight_bits)
+                node.op, record.nodes[name] = quantize_stream_synapse(node.op, w_float, sigma[name], weight_bits)
 
     for node in g.of_type(LIF):
         src = g.nodes[node.inputs[0]]
         stats = {**calibration.maxima.get(src.name, {}), **calibration.maxima.get(node.name, {})}
         max_a, max_v = stats.get("max_abs_a", 0.0), stats.get("max_abs_v", 0.0)
         if src.name in stream:  # reads the stream: drive x on the stream's scale, exponent 0, carried bias
-            p = _neuron_params(node.op.threshold, beta[src.name], 1.0 / sigma, max_a, max_v, T, headroom, max_exp=0)
-            p["record"]["stream_scale"] = sigma
+            p = _neuron_params(node.op.threshold, beta[src.name], 1.0 / sigma[src.name], max_a, max_v, T, headroom,
+                               max_exp=0)
+            p["record"]["stream_scale"] = sigma[src.name]
         elif isinstance(src.op, TokenMean):  # the token sum of the stream, shifted right until it fits
             (x,) = src.inputs
             tokens = g.nodes[x].shape[1]
             for shift in range(STATE_BITS):
-                p = _neuron_params(node.op.threshold, beta[x], 2.0**shift / (sigma * tokens), max_a, max_v, T,
+                p = _neuron_params(node.op.threshold, beta[x], 2.0**shift / (sigma[x] * tokens), max_a, max_v, T,
                                    headroom, max_exp=0)
                 if not p["record"]["overflow"]:
                     break
             src.op = dataclasses.replace(src.op, shift=shift)
-            record.nodes[src.name] = {"shift": shift, "tokens": tokens, "stream_scale": sigma}
+            record.nodes[src.name] = {"shift": shift, "tokens": tokens, "stream_scale": sigma[x]}
         elif src.op.synapse:
             w_float = src.op.weight
             if isinstance(g.nodes[src.inputs[0]].op, Input):
@@ -320,7 +350,7 @@ def quantize(graph: Graph, calibration: Calibration, weight_bits: int = 8, input
         op, (x,) = node.op, node.inputs
         steps_tokens = T * g.nodes[x].shape[1]
         # its input: spikes or spike sums (unit 1), or the stream (unit 1 / sigma, its carried bias adds W beta)
-        unit, carried = (1.0 / sigma, op.weight @ beta[x]) if x in stream else (1.0, 0.0)
+        unit, carried = (1.0 / sigma[x], op.weight @ beta[x]) if x in stream else (1.0, 0.0)
         step, w_int, clipped = choose_weight_step(op.weight, weight_levels(8))
         b_int = np.round((op.bias + carried) * steps_tokens / (unit * step)).astype(np.int64)
         node.op = Head(weight=w_int, bias=b_int, weight_bits=8, scale=step * unit / steps_tokens)

@@ -35,7 +35,7 @@ from ...artifact import load_artifact
 from ...errors import DeployError, GraphError
 from ...ir import Graph, Node, OpTable
 from ...ir.ops import (LIF, Add, AndTokenSum, BatchNorm, ChannelMask, Conv2d, Dense, Flatten, Head, Input, LoihiLIF,
-                       MaxPool, OrPool, SpikingAttention, StreamSum, TokenMean, Vectorize)
+                       MaxPool, OrPool, SpikingAttention, StreamSum, TokenMean, Unflatten, Vectorize)
 from ..lava_io import Recorder, attach_recorder, read_aligned, run_fixed_pt, source_data
 
 GRADED_BITS = 24
@@ -227,7 +227,7 @@ class _Builder:
         self.set(node, relay.a_out, arrivals.pop() + 1)
 
     def same_port(self, node: Node) -> None:
-        """Flatten: Lava keeps the grid; tokens are its positions."""
+        """Flatten, Unflatten: Lava keeps the grid; tokens are its positions."""
         src = node.inputs[0]
         self.set(node, self.ports[src], self.depth[src])
 
@@ -290,7 +290,7 @@ class _Builder:
 
 LOWERING = OpTable("the Lava backend", {
     Input: _Builder.input, Conv2d: _Builder.synapse, Dense: _Builder.synapse, LoihiLIF: _Builder.lif,
-    OrPool: _Builder.or_pool, Add: _Builder.add_relay, StreamSum: _Builder.add_relay, Flatten: _Builder.same_port, Vectorize: _Builder.vectorize,
+    OrPool: _Builder.or_pool, Add: _Builder.add_relay, StreamSum: _Builder.add_relay, Flatten: _Builder.same_port, Unflatten: _Builder.same_port, Vectorize: _Builder.vectorize,
     SpikingAttention: _Builder.attention, MaxPool: _Builder.max_pool, AndTokenSum: _Builder.and_token_sum,
     ChannelMask: _Builder.channel_mask, TokenMean: _Builder.token_sum, Head: _Builder.host_head,
 }, unsupported={LIF: "float neurons have no Lava form; export the integer graph",

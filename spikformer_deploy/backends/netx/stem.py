@@ -89,6 +89,8 @@ def write_netx_stem(graph: Graph, directory: Path) -> list[Path]:
 
     if not graph.integer:
         raise GraphError(f"netx export needs the integer graph, this one is {graph.dialect}")
+    if not stem_layers(graph):  # the first synapse already writes a real-valued stream (Meta-SpikeFormer): no stem
+        return []
     path = Path(directory) / NETX_FILE
     with h5py.File(path, "w", track_order=True) as f:
         layer = f.create_group("layer/0")

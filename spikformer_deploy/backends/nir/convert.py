@@ -38,7 +38,7 @@ import numpy as np
 from ...errors import GraphError
 from ...ir import Graph, Node, OpTable
 from ...ir.ops import (LIF, OP_TYPES, Add, AndTokenSum, BatchNorm, ChannelMask, Conv2d, Dense, Flatten, Head, Input,
-                       LoihiLIF, MaxPool, OrPool, SpikingAttention, StreamSum, TokenMean, Vectorize)
+                       LoihiLIF, MaxPool, OrPool, SpikingAttention, StreamSum, TokenMean, Unflatten, Vectorize)
 from .hdf5 import write_nir_file
 
 NIR_FILE = "model.nir"
@@ -165,6 +165,11 @@ def _write_flatten(graph: Graph, node: Node) -> list:
     return _scale_one(graph, node, "Flatten", note="tokens = this grid, row-major")
 
 
+def _write_unflatten(graph: Graph, node: Node) -> list:
+    return _scale_one(graph, node, "Unflatten", height=node.op.height, width=node.op.width,
+                      note="the tokens back on this grid")
+
+
 def _write_attention(graph: Graph, node: Node) -> list:
     op = node.op
     if op.rewritten:
@@ -194,6 +199,7 @@ TO_NIR = OpTable("the NIR writer", {
     Input: _write_input, Conv2d: _write_conv, Dense: _write_dense, LIF: _write_lif, OrPool: _write_or_pool,
     Add: _write_add, StreamSum: _write_stream_sum, MaxPool: _write_max_pool, TokenMean: _write_token_mean,
     AndTokenSum: _write_and_token_sum, ChannelMask: _write_channel_mask, Flatten: _write_flatten,
+    Unflatten: _write_unflatten,
     SpikingAttention: _write_attention, Head: _write_head,
 }, unsupported={LoihiLIF: _FLOAT_ONLY, BatchNorm: "fold it into its synapse first (fold_batchnorm)",
                 Vectorize: "comes only from netx networks, which are integer graphs (NIR carries float graphs)"})
@@ -319,6 +325,10 @@ def _read_max_pool(g, key, node, meta, inputs, nodes, sources):
     return MaxPool(kernel=int(meta["kernel"]), stride=int(meta["stride"]), padding=int(meta["padding"]))
 
 
+def _read_unflatten(g, key, node, meta, inputs, nodes, sources):
+    return Unflatten(height=int(meta["height"]), width=int(meta["width"]))
+
+
 def _read_attention(g, key, node, meta, inputs, nodes, sources):
     return SpikingAttention(num_heads=int(meta["num_heads"]), head_dim=int(meta["head_dim"]),
                             scale=float(meta["scale"]), order=_text(meta["order"]))
@@ -336,7 +346,7 @@ def _read_head(g, key, node, meta, inputs, nodes, sources):
 FROM_NIR = {Input: _read_input, Conv2d: _read_conv, Dense: _read_dense, LIF: _read_lif, OrPool: _read_or_pool,
             Add: _plain(Add), StreamSum: _plain(StreamSum), MaxPool: _read_max_pool, TokenMean: _plain(TokenMean),
             AndTokenSum: _plain(AndTokenSum), ChannelMask: _plain(ChannelMask), Flatten: _plain(Flatten),
-            SpikingAttention: _read_attention, Head: _read_head}
+            Unflatten: _read_unflatten, SpikingAttention: _read_attention, Head: _read_head}
 FROM_NIR_UNSUPPORTED = TO_NIR.unsupported  # what is never written is never read
 
 

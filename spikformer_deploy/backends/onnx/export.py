@@ -35,8 +35,8 @@ class _Part(nn.Module):
 
 
 def _stem(model: FamilyModel, x):
-    """Input ``[B, ...]`` -> the patch embedding's output ``[T, B, ...]``."""
-    return model.patch_embed(model.time_major_input(x))
+    """Input ``[B, ...]`` -> the first part's output ``[T, B, ...]`` (the patch embedding)."""
+    return model.parts()[0](model.time_major_input(x))
 
 
 def _head(model: FamilyModel, x):
@@ -91,13 +91,16 @@ def _join(parts: list, doc: str):
 def write_onnx(model: FamilyModel, directory: Path) -> list[Path]:
     import onnx
 
-    model = model.eval()
+    model = model.export_form().eval()
     x = torch.zeros(model.config.input_shape(batch=1))
     with torch.no_grad():
-        stream = _stem(model, x)  # [T, 1, ...]: what the blocks and the head are traced on
         # the wrappers in eval mode too: the exporter restores each traced module's mode onto all its children
-        parts = [_trace(_Part(model, _stem).eval(), x, 0, 1), *(_trace(block, stream, 1, 1) for block in model.block),
-                 _trace(_Part(model, _head).eval(), stream, 1, 0)]
+        parts = [_trace(_Part(model, _stem).eval(), x, 0, 1)]
+        stream = _stem(model, x)  # [T, 1, ...]: what each later part and the head are traced on
+        for part in model.parts()[1:]:
+            parts.append(_trace(part, stream, 1, 1))
+            stream = part(stream)
+        parts.append(_trace(_Part(model, _head).eval(), stream, 1, 0))
     cfg = model.config
     proto = _join(parts, f"{cfg.title} {cfg.variant} {cfg.depth}-{cfg.dim}, float reference, T={cfg.T} unrolled; "
                          f"spikingjelly LIF (tau 2, hard reset, h >= v_th)")

@@ -16,7 +16,7 @@ import numpy as np
 import torch
 
 from ...ir import Graph
-from ...ir.ops import Add, Flatten, Input, OrPool, Vectorize
+from ...ir.ops import Add, Flatten, Input, OrPool, Unflatten, Vectorize
 
 INT8 = (-128, 127)
 UINT8_MAX = 255
@@ -53,7 +53,7 @@ def unsigned_bytes(graph: Graph, name: str, bounds: dict[str, float]) -> bool:
         return True
     if isinstance(op, Input):
         return not op.signed and (op.bits or 8) <= 8
-    if isinstance(op, (Add, Flatten, Vectorize, OrPool)):
+    if isinstance(op, (Add, Flatten, Unflatten, Vectorize, OrPool)):
         return bounds[name] <= UINT8_MAX and all(unsigned_bytes(graph, i, bounds) for i in node.inputs)
     return False
 

@@ -26,7 +26,8 @@ from ...counters import Counters
 from ...errors import DataError, DeployError
 from ...ir import Graph, Node, OpTable
 from ...ir.ops import (ACT_SHIFT, DECAY_UNITY, LIF, STATE_BITS, Add, AndTokenSum, BatchNorm, ChannelMask, Conv2d,
-                       Dense, Flatten, Head, Input, LoihiLIF, MaxPool, OrPool, SpikingAttention, StreamSum, TokenMean, Vectorize)
+                       Dense, Flatten, Head, Input, LoihiLIF, MaxPool, OrPool, SpikingAttention, StreamSum, TokenMean, Unflatten,
+                       Vectorize)
 from . import cpu_kernels, int8_gemm
 
 EXACT_FP32 = 2**24
@@ -438,6 +439,11 @@ def run_flatten(sim: Simulator, node: Node, inputs):
     return x.flatten(3).transpose(-1, -2).contiguous()  # [T, B, C, H, W] -> [T, B, N, C]
 
 
+def run_unflatten(sim: Simulator, node: Node, inputs):
+    x = inputs[0]  # [T, B, N, C] -> [T, B, C, H, W]
+    return x.transpose(-1, -2).reshape(*x.shape[:2], x.shape[-1], node.op.height, node.op.width).contiguous()
+
+
 def run_vectorize(sim: Simulator, node: Node, inputs):
     x = inputs[0]
     return x.reshape(*x.shape[:2], -1, 1, 1)  # [T, B, C, H, W] -> [T, B, C*H*W, 1, 1], (c, h, w) row-major
@@ -474,7 +480,7 @@ def run_head(sim: Simulator, node: Node, inputs):
 
 KERNELS = OpTable("the simulator", {
     Input: run_input, Conv2d: run_conv, Dense: run_dense, BatchNorm: run_batchnorm, LIF: run_lif,
-    LoihiLIF: run_loihi_lif, OrPool: run_pool, Add: run_add, StreamSum: run_stream_sum, MaxPool: run_max_pool, Flatten: run_flatten,
+    LoihiLIF: run_loihi_lif, OrPool: run_pool, Add: run_add, StreamSum: run_stream_sum, MaxPool: run_max_pool, Flatten: run_flatten, Unflatten: run_unflatten,
     Vectorize: run_vectorize, SpikingAttention: run_attention, AndTokenSum: run_and_token_sum,
     ChannelMask: run_channel_mask, TokenMean: run_token_mean, Head: run_head})
 # per-node constants on the device, built once per Simulator (ops without an entry need none)
