@@ -43,13 +43,20 @@ def batchnorm_affine(model) -> dict[str, tuple[float, float]]:
 
 def build(member: str, seed: int = 0):
     from spikformer_deploy.model import SpikformerConfig
-    from spikformer_deploy.model.checkpoint import build_model
 
     cfg = SpikformerConfig("imagenet", dim=512, depth=8, num_heads=8, mlp_ratio=4, num_classes=1000, in_channels=3,
                            img_size=224, T=4, member=member, pooling="1111" if member == "sdt" else None)
+    return with_batchnorms(cfg, batchnorm_affine, seed)
+
+
+def with_batchnorms(cfg, affine_of, seed: int = 0):
+    """The architecture with random weights, each BatchNorm's affine part from ``affine_of(model)`` and its
+    statistics measured on random images (train-mode passes, cumulative average)."""
+    from spikformer_deploy.model.checkpoint import build_model
+
     torch.manual_seed(seed)
     model = build_model(cfg)
-    affine = batchnorm_affine(model)
+    affine = affine_of(model)
     with torch.no_grad():
         for name, bn in model.named_modules():
             if name in affine:
@@ -58,7 +65,7 @@ def build(member: str, seed: int = 0):
                 bn.momentum = None  # cumulative average over the statistics passes
         model.train()
         for _ in range(2):
-            model(torch.randn(2, 3, 224, 224))
+            model(torch.randn(2, cfg.in_channels, cfg.img_size, cfg.img_size))
     return model.eval()
 
 

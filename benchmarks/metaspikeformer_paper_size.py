@@ -40,24 +40,13 @@ def batchnorm_affine(model) -> dict[str, tuple[float, float]]:
 
 
 def build(widths: tuple[int, ...], seed: int = 0):
+    from family_paper_size import with_batchnorms  # benchmarks/ is the script's directory
+
     from spikformer_deploy.model import SpikformerConfig
-    from spikformer_deploy.model.checkpoint import build_model
 
     cfg = SpikformerConfig("imagenet", dim=widths[-1], depth=8, num_heads=8, mlp_ratio=4, num_classes=1000,
                            in_channels=3, img_size=224, T=4, member="metaspikeformer", embed_dims=widths)
-    torch.manual_seed(seed)
-    model = build_model(cfg)
-    affine = batchnorm_affine(model)
-    with torch.no_grad():
-        for name, bn in model.named_modules():
-            if name in affine:
-                bn.weight.fill_(affine[name][0])
-                bn.bias.fill_(affine[name][1])
-                bn.momentum = None  # cumulative average over the statistics passes
-        model.train()
-        for _ in range(2):
-            model(torch.randn(2, 3, 224, 224))
-    return model.eval()
+    return with_batchnorms(cfg, batchnorm_affine, seed)
 
 
 def run(size: str, samples: int) -> dict:
