@@ -203,3 +203,23 @@ def test_simulate_energy_shows_every_convention(capsys):
                                                                               "bias", "neurons"}
         assert c["energy_constants"]["e_mac"]["source"].startswith("Horowitz")
     assert by_name["ours"]["by_layer_kind"]["attention"] > 0 == by_name["neurobench"]["by_layer_kind"]["attention"]
+
+
+def test_rates_from_a_csv_beside_the_json(capsys, tmp_path):
+    """The rates file may name a layer,rate CSV instead of inline rates: the same estimate either way."""
+    graph = float_graph(random_model(architecture({"member": "spikingformer", "dim": 32, "depth": 1,
+                                                   "num_heads": 2, "img_size": 32, "num_classes": 10})))
+    lifs = {n.name: 0.05 * (i % 4 + 1) for i, n in enumerate(graph.having("spiking")) if n.op.type == "LIF"}
+    inline = _rates_file(tmp_path, lifs)
+    (tmp_path / "r.csv").write_text("layer,rate\n" + "".join(f"{k},{v}\n" for k, v in lifs.items()))
+    beside = tmp_path / "csv.json"
+    beside.write_text(json.dumps({**json.loads(inline.read_text()), "rates": {}, "rates_csv": "r.csv"}))
+    results = []
+    for path in (inline, beside):
+        rc, out, err = run_cli(capsys, "estimate", str(path), "--json")
+        assert rc == 0, err
+        results.append(json.loads(out))
+    assert results[0]["counting_conventions"] == results[1]["counting_conventions"]
+    (tmp_path / "r.csv").write_text("name,value\nx,1\n")
+    rc, _, err = run_cli(capsys, "estimate", str(beside))
+    assert rc == 2 and "needs the columns layer,rate" in err
