@@ -33,11 +33,11 @@ def mj(joules: float) -> str:
 
 
 def graph_of(member: str, dim: int):
-    from spikformer_deploy.analysis.rates import architecture, random_model
-    from spikformer_deploy.pipeline import float_graph
+    from spikformer_deploy.analysis.rates import architecture
+    from spikformer_deploy.api import architecture_graph
 
     config = architecture({"member": member, "dim": dim, "depth": 8, "num_heads": HEADS[dim]})
-    return config, float_graph(random_model(config))
+    return config, architecture_graph(config)
 
 
 def spikingformer_from_log(size: str, out: Path) -> list[str]:

@@ -79,6 +79,15 @@ def counting_conventions(simulation: Simulation, per_op: str | Path | Profile = 
     return conventions_report(simulation.rows, simulation.graph, profiles([per_op])[0])
 
 
+def architecture_graph(config, seed: int = 0) -> Graph:
+    """The float deploy graph of an architecture with random weights (``analysis.rates.random_model``): what counts
+    under forced rates are taken on."""
+    from .analysis.rates import random_model
+    from .pipeline import float_graph
+
+    return float_graph(random_model(config, seed))
+
+
 def rows_from_rates(graph: Graph, rates: dict[str, float], seed: int = 0) -> list[LayerStats]:
     """Per-layer counts of ``graph`` (one sample) with its spiking nodes firing at ``rates`` (``analysis.rates``);
     every LIF needs one."""
@@ -96,20 +105,16 @@ def rows_from_rates(graph: Graph, rates: dict[str, float], seed: int = 0) -> lis
 def estimate_from_rates(rates: str | Path, target: str | Path | Profile = "loihi2", seed: int = 0) -> dict:
     """Every counting convention and the target's estimate (cores, chips, latency, energy) for an architecture
     from published per-layer firing rates (``analysis.rates``): an estimate from rates, not event-driven."""
-    from .analysis.conventions import conventions_report
-    from .analysis.rates import KIND, load_rates, random_model
+    from .analysis.rates import KIND, load_rates
     from .analysis.report import build_report
-    from .pipeline import float_graph
 
     spec = load_rates(rates)
-    graph = float_graph(random_model(spec.config, seed))
+    graph = architecture_graph(spec.config, seed)
     rows = rows_from_rates(graph, spec.rates, seed)
-    hardware = profiles([target])[0]
-    report = build_report(graph, rows, hardware, load_profile(GPU_REFERENCE), None,
-                          f"{KIND}: rates of {spec.source}")
+    report = build_report(graph, rows, profiles([target])[0], load_profile(GPU_REFERENCE), None,
+                          f"{KIND}: rates of {spec.source}", counts_kind=KIND)
     return {"kind": KIND, "source": spec.source, "architecture": dict(vars(spec.config)),
-            "rates": dict(spec.rates), "seed": seed,
-            "counting_conventions": conventions_report(rows, graph, load_profile("cmos45nm"), KIND),
+            "rates": dict(spec.rates), "seed": seed, "counting_conventions": report["counting_conventions"],
             "target": {k: report[k] for k in ("target", "verdict", "totals", "performance", "energy")},
             "layers": report["layers"]}
 

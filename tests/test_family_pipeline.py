@@ -171,9 +171,7 @@ def test_counters_equal_a_brute_force_count_from_the_float_model(case):
     modules = dict(model.named_modules())
     checked = set()
     for name, xin in inputs.items():
-        module = modules[name]
-        name = name.removesuffix(".conv") if name not in graph.nodes else name  # a folded RepConv projection
-        node = graph.nodes[name]
+        node, module = graph.nodes[name], modules[name]
         B = xin.shape[1]
         if isinstance(graph.nodes[node.inputs[0]].op, Input):  # the analog image: dense MACs, no SOPs
             macs = B * int(np.prod(node.shape)) * module.weight[0].numel()

@@ -26,6 +26,7 @@ from .layers import LayerStats, _bounds
 from .profiles import Profile
 
 ATTENTION_OPS = (SpikingAttention, AndTokenSum, ChannelMask)
+EVENT_DRIVEN = "event-driven counts"  # what a simulator run's counts are (analysis.rates: an estimate from rates)
 
 
 @dataclass(frozen=True)
@@ -57,7 +58,6 @@ class ConventionCount:
     source: str
     treatment: Treatment
     per_layer: dict[str, Count]
-    kind: str = "event-driven counts"  # or "estimate from rates" (see analysis.rates)
     notes: list[str] = field(default_factory=list)
 
     @property
@@ -68,10 +68,11 @@ class ConventionCount:
         """J per inference: E_MAC x MACs + E_AC x ACs."""
         return profile["e_mac"] * self.total.macs + profile["e_ac"] * self.total.acs
 
-    def to_dict(self, profile: Profile) -> dict:
+    def to_dict(self, profile: Profile, kind: str) -> dict:
+        """``kind``: what the counts are (event-driven, or an estimate from rates: ``analysis.rates``)."""
         t = self.total
         return {"name": self.name, "title": self.title, "definition": self.definition, "source": self.source,
-                "kind": self.kind, "treatment": vars(self.treatment), "dense": t.dense, "macs": t.macs,
+                "kind": kind, "treatment": vars(self.treatment), "dense": t.dense, "macs": t.macs,
                 "acs": t.acs, "energy_J": self.energy(profile),
                 "energy_constants": {k: {"value": profile.constants[k].value, "unit": profile.constants[k].unit,
                                          "source": profile.constants[k].source} for k in ("e_mac", "e_ac")},
@@ -193,16 +194,14 @@ class SyopsModule:
     """One module as a syops hook sees it: ``[dense, ACs, MACs, rate %]`` per sample."""
 
     name: str
-    node: str
-    kind: str  # conv | bn | lif | pool | head
     dense: float
     acs: float
     macs: float
     rate_pct: float
 
 
-def _syops_rated(name: str, node: Node, kind: str, dense: float, spike: bool, rate: float) -> SyopsModule:
-    return SyopsModule(name, node.name, kind, dense, dense * rate if spike else 0.0, 0.0 if spike else dense,
+def _syops_rated(name: str, dense: float, spike: bool, rate: float) -> SyopsModule:
+    return SyopsModule(name, dense, dense * rate if spike else 0.0, 0.0 if spike else dense,
                        100.0 * rate if spike else 100.0)
 
 
@@ -220,30 +219,29 @@ def _bias_ops(node: Node, leading: int, steps: int, linear_bias: str) -> float:
 
 def _syops_synapse(r: LayerStats, node: Node, run: _Run, nspks_max: float, linear_bias: str) -> list[SyopsModule]:
     dense = r.dense_macs + _bias_ops(node, run.steps, run.steps, linear_bias)
-    out = [_syops_rated(node.name, node, "conv", dense, run.spikes_in(node, nspks_max), _mean_input(r))]
+    out = [_syops_rated(node.name, dense, run.spikes_in(node, nspks_max), _mean_input(r))]
     if "batchnorm" in node.meta:  # affine BatchNorm on a real-valued input: 2 MACs per element
-        out.append(_syops_rated(node.meta["batchnorm"], node, "bn", 2 * _out_elements(node, run.steps), False, 1.0))
+        out.append(_syops_rated(node.meta["batchnorm"], 2 * _out_elements(node, run.steps), False, 1.0))
     return out
 
 
 def _syops_neuron(r: LayerStats, node: Node, run: _Run, nspks_max: float, linear_bias: str) -> list[SyopsModule]:
     # the LIF hook counts one AC per input element whatever it fires; its rate is the output's
-    return [SyopsModule(node.name, node.name, "lif", r.neuron_updates, r.neuron_updates, 0.0,
+    return [SyopsModule(node.name, r.neuron_updates, r.neuron_updates, 0.0,
                         100.0 * (r.firing_rate or 0.0))]
 
 
 def _syops_pool(r: LayerStats, node: Node, run: _Run, nspks_max: float, linear_bias: str) -> list[SyopsModule]:
     elements = _in_elements(run, node)
     spike = run.spikes_in(node, nspks_max)
-    return [_syops_rated(node.name, node, "pool", elements, spike, r.in_events / elements if spike else 1.0)]
+    return [_syops_rated(node.name, elements, spike, r.in_events / elements if spike else 1.0)]
 
 
 def _syops_head(r: LayerStats, node: Node, run: _Run, nspks_max: float, linear_bias: str) -> list[SyopsModule]:
     passes, channels = run.head_passes(node), node.op.weight.shape[1]
     dense = passes * node.op.weight.size + _bias_ops(node, passes, run.steps, linear_bias)
     spike = passes > 1  # per step on spikes; a mean over tokens and steps is real-valued whatever nspks_max
-    return [_syops_rated(node.name, node, "head", dense, spike,
-                         r.in_events / (channels * passes) if spike else 1.0)]
+    return [_syops_rated(node.name, dense, spike, r.in_events / (channels * passes) if spike else 1.0)]
 
 
 def _syops_functional(r: LayerStats, node: Node, run: _Run, nspks_max: float, linear_bias: str) -> list[SyopsModule]:
@@ -319,7 +317,8 @@ def spikingformer_counter(rows, graph, nspks_max: float) -> ConventionCount:
         per_layer[node.name] = _spikingformer_attention(run, node)
     label = "integer inputs as MACs" if nspks_max <= 1 else f"inputs in 0..{nspks_max:g} as ACs by value"
     unnamed = [n.name for n in graph.having("synapse") if not _counted_by_name(n.name)]
-    notes = [f"{len(unnamed)} synapse module(s) not named 'conv' are not counted: {', '.join(unnamed)}"] if unnamed else []
+    notes = [f"{len(unnamed)} synapse module(s) not named 'conv' are not counted: {', '.join(unnamed)}"
+             ] if unnamed else []
     if graph.of_type(AndTokenSum, ChannelMask):
         notes.append("its attention formula is for SSA: this model's SDSA is not counted")
     return ConventionCount(
@@ -395,11 +394,9 @@ def breakdown(convention: ConventionCount, graph: Graph) -> dict[str, float]:
     return out
 
 
-def conventions_report(rows: list[LayerStats], graph: Graph, profile: Profile, kind: str = "event-driven counts") -> dict:
+def conventions_report(rows: list[LayerStats], graph: Graph, profile: Profile, kind: str = EVENT_DRIVEN) -> dict:
     """Every convention side by side, JSON-ready: totals, energy at ``profile``'s E_MAC / E_AC, what each does with
     attention, integer inputs, pooling, bias and neurons, and its ops per kind of layer."""
-    out = []
-    for c in conventions(rows, graph):
-        c.kind = kind
-        out.append({**c.to_dict(profile), "by_layer_kind": breakdown(c, graph)})
-    return {"profile": profile.name, "kind": kind, "conventions": out}
+    return {"profile": profile.name, "kind": kind,
+            "conventions": [{**c.to_dict(profile, kind), "by_layer_kind": breakdown(c, graph)}
+                            for c in conventions(rows, graph)]}

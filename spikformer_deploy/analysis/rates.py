@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import csv
 import json
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -28,7 +28,6 @@ from ..errors import ConfigError, DataError
 from ..model import SpikformerConfig
 
 KIND = "estimate from rates, not event-driven"
-CONFIG_KEYS = {f.name for f in fields(SpikformerConfig)}
 CONFIG_DEFAULTS = {"variant": "imagenet", "mlp_ratio": 4, "num_classes": 1000, "in_channels": 3, "img_size": 224,
                    "T": 4, "member": "spikformer", "pooling": None}
 
@@ -42,16 +41,15 @@ class RateSpec:
 
 
 def architecture(spec: dict) -> SpikformerConfig:
-    unknown = sorted(set(spec) - CONFIG_KEYS)
-    if unknown:
-        raise ConfigError(f"unknown architecture key(s) {', '.join(unknown)}; known: {', '.join(sorted(CONFIG_KEYS))}")
+    """A rates file's architecture: the config's own keys (``SpikformerConfig.from_dict`` checks them), the
+    defaults of an ImageNet model for those not given."""
     missing = sorted({"dim", "depth", "num_heads"} - set(spec))
     if missing:
         raise ConfigError(f"the architecture needs {', '.join(missing)}")
     values = {**CONFIG_DEFAULTS, **spec}
     if values["member"] == "sdt" and values["pooling"] is None:
         values["pooling"] = "1111" if values["variant"] == "imagenet" else "0011"
-    return SpikformerConfig(**values)
+    return SpikformerConfig.from_dict(values)
 
 
 def _csv_rates(path: Path) -> dict[str, float]:

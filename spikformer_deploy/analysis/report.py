@@ -7,7 +7,7 @@ import math
 
 from ..ir import Graph
 from ..model.config import MEMBERS
-from .conventions import conventions_report
+from .conventions import EVENT_DRIVEN, conventions_report
 from .energy import estimate
 from .feasibility import check_constraints, map_network, performance, verdict
 from .layers import LayerStats
@@ -15,7 +15,8 @@ from .profiles import Profile, load_profile
 
 
 def build_report(graph: Graph, rows: list[LayerStats], profile: Profile, gpu: Profile | None, chips_budget: int | None,
-                 data_note: str) -> dict:
+                 data_note: str, counts_kind: str = EVENT_DRIVEN) -> dict:
+    """``counts_kind``: what ``rows`` are (a simulator run's counts, or an estimate from rates)."""
     mapping = map_network(graph, profile)
     checks = check_constraints(graph, profile, mapping, rows)
     perf = performance(graph, profile, mapping, rows)
@@ -37,7 +38,7 @@ def build_report(graph: Graph, rows: list[LayerStats], profile: Profile, gpu: Pr
         "checks": [vars(c) for c in checks],
         "performance": perf,
         "energy": energy,
-        "counting_conventions": conventions_report(rows, graph, load_profile("cmos45nm")),
+        "counting_conventions": conventions_report(rows, graph, load_profile("cmos45nm"), counts_kind),
         "limits": {k: c.to_dict() for k, c in profile.constants.items()},
         "layers": [r.to_dict() for r in rows],
     }

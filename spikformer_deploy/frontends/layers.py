@@ -35,12 +35,17 @@ def lif(module: torch.nn.Module) -> LIF:
     return LIF(v_threshold=float(module.v_threshold), tau=float(module.tau))
 
 
+def add_synapse(g: Graph, name: str, module: torch.nn.Module, synapse, x: str) -> str:
+    """The synapse node of an original module, with what module-hook counters (syops) see of it: its class, and
+    whether it adds a bias."""
+    return g.add(name, synapse, [x], module=type(module).__name__, module_bias=module.bias is not None)
+
+
 def synapse_bn(g: Graph, parent: torch.nn.Module, prefix: str, names: tuple[str, str], synapse, x: str) -> str:
     """Synapse -> BatchNorm, named after the original modules ``names`` (attributes of ``parent``)."""
     syn, bn = names
-    module = getattr(parent, syn)  # what module-hook counters (syops) see: its class, and whether it adds a bias
-    g.add(f"{prefix}.{syn}", synapse, [x], module=type(module).__name__, module_bias=module.bias is not None)
-    return g.add(f"{prefix}.{bn}", batchnorm(getattr(parent, bn)), [f"{prefix}.{syn}"])
+    x = add_synapse(g, f"{prefix}.{syn}", getattr(parent, syn), synapse, x)
+    return g.add(f"{prefix}.{bn}", batchnorm(getattr(parent, bn)), [x])
 
 
 def synapse_bn_lif(g: Graph, parent: torch.nn.Module, prefix: str, names: tuple[str, str, str], synapse, x: str) -> str:

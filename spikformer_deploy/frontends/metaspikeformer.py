@@ -16,12 +16,7 @@ from ..ir.graph import Graph
 from ..ir.ops import Conv2d, Flatten, Head, Input, SpikingAttention, StreamSum, TokenMean, Unflatten
 from ..model.metaspikeformer import ATTENTION_SCALE, STAGES, MS_Block, MS_ConvBlock, MS_DownSampling, MetaSpikeFormer
 from ..model.reparam import fold_all
-from .layers import array, conv, lif, lif_on, synapse_bn
-
-def _synapse(g: Graph, name: str, module: nn.Conv2d, x: str) -> str:
-    """A folded conv (its BatchNorms inside): no BatchNorm node after it."""
-    return g.add(name, conv(module), [x], module="Conv2d", module_bias=module.bias is not None)
-
+from .layers import add_synapse, array, conv, lif, lif_on, synapse_bn
 
 def _down_sampling(g: Graph, mod: MS_DownSampling, p: str, x: str) -> str:
     if hasattr(mod, "encode_lif"):
@@ -50,14 +45,15 @@ def _ms_block(g: Graph, blk: MS_Block, p: str, x: str) -> str:
     s = lif_on(g, attn, ap, "head_lif", x)
     qkv = []
     for n in ("q", "k", "v"):
-        y = _synapse(g, f"{ap}.{n}_conv", getattr(attn, f"{n}_conv").conv, s)
+        folded = getattr(attn, f"{n}_conv")  # its BatchNorms inside: no BatchNorm node after it
+        y = add_synapse(g, f"{ap}.{n}_conv", folded, conv(folded), s)
         y = lif_on(g, attn, ap, f"{n}_lif", y)
         qkv.append(g.add(f"{ap}.{n}_tokens", Flatten(), [y]))
     a = g.add(f"{ap}.ssa", SpikingAttention(num_heads=attn.num_heads, head_dim=c // attn.num_heads,
                                             scale=ATTENTION_SCALE, order="q_kv"), qkv)
     a = lif_on(g, attn, ap, "attn_lif", a)
     a = g.add(f"{ap}.attn_map", Unflatten(height=h, width=w), [a])
-    a = _synapse(g, f"{ap}.proj_conv", attn.proj_conv.conv, a)
+    a = add_synapse(g, f"{ap}.proj_conv", attn.proj_conv, conv(attn.proj_conv), a)
     x = g.add(f"{p}.attn_residual", StreamSum(), [x, a])
     mlp, mp = blk.mlp, f"{p}.mlp"
     m = x

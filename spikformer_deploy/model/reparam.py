@@ -62,23 +62,12 @@ def sepconv_tail_as_conv(sep: SepConv) -> nn.Conv2d:
     return _conv(p[:, :, None, None] * k[None], None, sep.pwconv2, padding=sep.dwconv.padding[0])
 
 
-class FoldedRep(nn.Module):
-    """A folded RepConv projection (Sequential(RepConv, BN) in the original), one 3x3 conv."""
-
-    def __init__(self, conv: nn.Conv2d):
-        super().__init__()
-        self.conv = conv
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.conv(x)
-
-
 def fold_repconv(model: MetaSpikeFormer) -> MetaSpikeFormer:
     model = copy.deepcopy(model)
     for blk in (*model.block3, *model.block4):
         for name in ("q_conv", "k_conv", "v_conv", "proj_conv"):
             rep, bn = getattr(blk.attn, name)
-            setattr(blk.attn, name, FoldedRep(repconv_as_conv(rep, bn)))
+            setattr(blk.attn, name, repconv_as_conv(rep, bn))  # the original Sequential(RepConv, BN): one conv
     return model
 
 

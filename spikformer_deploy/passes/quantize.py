@@ -273,9 +273,12 @@ def quantize(graph: Graph, calibration: Calibration, weight_bits: int = 8, input
     stream = stream_nodes(g)
     beta = carried_biases(g, stream)
     segment = stream_segments(g, stream)
-    scales = {}  # segment -> (sigma, largest |value|)
-    for root in sorted(set(segment.values()), key=list(g.nodes).index):
-        scales[root] = stream_scale(g, {n for n, s in segment.items() if s == root}, beta, calibration, headroom)
+    members: dict[str, set[str]] = {}  # segment -> its nodes, segments in graph order (the roots come first)
+    for name in g.nodes:
+        if name in segment:
+            members.setdefault(segment[name], set()).add(name)
+    # segment -> (sigma, the largest |value| on it)
+    scales = {root: stream_scale(g, nodes, beta, calibration, headroom) for root, nodes in members.items()}
     sigma = {name: scales[root][0] for name, root in segment.items()}
     if stream:
         record.settings["stream_scale"] = min(s for s, _ in scales.values())

@@ -15,8 +15,8 @@ from spikformer_deploy.analysis.conventions import conventions, neurobench, syop
 from spikformer_deploy.analysis.energy import corrected_energy, paper_energy
 from spikformer_deploy.analysis.layers import layer_rows
 from spikformer_deploy.analysis.published import SPIKINGFORMER_RENAMES, fork_totals, log_rates, read_syops_log
-from spikformer_deploy.analysis.rates import architecture, random_model
-from spikformer_deploy.api import rows_from_rates
+from spikformer_deploy.analysis.rates import architecture
+from spikformer_deploy.api import architecture_graph, rows_from_rates
 from spikformer_deploy.backends.sim import Simulator
 from spikformer_deploy.data import digits_split
 from spikformer_deploy.model.lif import MultiStepLIF
@@ -24,6 +24,7 @@ from spikformer_deploy.pipeline import float_graph
 
 LOGS = REPO / "tests" / "fixtures" / "reference" / "spikingformer_energy_logs"
 HEADS = {512: 8, 768: 12}
+SMALL = {"member": "spikingformer", "dim": 32, "depth": 1, "num_heads": 2, "img_size": 32, "num_classes": 10}
 
 
 def _models():
@@ -115,8 +116,8 @@ def _log_graph(dim: int, size: str):
     log = read_syops_log(LOGS / f"Spikingformer-{size}_log.txt")
     if size == "8-512":
         log = log.renamed(SPIKINGFORMER_RENAMES)
-    graph = float_graph(random_model(architecture({"member": "spikingformer", "dim": dim, "depth": 8,
-                                                   "num_heads": HEADS[dim]})))
+    graph = architecture_graph(architecture({"member": "spikingformer", "dim": dim, "depth": 8,
+                                             "num_heads": HEADS[dim]}))
     return log, graph
 
 
@@ -150,16 +151,14 @@ def test_forced_rates_fire_exactly():
         assert r.spikes == round(rate * r.neuron_updates), name
 
 
-def _rates_file(tmp_path, rates, **arch):
+def _rates_file(tmp_path, rates):
     path = tmp_path / "rates.json"
-    path.write_text(json.dumps({"architecture": {"member": "spikingformer", "dim": 32, "depth": 1, "num_heads": 2,
-                                                 "img_size": 32, "num_classes": 10, **arch}, "rates": rates}))
+    path.write_text(json.dumps({"architecture": SMALL, "rates": rates}))
     return path
 
 
 def test_estimate_from_rates_cli(capsys, tmp_path):
-    graph = float_graph(random_model(architecture({"member": "spikingformer", "dim": 32, "depth": 1,
-                                                   "num_heads": 2, "img_size": 32, "num_classes": 10})))
+    graph = architecture_graph(architecture(SMALL))
     lifs = [n.name for n in graph.having("spiking") if n.op.type == "LIF"]
     path = _rates_file(tmp_path, {n: 0.1 for n in lifs})
     rc, out, err = run_cli(capsys, "estimate", str(path), "--json")
@@ -180,8 +179,7 @@ def test_estimate_from_rates_cli(capsys, tmp_path):
     ({}, "no rate for"), ({"patch_embed.proj1_lif": 12.0}, "outside 0..1"),
     ({"patch_embed.proj_conv": 0.1}, "do not spike")])
 def test_estimate_rejects_bad_rates(capsys, tmp_path, rates, message):
-    graph = float_graph(random_model(architecture({"member": "spikingformer", "dim": 32, "depth": 1,
-                                                   "num_heads": 2, "img_size": 32, "num_classes": 10})))
+    graph = architecture_graph(architecture(SMALL))
     full = {n.name: 0.1 for n in graph.having("spiking") if n.op.type == "LIF"} if message != "no rate for" else {}
     rc, out, err = run_cli(capsys, "estimate", str(_rates_file(tmp_path, {**full, **rates})))
     assert rc == 2 and message in err and len(err.strip().splitlines()) == 1
@@ -207,8 +205,7 @@ def test_simulate_energy_shows_every_convention(capsys):
 
 def test_rates_from_a_csv_beside_the_json(capsys, tmp_path):
     """The rates file may name a layer,rate CSV instead of inline rates: the same estimate either way."""
-    graph = float_graph(random_model(architecture({"member": "spikingformer", "dim": 32, "depth": 1,
-                                                   "num_heads": 2, "img_size": 32, "num_classes": 10})))
+    graph = architecture_graph(architecture(SMALL))
     lifs = {n.name: 0.05 * (i % 4 + 1) for i, n in enumerate(graph.having("spiking")) if n.op.type == "LIF"}
     inline = _rates_file(tmp_path, lifs)
     (tmp_path / "r.csv").write_text("layer,rate\n" + "".join(f"{k},{v}\n" for k, v in lifs.items()))

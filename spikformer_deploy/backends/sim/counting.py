@@ -35,16 +35,21 @@ class CountingObserver(Observer):
         self.sim = sim
         self.bounds = sim.graph.value_bounds()
         self.fanout: dict[str, torch.Tensor | float] = {}  # per input position (images) or per event (tokens)
+        # synapses: every input element times its fan-out per sample and step (dense without the padding taps, as
+        # NeuroBench counts it), fixed by the shapes
+        self.in_bounds: dict[str, float] = {}
         for node in sim.graph.nodes.values():
             op, src = node.op, node.inputs[0] if node.inputs else None
             if isinstance(op, Conv2d):
                 cover = coverage(sim.graph.nodes[src].shape, node.shape[1:], op.weight.shape[-2:], op.stride,
                                  op.padding) * op.weight.shape[0]
+                self.in_bounds[node.name] = float(cover.sum()) * sim.graph.nodes[src].shape[0]
             elif isinstance(op, (OrPool, MaxPool)):
                 cover = coverage(sim.graph.nodes[src].shape, node.shape[1:], (op.kernel,) * 2, (op.stride,) * 2,
                                  (op.padding,) * 2)
             elif isinstance(op, Dense):
                 self.fanout[node.name] = float(op.weight.shape[0])
+                self.in_bounds[node.name] = self.fanout[node.name] * float(np.prod(sim.graph.nodes[src].shape))
                 continue
             else:
                 continue
@@ -114,9 +119,7 @@ class CountingObserver(Observer):
         c = self.counters
         c.add(node.name, "in_events", events.cpu())
         c.add(node.name, "dense_macs", macs * self.batch)
-        # padding taps read nothing: NeuroBench's dense count is every input element times its in-bounds fan-out
-        in_bounds = fanout * x[0, 0].numel() if isinstance(fanout, float) else float(fanout.sum()) * x.shape[2]
-        c.add(node.name, "in_bounds_macs", in_bounds * self.batch)
+        c.add(node.name, "in_bounds_macs", self.in_bounds[node.name] * self.batch)
         source = self.sim.graph.nodes[node.inputs[0]].op
         if isinstance(source, Input) and source.kind == "image":
             c.add(node.name, "macs", macs * self.batch)  # the analog image is multiplied, not accumulated: no SOPs
