@@ -1,6 +1,6 @@
 """Meta-SpikeFormer's 15M and 55M ImageNet configurations at 224x224 (T = 4, 8 heads) on Loihi 2: the report's cores,
-chips, latency and energy range, what its re-parameterisation folds did to weights, synapses and synapse hops, and
-per-layer firing rates.
+chips, latency, energy range, SOPs and per-layer firing rates, for each form of its chains of synapses: the mapper's
+choice per chain (``auto``, the deployed form), every chain folded into one conv, every chain kept apart on relays.
 
 Widths: the original repository's factories (15M: embed_dim [64, 128, 256, 360]; 55M: [128, 256, 512, 640]).
 Random weights; BatchNorm statistics measured on random images (train-mode passes, cumulative average) and each
@@ -49,25 +49,30 @@ def build(widths: tuple[int, ...], seed: int = 0):
     return with_batchnorms(cfg, batchnorm_affine, seed)
 
 
-def run(size: str, samples: int) -> dict:
+FORMS = ("auto", "folded", "apart")  # the mapper's choice per chain first: it is the deployed form
+
+
+def run(size: str, samples: int, form: str) -> dict:
     from spikformer_deploy.analysis import layer_rows, load_profile
     from spikformer_deploy.analysis.report import build_report
     from spikformer_deploy.backends.sim import Simulator
-    from spikformer_deploy.model.reparam import fold_all
     from spikformer_deploy.pipeline import integer_graph
 
     start = time.perf_counter()
     model = build(CONFIGS[size])
     x = torch.randn(samples, 3, 224, 224, generator=torch.Generator().manual_seed(1))
-    graph = integer_graph(model, x, batch_size=1)
+    graph = integer_graph(model, x, batch_size=1, chains=form)
     rows = layer_rows(graph, Simulator(graph).run(x).counters)
     report = build_report(graph, rows, load_profile("loihi2"), load_profile("h200_sxm"), None, "random weights")
-    _, folds = fold_all(model)
     perf = report["performance"]
     rates = {r.name: r.firing_rate for r in rows if r.op in ("LIF", "LoihiLIF")}
+    chains = [f for f in report["folds"] if f["fold"] == "chain"]
     return {
-        "size": size, "widths": CONFIGS[size], "seconds": round(time.perf_counter() - start, 1),
-        "parameters": sum(p.numel() for p in model.parameters()), "folds": folds,
+        "size": size, "form": form, "widths": CONFIGS[size], "seconds": round(time.perf_counter() - start, 1),
+        "parameters": sum(p.numel() for p in model.parameters()),
+        "deployed_weights": sum(int(n.op.weight.size) for n in graph.having("synapse")),
+        "chains": {kind: {form: sum(f["form"] == form for f in chains if (".attn." in f["last"]) == (kind == "rep"))
+                          for form in ("folded", "apart")} for kind in ("rep", "sep")},
         "totals": report["totals"], "verdict": report["verdict"]["state"],
         "latency_s": perf["latency_s"], "step_latency_s": perf["step_latency_s"], "bound_by": perf["bound_by"],
         "pipeline_depth": perf["pipeline_depth"],
@@ -82,14 +87,15 @@ def main() -> None:
     parser.add_argument("--samples", type=int, default=1)
     parser.add_argument("--json", help="write the results here as well")
     args = parser.parse_args()
-    results = [run(size, args.samples) for size in CONFIGS]
+    results = [run(size, args.samples, form) for size in CONFIGS for form in FORMS]
     for res in results:
         t = res["totals"]
-        print(f"== Meta-SpikeFormer {res['size']} {list(res['widths'])}, 224x224, T 4 ({res['seconds']} s): "
-              f"{res['parameters']:,} parameters; {t['neurons']:,} neurons, {t['synapses']:,} synapses, "
-              f"{t['cores']:,} cores, {t['chips']} chips ({t['system']}); {res['verdict']}")
-        for f in res["folds"]:
-            print(f"   {f['fold']}: parameters {f['parameters_before']:,} -> {f['parameters_after']:,}")
+        print(f"== Meta-SpikeFormer {res['size']} {list(res['widths'])}, 224x224, T 4, chains {res['form']} "
+              f"({res['seconds']} s): {res['parameters']:,} parameters, {res['deployed_weights']:,} deployed weights; "
+              f"{t['neurons']:,} neurons, {t['synapses']:,} synapses, {t['cores']:,} cores, {t['chips']} chips "
+              f"({t['system']}); {res['verdict']}")
+        print(f"   RepConv projections folded/apart {res['chains']['rep']['folded']}/{res['chains']['rep']['apart']}, "
+              f"SepConv tails folded/apart {res['chains']['sep']['folded']}/{res['chains']['sep']['apart']}")
         print(f"   latency {res['latency_s'] * 1e3:.3f} ms ({res['pipeline_depth']} pipeline steps, "
               f"{res['step_latency_s'] * 1e6:.2f} us/step, bound by {res['bound_by']}); SOPs {res['sops']:,.0f}")
         for name, e in res["energy"].items():

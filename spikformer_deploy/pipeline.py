@@ -13,12 +13,30 @@ from .counters import Counters
 from .frontends import trace
 from .ir import Graph
 from .model import Spikformer
-from .passes import Calibration, fold_batchnorm, quantize, rewrite_ssa, run_passes
+from .analysis.feasibility import chain_costs
+from .analysis.profiles import load_profile
+from .errors import ConfigError
+from .passes import Calibration, fold_batchnorm, fold_linear_chains, linear_chains, quantize, rewrite_ssa, run_passes
 
 
-def float_graph(model: Spikformer) -> Graph:
-    """Traced, BatchNorm folded, attention rewritten: still float, and still the float reference's meaning."""
-    return run_passes(trace(model), [fold_batchnorm, rewrite_ssa])
+CHAIN_FORMS = ("auto", "folded", "apart")
+
+
+def float_graph(model: Spikformer, chains: str = "auto", profile: str = "loihi2") -> Graph:
+    """Traced, BatchNorm folded, chains of synapses folded or relayed, attention rewritten: still float, and still
+    the float reference's meaning. ``chains``: ``auto`` takes the form with fewer cores on ``profile`` for each
+    chain (``chain_costs``); ``folded`` / ``apart`` force one form on all."""
+    if chains not in CHAIN_FORMS:
+        raise ConfigError(f"chain form {chains!r}: choose from {', '.join(CHAIN_FORMS)}")
+    g = run_passes(trace(model), [fold_batchnorm])
+    found = linear_chains(g)
+    if found:
+        every = frozenset(c[-1] for c in found)
+        costs = chain_costs(fold_linear_chains(g), fold_linear_chains(g, every), found, load_profile(profile))
+        keep = {"folded": frozenset(), "apart": every,
+                "auto": frozenset(k for k, c in costs.items() if c["choice"] == "apart")}[chains]
+        g = run_passes(g, [functools.partial(fold_linear_chains, keep_apart=keep, decisions=costs)])
+    return run_passes(g, [rewrite_ssa])
 
 
 def calibrate(graph: Graph, x: torch.Tensor, batch_size: int = 64) -> Calibration:
@@ -32,16 +50,17 @@ def calibrate(graph: Graph, x: torch.Tensor, batch_size: int = 64) -> Calibratio
 
 
 def integer_graph_from(model: Spikformer, calibration_x: torch.Tensor, weight_bits: int = 8, input_bits: int = 8,
-                       batch_size: int = 64) -> tuple[Graph, Graph]:
-    """(float graph, integer graph): the integer one quantized with ranges calibrated on ``calibration_x``."""
-    g = float_graph(model)
+                       batch_size: int = 64, chains: str = "auto") -> tuple[Graph, Graph]:
+    """(float graph, integer graph): the integer one quantized with ranges calibrated on ``calibration_x``
+    (``chains``: see ``float_graph``)."""
+    g = float_graph(model, chains)
     calibration = calibrate(g, calibration_x, batch_size)
     return g, run_passes(g, [functools.partial(quantize, calibration=calibration, weight_bits=weight_bits,
                                                input_bits=input_bits)])
 
 
 def integer_graph(model: Spikformer, calibration_x: torch.Tensor, weight_bits: int = 8, input_bits: int = 8,
-                  batch_size: int = 64) -> Graph:
+                  batch_size: int = 64, chains: str = "auto") -> Graph:
     """The integer (Loihi 2 formats) deploy graph of ``model``: traced, BatchNorm folded, attention rewritten,
     calibrated on ``calibration_x`` and quantized to ``weight_bits`` / ``input_bits``."""
-    return integer_graph_from(model, calibration_x, weight_bits, input_bits, batch_size)[1]
+    return integer_graph_from(model, calibration_x, weight_bits, input_bits, batch_size, chains)[1]

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..ir import Graph, OpTable
-from ..ir.ops import Add, AndTokenSum, ChannelMask, Conv2d, Flatten, MaxPool, OrPool, SpikingAttention, StreamSum, TokenMean
+from ..ir.ops import Add, AndTokenSum, ChannelMask, Conv2d, DepthwiseConv2d, Flatten, MaxPool, OrPool, SpikingAttention, StreamSum, TokenMean
 from .layers import LayerStats
 from .loihi_model import (WORD_BITS, boundary_table, core_times, embedded_ops, embedded_time, graph_activity, latency,
                           step_time)
@@ -72,11 +72,12 @@ def _map_pool(graph: Graph, node, profile: Profile, bounds: dict) -> GroupMappin
     op = node.op
     taps = valid_taps(h, w, op.kernel, op.stride, op.padding, *node.shape[1:]) * c
     return _map_cores(node, profile, None, taps, kernel=op.kernel, c_in=1, c_out=c, bits=1, sources=1,
-                      tokenwise=False)
+                      tokenwise=False, depthwise=True)
 
 
 def _synapse_geometry(graph: Graph, node, syn) -> tuple[int, int, int, int, bool]:
-    """(taps, kernel, c_in, c_out, token-wise) of the synapse ``syn`` into ``node``'s neurons."""
+    """(taps, kernel, c_in, c_out, token-wise) of the synapse ``syn`` into ``node``'s neurons; ``c_in``: the input
+    channels each output channel reads (1 for a depthwise conv)."""
     if isinstance(syn.op, Conv2d):
         src_shape = graph.nodes[syn.inputs[0]].shape
         c_out, c_in, kernel, _ = syn.op.weight.shape  # the core budget reads the kernel as square (kh)
@@ -87,12 +88,8 @@ def _synapse_geometry(graph: Graph, node, syn) -> tuple[int, int, int, int, bool
     return c_in * c_out * node.shape[1], 1, c_in, c_out, True
 
 
-def _on_stream(graph: Graph, name: str) -> bool:
-    """Whether node ``name`` carries the real-valued stream (its relays, a graded max-pool, their reshapes)."""
-    node = graph.nodes[name]
-    while isinstance(node.op, Flatten):
-        node = graph.nodes[node.inputs[0]]
-    return isinstance(node.op, (StreamSum, MaxPool))
+def _depthwise(syn) -> bool:
+    return isinstance(syn.op, DepthwiseConv2d)
 
 
 def _identity_synapses(node, profile: Profile, inputs: int) -> GroupMapping:
@@ -106,7 +103,7 @@ def _map_neuron(graph: Graph, node, profile: Profile, bounds: dict) -> GroupMapp
     synapses; fed by the real-valued stream, one identity synapse per neuron."""
     syn = graph.nodes[node.inputs[0]]
     if not syn.op.synapse:
-        if _on_stream(graph, syn.name):
+        if graph.on_stream(syn.name):
             return _identity_synapses(node, profile, 1)
         npc = int(profile["neurons_per_core"])
         neurons = int(np.prod(node.shape))
@@ -116,7 +113,7 @@ def _map_neuron(graph: Graph, node, profile: Profile, bounds: dict) -> GroupMapp
     sources = int(bounds[syn.inputs[0]]) if residual and not graded else 1
     taps, kernel, c_in, c_out, tokenwise = _synapse_geometry(graph, node, syn)
     bits = syn.op.weight_bits or 8  # a float graph is mapped as if quantized to 8 bits
-    return _map_cores(node, profile, syn.name, taps, kernel, c_in, c_out, bits, sources, tokenwise)
+    return _map_cores(node, profile, syn.name, taps, kernel, c_in, c_out, bits, sources, tokenwise, _depthwise(syn))
 
 
 def _map_relay(graph: Graph, node, profile: Profile, bounds: dict) -> GroupMapping:
@@ -130,11 +127,13 @@ def _map_relay(graph: Graph, node, profile: Profile, bounds: dict) -> GroupMappi
     taps, kernel, c_in, c_out, tokenwise = _synapse_geometry(graph, node, syn)
     extra = sum(_synapse_geometry(graph, node, other)[2] for other in synapses[1:]) + streams
     return _map_cores(node, profile, syn.name, taps + extra * int(np.prod(node.shape)), kernel, c_in + extra, c_out,
-                      syn.op.weight_bits or 8, 1, tokenwise)
+                      syn.op.weight_bits or 8, 1, tokenwise, _depthwise(syn))
 
 
 def _map_cores(node, profile: Profile, synapse: str | None, taps: int, kernel: int, c_in: int, c_out: int,
-               bits: int, sources: int, tokenwise: bool) -> GroupMapping:
+               bits: int, sources: int, tokenwise: bool, depthwise: bool = False) -> GroupMapping:
+    """The fewest cores for the group; ``depthwise``: each output channel reads its own input channel, so a core's
+    input axons are its channels' tiles, and its synaptic memory one k x k kernel per channel (shared weights)."""
     npc = int(profile["neurons_per_core"])
     mem = int(profile["synapse_memory_bits_per_core"])
     axon_limit = int(profile["input_axons_per_core"])
@@ -153,7 +152,8 @@ def _map_cores(node, profile: Profile, synapse: str | None, taps: int, kernel: i
         per_neuron = c_part * kernel * kernel * bits * sources
         syn_bits = ch * per_neuron if shared else ch * pos * per_neuron
         side = math.ceil(math.sqrt(pos))
-        axons = (pos if tokenwise else min(positions, (side + kernel - 1) ** 2)) * c_part * sources
+        axons = (pos if tokenwise else min(positions, (side + kernel - 1) ** 2)) * (ch if depthwise else c_part) \
+            * sources
         return ch * pos, syn_bits, axons
 
     def fits(groups_c, tiles):
@@ -202,6 +202,27 @@ def map_network(graph: Graph, profile: Profile) -> dict:
     return {"groups": groups, "cores": cores, "chips": chips,
             "neurons": sum(g.neurons for g in groups), "synapses": sum(g.synapses for g in groups),
             "system": next((name for n, name in SYSTEMS if chips <= n), f"{chips} chips (beyond Hala Point)")}
+
+
+def chain_costs(folded: Graph, apart: Graph, chains: list[list[str]], profile: Profile) -> dict[str, dict]:
+    """Per chain of synapses (named by its last one): the cores, neurons and synapses of the neuron groups it
+    feeds when folded into one conv (``folded``: the group reading it) and when kept apart (``apart``: that group
+    plus the graded relays at its junctions), and the form with fewer cores (ties: folded, one hop and no relays)."""
+    maps = {form: {m.name: m for m in map_network(graph, profile)["groups"]}
+            for form, graph in (("folded", folded), ("apart", apart))}
+    costs = {}
+    for chain in chains:
+        last = chain[-1]
+        groups = {"folded": [c.name for c in folded.consumers(last)],
+                  "apart": [f"{n}.relay" for n in chain[:-1]] + [c.name for c in apart.consumers(last)]}
+        entry = {}
+        for form, names in groups.items():
+            for key in ("cores", "neurons", "synapses"):
+                entry[f"{key}_{form}"] = sum(getattr(maps[form][n], key) for n in names)
+        entry["choice"] = "apart" if entry["cores_apart"] < entry["cores_folded"] else "folded"
+        entry["profile"] = profile.name
+        costs[last] = entry
+    return costs
 
 
 def _precision_checks(graph: Graph, profile: Profile, mapping: dict, rows) -> list[Check]:

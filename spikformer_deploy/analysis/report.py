@@ -35,6 +35,7 @@ def build_report(graph: Graph, rows: list[LayerStats], profile: Profile, gpu: Pr
         "totals": {"neurons": mapping["neurons"], "synapses": mapping["synapses"], "cores": mapping["cores"],
                    "chips": mapping["chips"], "system": mapping["system"]},
         "groups": [vars(g) for g in mapping["groups"]],
+        "folds": folds(graph),
         "checks": [vars(c) for c in checks],
         "performance": perf,
         "energy": energy,
@@ -42,6 +43,25 @@ def build_report(graph: Graph, rows: list[LayerStats], profile: Profile, gpu: Pr
         "limits": {k: c.to_dict() for k, c in profile.constants.items()},
         "layers": [r.to_dict() for r in rows],
     }
+
+
+def folds(graph: Graph) -> list[dict]:
+    """What the passes folded before the mapping: each chain of synapses folded into one conv or kept apart on
+    relays, with the mapper's costs of both forms (``fold_linear_chains``), and the heads folded into one."""
+    chains = graph.record("fold_linear_chains")
+    out = [{"fold": "chain", "last": last, **entry} for last, entry in (chains.nodes if chains else {}).items()]
+    heads = graph.record("fold_heads")
+    if heads:
+        out.append({"fold": "heads", **heads.settings})
+    return out
+
+
+def fold_reason(f: dict) -> str:
+    """Why the form of a chain was chosen, in words."""
+    if "cores_folded" not in f:
+        return "forced"
+    costs = f"{f['cores_folded']} cores folded, {f['cores_apart']} apart ({f['profile']})"
+    return f"{costs}: {'fewer cores' if f['form'] == f['choice'] else 'forced'}"
 
 
 def _model_name(model: dict) -> str:
@@ -105,6 +125,16 @@ def to_markdown(r: dict) -> str:
     lines += [f"- {e['profile']}: {a}" for e in r["energy"] for a in e["assumptions"]
               if a.startswith("static > dynamic")]
     lines += conventions_markdown(r["counting_conventions"])
+    chains = [f for f in r["folds"] if f["fold"] == "chain"]
+    if chains:
+        lines += ["", "## Chains of synapses: folded or kept apart", "",
+                  "| chain (last synapse) | synapses in chain | form | weights folded / apart | synapses folded / apart "
+                  "| why |", "| --- | ---: | --- | --- | --- | --- |"]
+        lines += [f"| {f['last']} | {len(f['chain'])} | {f['form']} | {f.get('weights_folded', '–')} / "
+                  f"{f['weights_apart']:,} | {f.get('synapses_folded', '–')} / {f.get('synapses_apart', '–')} | "
+                  f"{fold_reason(f)} |" for f in chains]
+    lines += [f"- distillation head averaged into the head: {f['parameters_removed']:,} parameters fewer"
+              for f in r["folds"] if f["fold"] == "heads"]
     lines += ["", "## Mapping", "", "| group | neurons | fan-in | synapses | cores | limited by |",
               "| --- | ---: | ---: | ---: | ---: | --- |"]
     for g in r["groups"]:
@@ -196,7 +226,7 @@ def to_html(r: dict) -> str:
                              autoescape=True, undefined=jinja2.StrictUndefined, keep_trailing_newline=True)
     return env.get_template("report.html").render(
         r=r, p=r["performance"], verdict_class=VERDICT_CLASS[r["verdict"]["state"]], figures=plots(r),
-        time=_fmt_time, joules=joules, joules_range=joules_range, energy_kind=_energy_kind,
+        time=_fmt_time, joules=joules, joules_range=joules_range, energy_kind=_energy_kind, fold_reason=fold_reason,
         step_terms=step_terms(r["performance"]))
 
 

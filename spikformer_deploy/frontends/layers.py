@@ -6,7 +6,7 @@ import torch
 
 from ..errors import GraphError
 from ..ir.graph import Graph
-from ..ir.ops import LIF, BatchNorm, Conv2d, Dense
+from ..ir.ops import LIF, BatchNorm, Conv2d, Dense, DepthwiseConv2d
 
 
 def array(t: torch.Tensor | None) -> np.ndarray | None:
@@ -26,9 +26,13 @@ def dense(module: torch.nn.Module) -> Dense:
 
 
 def conv(module: torch.nn.Conv2d) -> Conv2d:
+    cls = Conv2d
     if module.groups != 1:
-        raise GraphError(f"a grouped conv ({module.groups} groups) has no deploy op: fold it first")
-    return Conv2d(weight=array(module.weight), bias=array(module.bias), stride=module.stride, padding=module.padding)
+        if not module.groups == module.in_channels == module.out_channels:
+            raise GraphError(f"a grouped conv ({module.groups} groups of {module.in_channels} channels) has no "
+                             f"deploy op (depthwise convs have one)")
+        cls = DepthwiseConv2d
+    return cls(weight=array(module.weight), bias=array(module.bias), stride=module.stride, padding=module.padding)
 
 
 def lif(module: torch.nn.Module) -> LIF:

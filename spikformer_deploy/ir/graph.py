@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..errors import GraphError
-from .ops import DIALECTS, FLOAT, INTEGER, Input, Op
+from .ops import DIALECTS, FLOAT, INTEGER, Flatten, Input, MaxPool, Op, StreamSum, Unflatten
 
 
 @dataclass
@@ -71,6 +71,21 @@ class Graph:
         for other in self.nodes.values():
             other.inputs = tuple(src if i == name else i for i in other.inputs)
 
+    def insert_after(self, name: str, new: str, op: Op) -> str:
+        """Put the one-input node ``new`` right after ``name``, its consumers reading ``new`` instead."""
+        if new in self.nodes:
+            raise GraphError(f"duplicate node name {new}")
+        for other in self.nodes.values():
+            other.inputs = tuple(new if i == name else i for i in other.inputs)
+        src = self.nodes[name]
+        nodes = {}
+        for key, node in self.nodes.items():
+            nodes[key] = node
+            if key == name:
+                nodes[new] = Node(new, op, (name,), tuple(int(d) for d in op.out_shape(src.shape)))
+        self.nodes = nodes
+        return new
+
     # -- queries --------------------------------------------------------------------------------------------------
     @property
     def input(self) -> Node:
@@ -124,6 +139,14 @@ class Graph:
             for i in node.inputs:
                 last[i] = node.name
         return last
+
+    def on_stream(self, name: str) -> bool:
+        """Whether node ``name`` carries the real-valued stream (its relays, a graded max-pool, their reshapes): what
+        reads it gets signed graded spikes."""
+        node = self.nodes[name]
+        while isinstance(node.op, (Flatten, Unflatten)):
+            node = self.nodes[node.inputs[0]]
+        return isinstance(node.op, (StreamSum, MaxPool))
 
     def value_bounds(self) -> dict[str, float]:
         """Largest |value| each node can output in the integer dialect (``Op.out_bound``): spikes 1, residual sums

@@ -146,9 +146,36 @@ class Conv2d(Op):
 
     def out_shape(self, s):
         c, *hw = s
-        assert_channels(self, c, self.weight.shape[1])
+        assert_channels(self, c, self.weight.shape[1] * self.groups)
         return (self.weight.shape[0], *((n + 2 * p - k) // st + 1 for n, p, k, st in
                                         zip(hw, self.padding, self.weight.shape[-2:], self.stride)))
+
+    @property
+    def groups(self) -> int:
+        """``torch.conv2d``'s groups: each output channel reads ``C_in / groups`` input channels."""
+        return 1
+
+    def dense_weight(self) -> np.ndarray:
+        """``[C_out, C_in, kh, kw]``: the kernel as a dense (ungrouped) convolution's."""
+        return self.weight
+
+
+@op
+class DepthwiseConv2d(Conv2d):
+    """Depthwise convolution synapse (``torch.conv2d`` with ``groups = C``): output channel c reads input channel
+    c alone through its own ``kh x kw`` kernel, ``weight [C, 1, kh, kw]``. Integer like ``Conv2d``. On chip a
+    core stores each of its channels' kernels once (fan-in kh * kw)."""
+
+    @property
+    def groups(self) -> int:
+        return self.weight.shape[0]
+
+    def dense_weight(self) -> np.ndarray:
+        """Zero off the channel diagonal."""
+        c = self.weight.shape[0]
+        w = np.zeros((c, c, *self.weight.shape[2:]), dtype=self.weight.dtype)
+        w[np.arange(c), np.arange(c)] = self.weight[:, 0]
+        return w
 
 
 @op
@@ -433,5 +460,5 @@ def assert_channels(op: Op, got: int, expected: int) -> None:
 
 
 OP_TYPES: dict[str, type[Op]] = {cls.__name__: cls for cls in (
-    Input, Conv2d, Dense, BatchNorm, LIF, LoihiLIF, OrPool, Add, StreamSum, MaxPool, Flatten, Unflatten, Vectorize, SpikingAttention,
-    AndTokenSum, ChannelMask, TokenMean, Head)}
+    Input, Conv2d, DepthwiseConv2d, Dense, BatchNorm, LIF, LoihiLIF, OrPool, Add, StreamSum, MaxPool, Flatten,
+    Unflatten, Vectorize, SpikingAttention, AndTokenSum, ChannelMask, TokenMean, Head)}

@@ -53,10 +53,6 @@ class FamilyModel(nn.Module):
         """The last block's output ``[T, B, ...]`` -> logits ``[B, classes]``."""
         raise NotImplementedError
 
-    def export_form(self) -> "FamilyModel":
-        """The same function in the form exporters trace (members with re-parameterisations fold them)."""
-        return self
-
     def parts(self) -> list[nn.Module]:
         """The modules forward runs one after the other on the time-major sequence, before ``logits`` (the ONNX
         export traces each on its own)."""

@@ -47,13 +47,10 @@ class BNAndPad(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         bn, p = self.bn, self.pad
-        y = F.pad(bn(x), [p] * 4)
         border = (bn.bias - bn.running_mean * bn.weight / torch.sqrt(bn.running_var + bn.eps)).view(1, -1, 1, 1)
-        y[:, :, :p, :] = border
-        y[:, :, -p:, :] = border
-        y[:, :, :, :p] = border
-        y[:, :, :, -p:] = border
-        return y
+        # a select, not writes into the padded tensor: exact, and ONNX traces it for any batch size
+        outside = F.pad(torch.zeros(1, 1, *x.shape[-2:], dtype=torch.bool, device=x.device), [p] * 4, value=True)
+        return torch.where(outside, border, F.pad(bn(x), [p] * 4))
 
 
 class RepConv(nn.Module):
@@ -196,13 +193,6 @@ class MetaSpikeFormer(FamilyModel):
         self.head = nn.Linear(e3, config.num_classes)
         if config.kd:
             self.head_kd = nn.Linear(e3, config.num_classes)
-
-    def export_form(self) -> "MetaSpikeFormer":
-        """Folded (``reparam.fold_all``): RepConv's border writes trace to batch-size-bound ONNX; the folded model
-        computes the same function (bit for bit on the fixture, tested)."""
-        from .reparam import fold_all
-
-        return fold_all(self)[0]
 
     def parts(self) -> list[nn.Module]:
         out = []

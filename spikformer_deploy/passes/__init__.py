@@ -1,7 +1,8 @@
 """Passes: plain functions Graph -> Graph, each appending a PassRecord of what it changed."""
 from .fold_batchnorm import fold_batchnorm
+from .fold_linear_chains import fold_linear_chains, linear_chains
 from .manager import run_passes
 from .quantize import Calibration, quantize
 from .rewrite_ssa import cheaper_order, rewrite_ssa
 
-__all__ = ["fold_batchnorm", "rewrite_ssa", "quantize", "Calibration", "run_passes", "cheaper_order"]
+__all__ = ["fold_batchnorm", "fold_linear_chains", "linear_chains", "rewrite_ssa", "quantize", "Calibration", "run_passes", "cheaper_order"]

@@ -27,8 +27,8 @@ import numpy as np
 from ..errors import ConfigError, GraphError
 from ..ir import Graph, PassRecord
 from ..ir.ops import (ACT_SHIFT, BIAS_EXP_MAX, BIAS_MANT_BITS, FLOAT, INTEGER, LIF, STATE_BITS, UNBOUNDED, VTH_BITS,
-                      WEIGHT_EXP_RANGE, AndTokenSum, Flatten, Head, Input, LoihiLIF, MaxPool, SpikingAttention,
-                      StreamSum, TokenMean)
+                      WEIGHT_EXP_RANGE, AndTokenSum, Conv2d, Flatten, Head, Input, LoihiLIF, MaxPool,
+                      SpikingAttention, StreamSum, TokenMean)
 
 STATE_LIMIT = 2 ** (STATE_BITS - 1)
 MIN_WEIGHT_EXP = 0
@@ -196,14 +196,29 @@ def stream_segments(g: Graph, stream: set[str]) -> dict[str, str]:
     return {name: find(name) for name in stream}
 
 
+def read_bias(g: Graph, syn, beta: dict[str, np.ndarray]) -> np.ndarray:
+    """What synapse ``syn`` adds to its output from the bias carried on the stream it reads (zero when it reads no
+    stream): the bias is a constant map, which a convolution without padding turns into ``sum_taps W . beta``."""
+    (x,) = syn.inputs
+    if x not in beta or not np.any(beta[x]):
+        return np.zeros(syn.shape[0])
+    if getattr(syn.op, "padding", (0, 0)) != (0, 0):
+        raise GraphError(f"{syn.name} reads a real-valued stream with a carried bias through a zero-padded "
+                         f"convolution: its border would lose the bias")
+    w = np.asarray(syn.op.dense_weight() if isinstance(syn.op, Conv2d) else syn.op.weight, dtype=np.float64)
+    return w.reshape(w.shape[0], w.shape[1], -1).sum(2) @ beta[x]
+
+
 def carried_biases(g: Graph, stream: set[str]) -> dict[str, np.ndarray]:
-    """Per stream node: the per-channel sum of the biases of the synapses that wrote it (float units)."""
+    """Per stream node: the per-channel sum of the biases of the synapses that wrote it (float units), a synapse
+    that reads a stream adding what it makes of that stream's carried bias (``read_bias``)."""
     beta: dict[str, np.ndarray] = {}
     for node in g.nodes.values():
         if node.name not in stream:
             continue
         if node.op.synapse:
-            beta[node.name] = np.zeros(node.shape[0]) if node.op.bias is None else np.asarray(node.op.bias, float)
+            own = np.zeros(node.shape[0]) if node.op.bias is None else np.asarray(node.op.bias, float)
+            beta[node.name] = own + read_bias(g, node, beta)
         else:  # StreamSum sums them; MaxPool (max(x + b) = max(x) + b) and Flatten pass them on
             beta[node.name] = sum(beta[i] for i in node.inputs)
     return beta
@@ -228,6 +243,31 @@ def stream_scale(g: Graph, stream: set[str], beta: dict[str, np.ndarray], calibr
               if largest_bias > 0 else UNBOUNDED]
     limit = min(limits)
     return (2.0 ** np.floor(np.log2(limit)) if limit < UNBOUNDED else 1.0), largest
+
+
+def input_unit(g: Graph, syn, sigma: dict[str, float]) -> float:
+    """Integers per float unit of synapse ``syn``'s input: the image's scale, a stream's sigma, or 1 (spikes)."""
+    (x,) = syn.inputs
+    if isinstance(g.nodes[x].op, Input):
+        return g.nodes[x].op.scale  # the synapse sees round(x * scale)
+    return sigma.get(x, 1.0)
+
+
+def relay_scale(g: Graph, nodes: set[str], segment: dict[str, str], scales: dict, calibration: Calibration) -> float:
+    """The scale of a stream segment; where a synapse reads it and writes another segment (a relay between two
+    synapses kept apart), the power of two nearest the geometric mean of the two scales' needs, no larger than the
+    segment allows: the relay's integers and the reading synapse's weights (``W sigma_out / sigma``) then share the
+    rounding, since exponents >= 0 cannot scale the product down."""
+    root = segment[next(iter(nodes))]
+    limit = scales[root][0]
+    balanced = []
+    for name in nodes:
+        for reader in g.consumers(name):
+            if reader.op.synapse and reader.name in segment and segment[reader.name] != root:
+                largest = max(calibration.maxima.get(name, {}).get("max_abs_a", 0.0), 1e-12)
+                peak = float(np.abs(reader.op.weight).max(initial=0.0))
+                balanced.append(2.0 ** np.round(np.log2(np.sqrt(scales[segment[reader.name]][0] * peak / largest))))
+    return min([limit, *balanced])
 
 
 def quantize_stream_synapse(op, weight: np.ndarray, sigma: float, weight_bits: int) -> tuple[object, dict]:
@@ -279,6 +319,8 @@ def quantize(graph: Graph, calibration: Calibration, weight_bits: int = 8, input
             members.setdefault(segment[name], set()).add(name)
     # segment -> (sigma, the largest |value| on it)
     scales = {root: stream_scale(g, nodes, beta, calibration, headroom) for root, nodes in members.items()}
+    for root in reversed(members):  # relays read by a synapse that writes a later segment: balance the two scales
+        scales[root] = (relay_scale(g, members[root], segment, scales, calibration), scales[root][1])
     sigma = {name: scales[root][0] for name, root in segment.items()}
     if stream:
         record.settings["stream_scale"] = min(s for s, _ in scales.values())
@@ -290,9 +332,7 @@ def quantize(graph: Graph, calibration: Calibration, weight_bits: int = 8, input
         for name in sorted(stream):
             node = g.nodes[name]
             if node.op.synapse:
-                w_float = node.op.weight
-                if isinstance(g.nodes[node.inputs[0]].op, Input):
-                    w_float = w_float / inp.op.scale
+                w_float = node.op.weight / input_unit(g, node, sigma)
                 node.op, record.nodes[name] = quantize_stream_synapse(node.op, w_float, sigma[name], weight_bits)
 
     for node in g.of_type(LIF):
@@ -314,11 +354,10 @@ def quantize(graph: Graph, calibration: Calibration, weight_bits: int = 8, input
             src.op = dataclasses.replace(src.op, shift=shift)
             record.nodes[src.name] = {"shift": shift, "tokens": tokens, "stream_scale": sigma[x]}
         elif src.op.synapse:
-            w_float = src.op.weight
-            if isinstance(g.nodes[src.inputs[0]].op, Input):
-                w_float = w_float / inp.op.scale  # the synapse now sees round(x * scale)
+            w_float = src.op.weight / input_unit(g, src, sigma)
             step, w_int, clipped = choose_weight_step(w_float, weight_levels(weight_bits))
-            bias = src.op.bias if src.op.bias is not None else np.zeros(src.op.weight.shape[0])
+            bias = (src.op.bias if src.op.bias is not None else np.zeros(src.op.weight.shape[0])) \
+                + read_bias(g, src, beta)
             coarsened = 0  # where even exponent 0 overflows, use fewer mantissa levels instead
             while True:
                 p = _neuron_params(node.op.threshold, bias, step, max_a, max_v, T, headroom)

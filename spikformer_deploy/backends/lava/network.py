@@ -2,7 +2,8 @@
 
 Mapping of the integer IR (Lava layout ``(W, H, C)``; tokens stay on their grid, token n = h * W + w):
 - ``Input`` -> ``io.source.RingBuffer`` of graded values (the 8-bit image each step, or event counts);
-- ``Conv2d`` -> ``conv.Conv`` (kernel flipped and transposed to (C_out, W, H, C_in)); ``Dense`` -> 1x1 ``Conv``.
+- ``Conv2d`` -> ``conv.Conv`` (kernel flipped and transposed to (C_out, W, H, C_in)); ``DepthwiseConv2d`` -> the
+  same with ``groups = C``; ``Dense`` -> 1x1 ``Conv``.
   lava's Conv model ignores ``weight_exp``, so ``2**weight_exp`` (>= 0, see quantize) is folded into the weights;
   graded inputs use ``num_message_bits = 24``;
 - ``LoihiLIF`` -> ``lif.LIF`` with its vth, du, dv, per-neuron bias mantissa and exponent;
@@ -34,7 +35,7 @@ import numpy as np
 from ...artifact import load_artifact
 from ...errors import DeployError, GraphError
 from ...ir import Graph, Node, OpTable
-from ...ir.ops import (LIF, Add, AndTokenSum, BatchNorm, ChannelMask, Conv2d, Dense, Flatten, Head, Input, LoihiLIF,
+from ...ir.ops import (LIF, Add, AndTokenSum, BatchNorm, ChannelMask, Conv2d, Dense, DepthwiseConv2d, Flatten, Head, Input, LoihiLIF,
                        MaxPool, OrPool, SpikingAttention, StreamSum, TokenMean, Unflatten, Vectorize)
 from ..lava_io import Recorder, attach_recorder, read_aligned, run_fixed_pt, source_data
 
@@ -187,7 +188,7 @@ class _Builder:
         w = op.weight.astype(np.int64) * 2**op.weight_exp
         if isinstance(op, Conv2d):
             lava_w = w[:, :, ::-1, ::-1].transpose(0, 3, 2, 1)  # true convolution, (C_out, W, H, C_in)
-            args = dict(stride=op.stride, padding=op.padding)
+            args = dict(stride=op.stride, padding=op.padding, groups=op.groups)
         else:
             lava_w = w[:, None, None, :]
             args = {}
@@ -289,7 +290,7 @@ class _Builder:
 
 
 LOWERING = OpTable("the Lava backend", {
-    Input: _Builder.input, Conv2d: _Builder.synapse, Dense: _Builder.synapse, LoihiLIF: _Builder.lif,
+    Input: _Builder.input, Conv2d: _Builder.synapse, DepthwiseConv2d: _Builder.synapse, Dense: _Builder.synapse, LoihiLIF: _Builder.lif,
     OrPool: _Builder.or_pool, Add: _Builder.add_relay, StreamSum: _Builder.add_relay, Flatten: _Builder.same_port, Unflatten: _Builder.same_port, Vectorize: _Builder.vectorize,
     SpikingAttention: _Builder.attention, MaxPool: _Builder.max_pool, AndTokenSum: _Builder.and_token_sum,
     ChannelMask: _Builder.channel_mask, TokenMean: _Builder.token_sum, Head: _Builder.host_head,

@@ -65,7 +65,8 @@ def _lif_layer(graph: Graph, node: Node, layer) -> None:
         raise DeployError(f"{node.name}: netx stem layers must be convolutions with weight_exp >= 0")
     if op.bias_exp < 6:
         raise DeployError(f"{node.name}: bias_exp {op.bias_exp} < 6 has no netx form (netx fixes 6)")
-    _synapse(layer, syn.op.weight.astype(np.int64) * 2**syn.op.weight_exp, syn.op.stride, syn.op.padding, 1)
+    _synapse(layer, syn.op.weight.astype(np.int64) * 2**syn.op.weight_exp, syn.op.stride, syn.op.padding,
+             syn.op.groups)
     layer.create_dataset("bias", data=op.bias_mant.astype(np.int32) << (op.bias_exp - 6))
     _neuron(layer, vth=int(op.vth), du=int(op.du), dv=int(op.dv))
 

@@ -1,7 +1,7 @@
 """Float deploy graph <-> NIR 1.0 (``nir`` package), readable by standard NIR tools.
 
 Mapping (per time step; the NIR graph is one step of the network):
-- ``Conv2d`` -> ``nir.Conv2d``; token-wise ``Dense`` -> 1x1 ``nir.Conv2d`` on the token grid ``[C, H, W]`` (NIR has
+- ``Conv2d`` -> ``nir.Conv2d``; ``DepthwiseConv2d`` -> ``nir.Conv2d`` of its dense kernel (annotated); token-wise ``Dense`` -> 1x1 ``nir.Conv2d`` on the token grid ``[C, H, W]`` (NIR has
   no token layout; tokens are the grid in row-major order, as the original's ``flatten(-2)``);
 - ``LIF`` -> ``nir.LIF`` with tau = 2e-4 s, r = 1, v_leak = 0 at dt = 1e-4 s (forward Euler): exactly spikingjelly's
   tau = 2 LIF in snnTorch's importer (beta = 1 - dt/tau = 0.5). Metadata states the discrete-time convention and that
@@ -37,7 +37,7 @@ import numpy as np
 
 from ...errors import GraphError
 from ...ir import Graph, Node, OpTable
-from ...ir.ops import (LIF, OP_TYPES, Add, AndTokenSum, BatchNorm, ChannelMask, Conv2d, Dense, Flatten, Head, Input,
+from ...ir.ops import (LIF, OP_TYPES, Add, AndTokenSum, BatchNorm, ChannelMask, Conv2d, Dense, DepthwiseConv2d, Flatten, Head, Input,
                        LoihiLIF, MaxPool, OrPool, SpikingAttention, StreamSum, TokenMean, Unflatten, Vectorize)
 from .hdf5 import write_nir_file
 
@@ -73,9 +73,10 @@ def _write_conv(graph: Graph, node: Node) -> list:
     import nir
 
     op = node.op
-    return [(node.name, nir.Conv2d(input_shape=tuple(graph.grid(node.inputs[0])[1:]), weight=_array(op.weight),
-                                   stride=op.stride, padding=op.padding, dilation=1, groups=1, bias=_array(op.bias),
-                                   metadata=_annotated("Conv2d")))]
+    # a depthwise kernel as the dense one it is: nir 1.0.8's type inference reads C_in from the weight, not groups
+    return [(node.name, nir.Conv2d(input_shape=tuple(graph.grid(node.inputs[0])[1:]), weight=_array(
+        op.dense_weight()), stride=op.stride, padding=op.padding, dilation=1, groups=1,
+        bias=np.zeros(len(op.weight)) if op.bias is None else _array(op.bias), metadata=_annotated(op.type)))]
 
 
 def _write_dense(graph: Graph, node: Node) -> list:
@@ -196,7 +197,7 @@ UNWIRED_OPERANDS = {ChannelMask: (1,)}  # operands of another shape: NIR has no 
 
 _FLOAT_ONLY = "NIR carries the float graph (export writes it before quantization)"
 TO_NIR = OpTable("the NIR writer", {
-    Input: _write_input, Conv2d: _write_conv, Dense: _write_dense, LIF: _write_lif, OrPool: _write_or_pool,
+    Input: _write_input, Conv2d: _write_conv, DepthwiseConv2d: _write_conv, Dense: _write_dense, LIF: _write_lif, OrPool: _write_or_pool,
     Add: _write_add, StreamSum: _write_stream_sum, MaxPool: _write_max_pool, TokenMean: _write_token_mean,
     AndTokenSum: _write_and_token_sum, ChannelMask: _write_channel_mask, Flatten: _write_flatten,
     Unflatten: _write_unflatten,
@@ -292,8 +293,11 @@ def _read_conv(g, key, node, meta, inputs, nodes, sources):
     if meta.get("grid") == "mantissas":
         return None
     conv, weight, bias = _weights(key, node, meta, nodes, sources)
-    return Conv2d(weight=weight, bias=bias, stride=tuple(np.broadcast_to(np.ravel(conv.stride), 2)),
-                  padding=tuple(np.broadcast_to(np.ravel(conv.padding), 2)))
+    cls = OP_TYPES[_text(meta["op"])]
+    if cls is DepthwiseConv2d:  # written dense: its diagonal
+        weight = weight[np.arange(len(weight)), np.arange(len(weight))][:, None]
+    return cls(weight=weight, bias=bias, stride=tuple(np.broadcast_to(np.ravel(conv.stride), 2)),
+               padding=tuple(np.broadcast_to(np.ravel(conv.padding), 2)))
 
 
 def _read_dense(g, key, node, meta, inputs, nodes, sources):
@@ -343,7 +347,7 @@ def _read_head(g, key, node, meta, inputs, nodes, sources):
     return Head(weight=weight, bias=bias)
 
 
-FROM_NIR = {Input: _read_input, Conv2d: _read_conv, Dense: _read_dense, LIF: _read_lif, OrPool: _read_or_pool,
+FROM_NIR = {Input: _read_input, Conv2d: _read_conv, DepthwiseConv2d: _read_conv, Dense: _read_dense, LIF: _read_lif, OrPool: _read_or_pool,
             Add: _plain(Add), StreamSum: _plain(StreamSum), MaxPool: _read_max_pool, TokenMean: _plain(TokenMean),
             AndTokenSum: _plain(AndTokenSum), ChannelMask: _plain(ChannelMask), Flatten: _plain(Flatten),
             Unflatten: _read_unflatten, SpikingAttention: _read_attention, Head: _read_head}

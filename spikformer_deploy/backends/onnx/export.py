@@ -91,7 +91,7 @@ def _join(parts: list, doc: str):
 def write_onnx(model: FamilyModel, directory: Path) -> list[Path]:
     import onnx
 
-    model = model.export_form().eval()
+    model = model.eval()
     x = torch.zeros(model.config.input_shape(batch=1))
     with torch.no_grad():
         # the wrappers in eval mode too: the exporter restores each traced module's mode onto all its children

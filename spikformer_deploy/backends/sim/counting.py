@@ -13,7 +13,7 @@ import torch.nn.functional as F
 
 from ...counters import Counters
 from ...ir import Node, OpTable
-from ...ir.ops import (Add, AndTokenSum, ChannelMask, Conv2d, Dense, Head, Input, MaxPool, OrPool, SpikingAttention,
+from ...ir.ops import (Add, AndTokenSum, ChannelMask, Conv2d, Dense, DepthwiseConv2d, Head, Input, MaxPool, OrPool, SpikingAttention,
                        StreamSum, TokenMean)
 from . import cpu_kernels
 from .simulator import Observer, Simulator, abs_max, per_sample_sum
@@ -34,6 +34,7 @@ class CountingObserver(Observer):
     def __init__(self, sim: Simulator):
         self.sim = sim
         self.bounds = sim.graph.value_bounds()
+        self.graded = {name: sim.graph.on_stream(name) for name in sim.graph.nodes}
         self.fanout: dict[str, torch.Tensor | float] = {}  # per input position (images) or per event (tokens)
         # synapses: every input element times its fan-out per sample and step (dense without the padding taps, as
         # NeuroBench counts it), fixed by the shapes
@@ -41,8 +42,9 @@ class CountingObserver(Observer):
         for node in sim.graph.nodes.values():
             op, src = node.op, node.inputs[0] if node.inputs else None
             if isinstance(op, Conv2d):
+                # each input channel reaches C_out / groups output channels
                 cover = coverage(sim.graph.nodes[src].shape, node.shape[1:], op.weight.shape[-2:], op.stride,
-                                 op.padding) * op.weight.shape[0]
+                                 op.padding) * (op.weight.shape[0] // op.groups)
                 self.in_bounds[node.name] = float(cover.sum()) * sim.graph.nodes[src].shape[0]
             elif isinstance(op, (OrPool, MaxPool)):
                 cover = coverage(sim.graph.nodes[src].shape, node.shape[1:], (op.kernel,) * 2, (op.stride,) * 2,
@@ -121,14 +123,21 @@ class CountingObserver(Observer):
         c.add(node.name, "dense_macs", macs * self.batch)
         c.add(node.name, "in_bounds_macs", self.in_bounds[node.name] * self.batch)
         source = self.sim.graph.nodes[node.inputs[0]].op
-        if isinstance(source, Input) and source.kind == "image":
-            c.add(node.name, "macs", macs * self.batch)  # the analog image is multiplied, not accumulated: no SOPs
+        image = isinstance(source, Input) and source.kind == "image"
+        if image or self.graded[node.inputs[0]]:
+            # real values: one synaptic event per non-zero input and synapse
             nonzero = (x != 0).to(self.sim.float_dtype)
-            c.add(node.name, "event_fanout", (nonzero.reshape(x.shape[0], -1).sum(1) * fanout if isinstance(
-                fanout, float) else _fanout_sum(nonzero.sum(dim=(1, 2)), fanout)).cpu())
+            event_fanout = (nonzero.reshape(x.shape[0], -1).sum(1) * fanout if isinstance(fanout, float) else
+                            _fanout_sum(nonzero.sum(dim=(1, 2)), fanout))
+        if image:
+            c.add(node.name, "macs", macs * self.batch)  # the analog image is multiplied, not accumulated: no SOPs
+            c.add(node.name, "event_fanout", event_fanout.cpu())
             return
         c.add(node.name, "in_value", in_value.cpu())
-        sops = in_value * fanout if isinstance(fanout, float) else _fanout_sum(spatial, fanout)
+        if self.graded[node.inputs[0]]:  # a relay's graded spikes (signed): counted by event, not by value
+            sops = event_fanout
+        else:
+            sops = in_value * fanout if isinstance(fanout, float) else _fanout_sum(spatial, fanout)
         c.add(node.name, "sops", sops.cpu())
         c.add(node.name, "sops_paper", (in_value / x[0, 0].numel() * macs).cpu())
 
@@ -225,7 +234,7 @@ def _fanout_sum(spatial: torch.Tensor, fanout: torch.Tensor) -> torch.Tensor:
 
 
 COUNTS = OpTable("the operation counters", {
-    OrPool: CountingObserver.pool, Add: CountingObserver.add, SpikingAttention: CountingObserver.attention_events,
+    DepthwiseConv2d: CountingObserver.synapse, OrPool: CountingObserver.pool, Add: CountingObserver.add, SpikingAttention: CountingObserver.attention_events,
     StreamSum: CountingObserver.stream_sum, MaxPool: CountingObserver.max_pool,
     AndTokenSum: CountingObserver.and_token_sum, ChannelMask: CountingObserver.channel_mask,
     TokenMean: CountingObserver.token_mean, Head: CountingObserver.head,

@@ -26,7 +26,7 @@ from ...counters import Counters
 from ...errors import DataError, DeployError
 from ...ir import Graph, Node, OpTable
 from ...ir.ops import (ACT_SHIFT, DECAY_UNITY, LIF, STATE_BITS, Add, AndTokenSum, BatchNorm, ChannelMask, Conv2d,
-                       Dense, Flatten, Head, Input, LoihiLIF, MaxPool, OrPool, SpikingAttention, StreamSum, TokenMean, Unflatten,
+                       DepthwiseConv2d, Dense, Flatten, Head, Input, LoihiLIF, MaxPool, OrPool, SpikingAttention, StreamSum, TokenMean, Unflatten,
                        Vectorize)
 from . import cpu_kernels, int8_gemm
 
@@ -170,6 +170,7 @@ def _int8_applies(sim: Simulator, node: Node, dtype: torch.dtype) -> bool:
     """Whether oneDNN's int8 kernel computes this synapse exactly: CPU, 8-bit weights, inputs 0..255, and sums that
     float32 holds exactly (its output type)."""
     return (sim.native and dtype == torch.float32 and int8_gemm.fits(node.op.weight)
+            and not isinstance(node.op, DepthwiseConv2d)
             and int8_gemm.unsigned_bytes(sim.graph, node.inputs[0], sim.bounds) and int8_gemm.available())
 
 
@@ -262,22 +263,23 @@ def _shift(a: torch.Tensor, exp: int) -> torch.Tensor:
 IM2COL_BYTES = 64 * 2**20
 
 
-def _conv_in_chunks(x: torch.Tensor, w: torch.Tensor, stride, padding) -> torch.Tensor:
+def _conv_in_chunks(x: torch.Tensor, w: torch.Tensor, stride, padding, groups: int = 1) -> torch.Tensor:
     """``conv2d`` over slices of the batch: torch's float64 CPU convolution unfolds its whole input at once (im2col:
     0.9 GB for one 3x3 layer of the 4-384 model at batch 32, T = 4). Each sample's result is the same either way."""
     out_hw = [(n + 2 * p - k) // s + 1 for n, p, k, s in zip(x.shape[-2:], padding, w.shape[-2:], stride)]
     per_sample = w[0].numel() * out_hw[0] * out_hw[1] * x.element_size()
     chunk = max(1, IM2COL_BYTES // per_sample)
     if x.dtype != torch.float64 or chunk >= len(x):  # oneDNN's float32 convolution needs no such buffer
-        return F.conv2d(x, w, None, stride, padding)
-    return torch.cat([F.conv2d(part, w, None, stride, padding) for part in x.split(chunk)])
+        return F.conv2d(x, w, None, stride, padding, 1, groups)
+    return torch.cat([F.conv2d(part, w, None, stride, padding, 1, groups) for part in x.split(chunk)])
 
 
 def run_conv(sim: Simulator, node: Node, inputs):
     p, op, x = sim.params[node.name], node.op, inputs[0]
     steps, batch = x.shape[:2]
     x = x.reshape(steps * batch, *x.shape[2:])
-    drive = p["int8"](x) if "int8" in p else _conv_in_chunks(x.to(p["dtype"]), p["w"], op.stride, op.padding)
+    drive = p["int8"](x) if "int8" in p else \
+        _conv_in_chunks(x.to(p["dtype"]), p["w"], op.stride, op.padding, op.groups)
     drive = _loihi_drive(p, drive.reshape(steps, batch, *drive.shape[1:]))
     sim.observer.intermediate(node, drive=drive)
     if p["b"] is not None:  # in place: the drive is this kernel's own buffer, and the observer is done with it
@@ -479,9 +481,9 @@ def run_head(sim: Simulator, node: Node, inputs):
 
 
 KERNELS = OpTable("the simulator", {
-    Input: run_input, Conv2d: run_conv, Dense: run_dense, BatchNorm: run_batchnorm, LIF: run_lif,
+    Input: run_input, Conv2d: run_conv, DepthwiseConv2d: run_conv, Dense: run_dense, BatchNorm: run_batchnorm, LIF: run_lif,
     LoihiLIF: run_loihi_lif, OrPool: run_pool, Add: run_add, StreamSum: run_stream_sum, MaxPool: run_max_pool, Flatten: run_flatten, Unflatten: run_unflatten,
     Vectorize: run_vectorize, SpikingAttention: run_attention, AndTokenSum: run_and_token_sum,
     ChannelMask: run_channel_mask, TokenMean: run_token_mean, Head: run_head})
 # per-node constants on the device, built once per Simulator (ops without an entry need none)
-PREPARE = {Conv2d: prepare_synapse, Dense: prepare_synapse, LIF: prepare_lif, LoihiLIF: prepare_lif, Head: prepare_head}
+PREPARE = {Conv2d: prepare_synapse, DepthwiseConv2d: prepare_synapse, Dense: prepare_synapse, LIF: prepare_lif, LoihiLIF: prepare_lif, Head: prepare_head}

@@ -1,0 +1,119 @@
+"""Meta-SpikeFormer's chains of synapses (RepConv, SepConv's depthwise + pointwise) on the deploy IR: each fold
+equals its original chain of torch modules (float64, random inputs, borders included), every form (folded, kept
+apart on relays, the mapper's choice) reproduces the original code's fixture, and the record says what was chosen
+and why."""
+import copy
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+from support import assert_reproduces_fixture, load_family_fixture
+
+from spikformer_deploy.backends.sim import Simulator
+from spikformer_deploy.errors import GraphError
+from spikformer_deploy.frontends import trace
+from spikformer_deploy.ir import Graph
+from spikformer_deploy.ir.ops import Conv2d, DepthwiseConv2d, Input, StreamSum
+from spikformer_deploy.model.metaspikeformer import frames
+from spikformer_deploy.passes import fold_batchnorm, fold_linear_chains, linear_chains
+from spikformer_deploy.pipeline import float_graph
+
+CASE = "metaspikeformer/imagenet"
+
+
+@pytest.fixture(scope="module")
+def fixture():
+    return load_family_fixture(CASE)
+
+
+def _conv(op, x: torch.Tensor) -> torch.Tensor:
+    t = lambda a: None if a is None else torch.from_numpy(np.array(a, dtype=np.float64))  # noqa: E731
+    return F.conv2d(x, t(op.weight), t(op.bias), op.stride, op.padding, 1, op.groups)
+
+
+def test_each_folded_chain_is_its_original(fixture):
+    model = copy.deepcopy(fixture[0]).double().eval()
+    graph = float_graph(fixture[0], chains="folded")
+    gen = torch.Generator().manual_seed(0)
+    x = torch.randn(2, 24, 6, 6, dtype=torch.float64, generator=gen)
+    rep, bn = model.block3[0].attn.q_conv  # 1x1 -> BN-valued border -> 3x3 depthwise -> 1x1 -> BN, then a BN
+    folded = graph.nodes["block3.0.attn.q_conv.0.body.2.1"].op
+    assert type(folded) is Conv2d and folded.weight.shape == (24, 24, 3, 3) and folded.padding == (1, 1)
+    sep = model.ConvBlock1_2[0].Conv  # 7x7 depthwise -> 1x1 -> BN
+    tail = float_graph(fixture[0], chains="folded").nodes["ConvBlock1_2.0.Conv.pwconv2"].op
+    y = torch.randn(1, 2, 16, 24, 24, dtype=torch.float64, generator=gen)
+    with torch.no_grad():
+        assert torch.allclose(_conv(folded, x), bn(rep(x)), rtol=0, atol=1e-12)
+        assert torch.allclose(frames(lambda z: _conv(tail, z), y), frames(sep.bn2, frames(
+            sep.pwconv2, frames(sep.dwconv, y))), rtol=0, atol=1e-12)
+
+
+@pytest.mark.parametrize("form", ["auto", "folded", "apart"])
+def test_every_form_reproduces_the_original(fixture, form):
+    model, x, logits, _, spikes = fixture
+    traced = fold_batchnorm(trace(model))
+    chains = linear_chains(traced)
+    assert len(chains) == 4 + 4 * 8  # each SepConv's tail, each RepConv projection
+    graph = float_graph(model, chains=form)
+    record = graph.record("fold_linear_chains")
+    assert [e["chain"] for e in record.nodes.values()] == chains
+    apart = {k for k, e in record.nodes.items() if e["form"] == "apart"}
+    assert apart == {"folded": set(), "apart": {c[-1] for c in chains},
+                     "auto": {k for k, e in record.nodes.items() if e["choice"] == "apart"}}[form]
+    relays = [n for n in graph.of_type(StreamSum) if n.name.endswith(".relay")]
+    assert len(relays) == sum(len(c) - 1 for c in chains if c[-1] in apart)
+    assert bool(graph.of_type(DepthwiseConv2d)) == bool(apart)
+    assert_reproduces_fixture(Simulator(graph).run(x), logits, spikes)
+
+
+def test_the_mapper_chooses_by_cores_and_the_record_says_so(fixture):
+    record = float_graph(fixture[0]).record("fold_linear_chains")
+    for last, entry in record.nodes.items():
+        assert entry["choice"] == ("apart" if entry["cores_apart"] < entry["cores_folded"] else "folded"), last
+        assert entry["form"] == entry["choice"] and entry["profile"] == "loihi2"
+    # at this size: each RepConv projection folds (1 core against 3 with its two relay groups); a 7x7 depthwise +
+    # pointwise stays apart where the dense 7x7's synaptic memory costs more cores than the relays
+    rep = [e for k, e in record.nodes.items() if ".attn." in k]
+    sep = {k: e for k, e in record.nodes.items() if ".Conv." in k}
+    assert all(e["form"] == "folded" and e["weights_folded"] > e["weights_apart"] for e in rep)
+    assert all(e["synapses_folded"] > e["synapses_apart"] for e in rep)  # yet fewer cores: no relay neurons
+    assert {k for k, e in sep.items() if e["form"] == "apart"} == {
+        "ConvBlock1_2.0.Conv.pwconv2", "ConvBlock2_1.0.Conv.pwconv2", "ConvBlock2_2.0.Conv.pwconv2"}
+    assert all(e["synapses_apart"] < e["synapses_folded"] for e in sep.values())
+
+
+def test_the_pass_leaves_its_input_alone_and_names_what_it_cannot_fold():
+    g = Graph()
+    g.add("input", Input(shape=(2, 5, 5), kind="image", steps=1))
+    g.add("a", Conv2d(weight=np.ones((3, 2, 3, 3))), ["input"])
+    g.add("b", Conv2d(weight=np.ones((3, 3, 3, 3))), ["a"])  # 3x3 padded after 3x3: no exact fold
+    assert linear_chains(g) == [["a", "b"]]
+    with pytest.raises(GraphError, match="^b: a Conv2d \\(3, 3\\) then a Conv2d \\(3, 3\\) with padding \\(1, 1\\) "
+                                         "has no exact fold$"):
+        fold_linear_chains(g)
+    apart = fold_linear_chains(g, keep_apart={"b"})
+    assert list(apart.nodes) == ["input", "a", "a.relay", "b"] and list(g.nodes) == ["input", "a", "b"]
+    with pytest.raises(GraphError, match="no chain of synapses ends at a$"):
+        fold_linear_chains(g, keep_apart={"a"})
+
+
+def test_the_distillation_head_folds_into_one(fixture, tmp_path):
+    from spikformer_deploy import load_checkpoint
+    from spikformer_deploy.model.checkpoint import safe_torch_load
+
+    model, x = fixture[0], fixture[1]
+    sd = safe_torch_load(model.source["path"])["model"]
+    gen = torch.Generator().manual_seed(0)
+    sd["head_kd.weight"] = torch.randn(sd["head.weight"].shape, generator=gen)
+    sd["head_kd.bias"] = torch.randn(sd["head.bias"].shape, generator=gen)
+    path = tmp_path / "kd.pth"
+    torch.save({"model": sd, "args": {"time_steps": 4}}, path)
+    kd = load_checkpoint(path, num_heads=4, img_size=96)
+    assert kd.config.kd
+    graph = float_graph(kd)
+    assert graph.record("fold_heads").settings["heads"] == 2 and len(graph.of_type(type(graph.output.op))) == 1
+    with torch.no_grad():
+        expected = kd.double()(x.double())
+    assert torch.allclose(Simulator(graph).run(x).logits.double(), expected, rtol=0, atol=1e-5)
