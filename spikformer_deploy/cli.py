@@ -9,7 +9,8 @@ from pathlib import Path
 import click
 
 from .bundled import bundled_dataset, bundled_split
-from .cli_inputs import (artifact_inputs, batch_or_default, bits_options, calibration_options, data_options, int_list,
+from .cli_inputs import (artifact_inputs, batch_or_default, bits_options, calibration_options, chains_option,
+                         data_options, int_list,
                          is_netx, json_option, load_model, model_options, model_settings, netx_graph_and_frames,
                          options, reject_netx_options, select_inputs)
 from .cli_render import console_for, epoch_progress, print_conventions, print_energy, print_simulation, progress
@@ -203,7 +204,7 @@ def finetune(checkpoint, num_heads, T, img_size, out, epochs, lr, seed, data, sa
 
 @cli.command()
 @model_options
-@options(*data_options, *calibration_options, *bits_options)
+@options(*data_options, *calibration_options, *bits_options, chains_option)
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
 @click.option("--energy", is_flag=True, help="Energy per inference per layer for each hardware profile.")
 @click.option("--profile", "profiles", multiple=True,
@@ -221,7 +222,7 @@ def finetune(checkpoint, num_heads, T, img_size, out, epochs, lr, seed, data, sa
 @json_option
 @click.pass_context
 def simulate(ctx, checkpoint, num_heads, T, img_size, data, samples, batch, calibration_samples, calibration_data,
-             weight_bits, input_bits, device, energy, profiles, plot_dir, gpu_seconds, ray_address, shard_batches,
+             weight_bits, input_bits, chains, device, energy, profiles, plot_dir, gpu_seconds, ray_address, shard_batches,
              as_json):
     """Run the float and the integer (Loihi 2) model side by side: accuracy, agreement, per-layer counts.
 
@@ -244,7 +245,7 @@ def simulate(ctx, checkpoint, num_heads, T, img_size, data, samples, batch, cali
     if is_netx(checkpoint):
         path, model, y, data_name = checkpoint, None, None, str(data)
         source, x = netx_graph_and_frames(ctx, checkpoint, T, data, (
-            "num_heads", "img_size", "weight_bits", "input_bits", "calibration_samples", "calibration_data"))
+            "num_heads", "img_size", "weight_bits", "input_bits", "calibration_samples", "calibration_data", "chains"))
         x, x_cal = x[:samples], x[:0]
     else:
         path, source = load_model(checkpoint, num_heads, T, img_size)
@@ -255,7 +256,7 @@ def simulate(ctx, checkpoint, num_heads, T, img_size, data, samples, batch, cali
     with progress("simulating", quiet=as_json) as bar:
         task = bar.add_task("simulate", total=len(x))
         run = api.simulate(source, x, y, calibration_x=x_cal, weight_bits=weight_bits, input_bits=input_bits,
-                           batch=batch, device=device, ray_address=ray_address, shard_batches=shard_batches,
+                           chains=chains, batch=batch, device=device, ray_address=ray_address, shard_batches=shard_batches,
                            progress=lambda done: bar.update(task, completed=done))
     summary = {"checkpoint": str(path), "data": data_name, "samples": run.samples, "device": device,
                "weight_bits": max((n.op.weight_bits or 8 for n in run.graph.having("synapse")), default=8),
@@ -313,7 +314,7 @@ def _energy(model, run, profiles, x, gpu_seconds, plot_dir) -> dict:
               help="loihi2, nir, onnx or all (several: comma-separated).")
 @click.option("-o", "--out", type=click.Path(path_type=Path), default=None,
               help="Artifact directory (default: ./<checkpoint name>.deploy).")
-@options(*data_options, *calibration_options, *bits_options)
+@options(*data_options, *calibration_options, *bits_options, chains_option)
 @click.option("--nir-weights", type=click.Choice(["float", "grid"]), default="float", show_default=True,
               help="model.nir's weights: the float model's (float64, exact), or the deployed 8-bit grid's (int8 "
                    "mantissas and a step per layer: 8x smaller).")
@@ -321,7 +322,7 @@ def _energy(model, run, profiles, x, gpu_seconds, plot_dir) -> dict:
 @json_option
 @click.pass_context
 def export_cmd(ctx, checkpoint, num_heads, T, img_size, target, out, data, samples, batch, calibration_samples,
-               calibration_data, weight_bits, input_bits, nir_weights, force, as_json):
+               calibration_data, weight_bits, input_bits, chains, nir_weights, force, as_json):
     """Write an artifact directory: integer IR, target files (Lava/netx, NIR, ONNX) and a manifest.
 
     The quantizer calibrates on --calibration-data or --data (one of them; default: the bundled model's training
@@ -334,7 +335,7 @@ def export_cmd(ctx, checkpoint, num_heads, T, img_size, target, out, data, sampl
         from .frontends import read_netx
 
         reject_netx_options(ctx, ("num_heads", "img_size", "data", "samples", "batch", "calibration_samples",
-                                  "calibration_data", "weight_bits", "input_bits", "nir_weights"))
+                                  "calibration_data", "weight_bits", "input_bits", "chains", "nir_weights"))
         if target not in ("all", "loihi2"):
             raise DeployError(f"--target {target} does not apply to a netx network (Lava is its only target)")
         out = out or Path(f"{checkpoint.stem}.deploy")
@@ -354,7 +355,7 @@ def export_cmd(ctx, checkpoint, num_heads, T, img_size, target, out, data, sampl
                           weight_bits, input_bits, force,
                           source={"checkpoint": path.name, "sha256": sha256(path), "layout": model.source["layout"],
                                   "dataset": bundled_dataset(model)}, nir_weights=nir_weights,
-                          batch_size=batch_or_default(batch))
+                          batch_size=batch_or_default(batch), chains=chains)
     if as_json:
         click.echo(json.dumps(manifest, indent=2))
     else:
@@ -370,10 +371,10 @@ def export_cmd(ctx, checkpoint, num_heads, T, img_size, target, out, data, sampl
               help="The report's file format (-o; without it, printed).")
 @click.option("-o", "--out", type=click.Path(path_type=Path), default=None,
               help="Write the report here (the .md and .json versions are always written beside it).")
-@options(*data_options, *calibration_options, *bits_options, json_option)
+@options(*data_options, *calibration_options, *bits_options, chains_option, json_option)
 @click.pass_context
 def report(ctx, source, num_heads, T, img_size, target, chips, fmt, out, data, samples, batch, calibration_samples,
-           calibration_data, weight_bits, input_bits, as_json):
+           calibration_data, weight_bits, input_bits, chains, as_json):
     """Hardware feasibility report for a checkpoint (or bundled model name), an export directory or a netx network
     (*.net, with its frames in --data): cores, chips, limits, verdict.
 
@@ -388,7 +389,7 @@ def report(ctx, source, num_heads, T, img_size, target, chips, fmt, out, data, s
     if out is not None:  # before the simulation: the report and its .md/.json siblings
         for path in {out, out.with_suffix(".md"), out.with_suffix(".json")}:
             check_file_target(path, "the report")
-    quantizing = ("calibration_samples", "calibration_data", "weight_bits", "input_bits")
+    quantizing = ("calibration_samples", "calibration_data", "weight_bits", "input_bits", "chains")
     batch = batch_or_default(batch)
     if is_netx(source):
         graph, x = netx_graph_and_frames(ctx, source, T, data, ("num_heads", "img_size", *quantizing))
@@ -404,7 +405,7 @@ def report(ctx, source, num_heads, T, img_size, target, chips, fmt, out, data, s
             dataset = bundled_dataset(model)
             x, _, x_cal, description = select_inputs(model.config, data, dataset, samples or (
                 64 if data is not None or dataset else 2), calibration_data=calibration_data, hold_out=True)
-            graph = integer_graph(model, x_cal[:calibration_samples], weight_bits, input_bits, batch)
+            graph = integer_graph(model, x_cal[:calibration_samples], weight_bits, input_bits, batch, chains)
             x = x[:]
         note = f"{len(x)} inputs of {description}"
     result = api.feasibility_report(graph, x, target, chips, note, batch)

@@ -7,7 +7,9 @@ every command (``tests/test_cli_options.py`` checks it):
 - every command that reads data takes ``--data``, ``--samples``, ``--batch``;
 - every command that calibrates or quantizes takes ``--calibration``, ``--calibration-data``, ``--weight-bits``,
   ``--input-bits``;
-- every command that builds a model from a checkpoint takes ``--num-heads``, ``--T``, ``--img-size``.
+- every command that builds a model from a checkpoint takes ``--num-heads``, ``--T``, ``--img-size``;
+- every command that builds the deploy graph a user runs, maps or exports (simulate, export, report) takes
+  ``--chains``.
 ``sweep`` alone takes lists for ``--weight-bits`` and ``--T``: they are its axes (``SWEEP_AXES``).
 """
 from __future__ import annotations
@@ -53,6 +55,13 @@ bits_options = (
     click.option("--input-bits", type=click.IntRange(2, 8), default=8, show_default=True,
                  help="Bits of the integer model's input."),
 )
+
+
+# the forms of a chain of synapses (pipeline.CHAIN_FORMS, not imported: the CLI's help must not load torch)
+chains_option = click.option(
+    "--chains", type=click.Choice(["auto", "folded", "apart"]), default="auto", show_default=True,
+    help="Chains of synapses with nothing between them (Meta-SpikeFormer's RepConv and SepConv): folded into one "
+         "conv, kept apart on graded relay neurons, or auto: per chain the form with fewer Loihi 2 cores.")
 
 
 def options(*decorators):

@@ -3,6 +3,7 @@ equals its original chain of torch modules (float64, random inputs, borders incl
 apart on relays, the mapper's choice) reproduces the original code's fixture, and the record says what was chosen
 and why."""
 import copy
+import json
 
 import numpy as np
 import pytest
@@ -117,3 +118,39 @@ def test_the_distillation_head_folds_into_one(fixture, tmp_path):
     with torch.no_grad():
         expected = kd.double()(x.double())
     assert torch.allclose(Simulator(graph).run(x).logits.double(), expected, rtol=0, atol=1e-5)
+
+
+def test_chains_kept_apart_run_on_lava_as_in_the_simulator(fixture):
+    """Every chain on relays (RepConv's relays carry its first BatchNorm's bias into the depthwise conv that reads
+    them): Lava's fixed-point run equals the simulator in every layer."""
+    from spikformer_deploy.api import compare_on_lava
+    from spikformer_deploy.pipeline import integer_graph
+
+    model, x = fixture[0], fixture[1][:1]
+    graph = integer_graph(model, x, chains="apart")
+    assert {n.op.type for n in graph.having("synapse") if graph.on_stream(n.inputs[0])} == {"Conv2d",
+                                                                                           "DepthwiseConv2d"}
+    result = compare_on_lava(graph, x)
+    assert result["ok"] and len(result["layers"]) == 77, result["layers"]
+    assert result["lava_process_classes"]["lava.proc.conv.process.Conv"]["count"] > 146  # the relays' Convs
+
+
+@pytest.mark.parametrize("form", ["folded", "apart"])
+def test_the_command_line_forces_a_form_and_the_report_says_which(tmp_path, capsys, form):
+    from support import FAMILY, run_cli
+
+    data = tmp_path / "x.npz"
+    np.savez(data, x=load_family_fixture(CASE)[1][:1].numpy())
+    ckpt = str(FAMILY / CASE / "checkpoint-0.pth")
+    out = tmp_path / "report.md"
+    rc, _, err = run_cli(capsys, "report", ckpt, "--num-heads=4", "--img-size=96", "--data", str(data),
+                         "--calibration-data", str(data), "--chains", form, "-o", str(out))
+    assert rc == 0, err
+    report = json.loads(out.with_suffix(".json").read_text())
+    chains = [f for f in report["folds"] if f["fold"] == "chain"]
+    assert len(chains) == 36 and {f["form"] for f in chains} == {form}
+    text = out.read_text()
+    assert "## Chains of synapses: folded or kept apart" in text
+    assert sum(f"| {form} |" in line and "forced" in line for line in text.splitlines()) >= 1
+    rc, _, err = run_cli(capsys, "report", ckpt, "--num-heads=4", "--img-size=96", "--chains", "sideways")
+    assert rc != 0 and "sideways" in err
