@@ -204,10 +204,21 @@ def map_network(graph: Graph, profile: Profile) -> dict:
             "system": next((name for n, name in SYSTEMS if chips <= n), f"{chips} chips (beyond Hala Point)")}
 
 
+def apart_keeps_precision(graph: Graph, chain: list[str]) -> bool:
+    """Whether a chain kept apart keeps its 8-bit weights: with one relay, read by a synapse that writes the
+    real-valued stream. Weight exponents stay >= 0 (lava's Conv takes none below 0), so the scales of a chain's
+    weight sets multiply into the range of what it writes: a stream synapse sets its own fine scale, but a chain
+    that ends in a LIF shares one 24-bit membrane's range among its weight sets, and each further relay halves the
+    bits again (measured, Meta-SpikeFormer 15M at 224²: every RepConv kept apart leaves its first 1x1 conv with
+    all-zero integer weights)."""
+    return len(chain) == 2 and any(isinstance(c.op, StreamSum) for c in graph.consumers(chain[-1]))
+
+
 def chain_costs(folded: Graph, apart: Graph, chains: list[list[str]], profile: Profile) -> dict[str, dict]:
     """Per chain of synapses (named by its last one): the cores, neurons and synapses of the neuron groups it
     feeds when folded into one conv (``folded``: the group reading it) and when kept apart (``apart``: that group
-    plus the graded relays at its junctions), and the form with fewer cores (ties: folded, one hop and no relays)."""
+    plus the graded relays at its junctions), and the choice: apart where that takes fewer cores and keeps the
+    weights' precision (``apart_keeps_precision``), else folded (one hop, no relays)."""
     maps = {form: {m.name: m for m in map_network(graph, profile)["groups"]}
             for form, graph in (("folded", folded), ("apart", apart))}
     costs = {}
@@ -219,7 +230,9 @@ def chain_costs(folded: Graph, apart: Graph, chains: list[list[str]], profile: P
         for form, names in groups.items():
             for key in ("cores", "neurons", "synapses"):
                 entry[f"{key}_{form}"] = sum(getattr(maps[form][n], key) for n in names)
-        entry["choice"] = "apart" if entry["cores_apart"] < entry["cores_folded"] else "folded"
+        entry["apart_keeps_precision"] = apart_keeps_precision(apart, chain)
+        entry["choice"] = "apart" if entry["apart_keeps_precision"] and entry["cores_apart"] < entry["cores_folded"] \
+            else "folded"
         entry["profile"] = profile.name
         costs[last] = entry
     return costs

@@ -84,7 +84,7 @@ def _event_synops(graph: Graph, node: Node, row: LayerStats, counters: Counters)
     row.binary_input = _bounds(graph)[source.name] == 1
     row.event_synops = (row.macs if row.analog_input else
                            row.in_events * node.op.weight.shape[0] if isinstance(node.op, Dense) else
-                           row.sops if row.binary_input else
+                           row.sops if row.binary_input or graph.on_stream(source.name) else  # counted by event
                            row.sops * row.in_events / max(counters.total(node.name, "in_value"), 1e-300))
 
 

@@ -61,7 +61,11 @@ def fold_reason(f: dict) -> str:
     if "cores_folded" not in f:
         return "forced"
     costs = f"{f['cores_folded']} cores folded, {f['cores_apart']} apart ({f['profile']})"
-    return f"{costs}: {'fewer cores' if f['form'] == f['choice'] else 'forced'}"
+    if f["form"] != f["choice"]:
+        return f"{costs}: forced"
+    if f["form"] == "folded" and not f["apart_keeps_precision"]:
+        return f"{costs}: apart would lose the 8-bit weights' precision (relays into one LIF's range)"
+    return f"{costs}: fewer cores" if f["cores_folded"] != f["cores_apart"] else f"{costs}: a tie, one hop"
 
 
 def _model_name(model: dict) -> str:

@@ -27,8 +27,8 @@ def _rep_projection(g: Graph, parent: nn.Module, p: str, x: str) -> str:
     conv1, pad, (dw, pw, bn) = rep.body
     body = f"{p}.0.body"
     # the 1x1 conv's output with a zero border, through its BatchNorm: the border holds BN(0), the original padding
-    x = add_synapse(g, f"{body}.0", conv1, Conv2d(weight=array(conv1.weight), bias=array(conv1.bias), stride=1,
-                                                  padding=pad.pad), x)
+    # (exact because the 1x1 conv has no bias, as in the original: its border is 0 before the BatchNorm)
+    x = add_synapse(g, f"{body}.0", conv1, Conv2d(weight=array(conv1.weight), stride=1, padding=pad.pad), x)
     x = g.add(f"{body}.1.bn", batchnorm(pad.bn), [x])
     x = add_synapse(g, f"{body}.2.0", dw, conv(dw), x)
     x = add_synapse(g, f"{body}.2.1", pw, conv(pw), x)

@@ -253,21 +253,37 @@ def input_unit(g: Graph, syn, sigma: dict[str, float]) -> float:
     return sigma.get(x, 1.0)
 
 
-def relay_scale(g: Graph, nodes: set[str], segment: dict[str, str], scales: dict, calibration: Calibration) -> float:
-    """The scale of a stream segment; where a synapse reads it and writes another segment (a relay between two
-    synapses kept apart), the power of two nearest the geometric mean of the two scales' needs, no larger than the
-    segment allows: the relay's integers and the reading synapse's weights (``W sigma_out / sigma``) then share the
-    rounding, since exponents >= 0 cannot scale the product down."""
+def relay_scale(g: Graph, nodes: set[str], segment: dict[str, str], scales: dict, calibration: Calibration,
+                beta: dict[str, np.ndarray], weight_bits: int, headroom: float) -> float:
+    """The scale of a stream segment, no larger than the segment allows; where a synapse reads it (a relay between
+    two synapses kept apart), also no larger than that reader allows, since exponents >= 0 cannot scale its
+    integers down:
+    - a reader that writes another segment: the power of two nearest the geometric mean of the two scales' needs,
+      so that the relay's integers and the reader's weights (``W sigma_out / sigma``) share the rounding;
+    - a reader that feeds a LIF: the largest power of two at which that LIF's drive, membrane, threshold and bias
+      fit their fields (its weight step is ``step / sigma``: a finer relay makes larger integers downstream)."""
     root = segment[next(iter(nodes))]
-    limit = scales[root][0]
-    balanced = []
+    bounds = [scales[root][0]]
     for name in nodes:
         for reader in g.consumers(name):
-            if reader.op.synapse and reader.name in segment and segment[reader.name] != root:
+            if not reader.op.synapse:
+                continue
+            if reader.name in segment and segment[reader.name] != root:
                 largest = max(calibration.maxima.get(name, {}).get("max_abs_a", 0.0), 1e-12)
                 peak = float(np.abs(reader.op.weight).max(initial=0.0))
-                balanced.append(2.0 ** np.round(np.log2(np.sqrt(scales[segment[reader.name]][0] * peak / largest))))
-    return min([limit, *balanced])
+                bounds.append(2.0 ** np.round(np.log2(np.sqrt(scales[segment[reader.name]][0] * peak / largest))))
+            elif reader.name not in segment:
+                (lif,) = g.consumers(reader.name)
+                stats = {**calibration.maxima.get(reader.name, {}), **calibration.maxima.get(lif.name, {})}
+                step = choose_weight_step(reader.op.weight, weight_levels(weight_bits))[0]  # at sigma = 1
+                bias = (0.0 if reader.op.bias is None else reader.op.bias) + read_bias(g, reader, beta)
+                sigma = bounds[0]
+                while sigma > 2.0**-24 and _neuron_params(
+                        lif.op.threshold, bias, step / sigma, stats.get("max_abs_a", 0.0), stats.get("max_abs_v", 0.0),
+                        g.steps, headroom)["record"]["overflow"]:
+                    sigma /= 2
+                bounds.append(sigma)
+    return min(bounds)
 
 
 def quantize_stream_synapse(op, weight: np.ndarray, sigma: float, weight_bits: int) -> tuple[object, dict]:
@@ -320,7 +336,8 @@ def quantize(graph: Graph, calibration: Calibration, weight_bits: int = 8, input
     # segment -> (sigma, the largest |value| on it)
     scales = {root: stream_scale(g, nodes, beta, calibration, headroom) for root, nodes in members.items()}
     for root in reversed(members):  # relays read by a synapse that writes a later segment: balance the two scales
-        scales[root] = (relay_scale(g, members[root], segment, scales, calibration), scales[root][1])
+        scales[root] = (relay_scale(g, members[root], segment, scales, calibration, beta, weight_bits, headroom),
+                        scales[root][1])
     sigma = {name: scales[root][0] for name, root in segment.items()}
     if stream:
         record.settings["stream_scale"] = min(s for s, _ in scales.values())
