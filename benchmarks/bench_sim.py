@@ -61,6 +61,15 @@ def measure(kind: str, batch: int, repeats: int, threads: int, queue) -> None:
         def step():
             with torch.no_grad():
                 model(x)
+    elif kind == "simulate_command":  # what `simulate` runs per batch: the float graph beside the integer one
+        from spikformer_deploy.pipeline import integer_graph_from
+        from spikformer_deploy.runner import run_batch, simulators
+
+        float_g, int_g = integer_graph_from(model, x)
+        int_sim, float_sim = simulators(int_g, float_g)
+
+        def step():
+            run_batch(int_sim, float_sim, x)
     else:
         graph = integer_graph(model, x)
         sim = Simulator(graph, count=(kind != "simulator_no_counters"), native_kernels=(kind != "simulator_portable"))
@@ -83,6 +92,11 @@ def measure(kind: str, batch: int, repeats: int, threads: int, queue) -> None:
     queue.put(info)
 
 
+def floor_rate(dense_macs_per_image: float, threads: int) -> float:
+    """Images/s of the dense floor: the dense-equivalent FLOPs per image at this run's fp32 GEMM rate."""
+    return gemm_rate(threads) / (2 * dense_macs_per_image)
+
+
 def run_isolated(kind: str, args) -> dict:
     ctx = mp.get_context("spawn")
     queue = ctx.Queue()
@@ -102,8 +116,8 @@ def main() -> None:
     kinds = ("simulator", "simulator_no_counters", "simulator_portable", "float_reference")
     results = {kind: run_isolated(kind, args) for kind in kinds}
     flops = 2 * results["simulator"]["dense_macs_per_image"]
-    rate = gemm_rate(args.threads)
-    floor = rate / flops
+    floor = floor_rate(results["simulator"]["dense_macs_per_image"], args.threads)
+    rate = floor * flops
     print(f"Spikformer-4-384 (cifar10), batch {args.batch}, T=4, {args.threads} threads; "
           f"firing rate {results['simulator']['firing_rate']:.3f}")
     print(f"dense-equivalent work {flops / 1e9:.2f} GFLOP/image; fp32 GEMM {rate / 1e9:.1f} GFLOP/s "

@@ -168,15 +168,18 @@ def test_the_command_line_forces_a_form_and_the_report_says_which(tmp_path, caps
     data = tmp_path / "x.npz"
     np.savez(data, x=load_family_fixture(CASE)[1][:1].numpy())
     ckpt = str(FAMILY / CASE / "checkpoint-0.pth")
-    out = tmp_path / "report.md"
+    out = tmp_path / "report.html"
     rc, _, err = run_cli(capsys, "report", ckpt, "--num-heads=4", "--img-size=96", "--data", str(data),
-                         "--calibration-data", str(data), "--chains", form, "-o", str(out))
+                         "--calibration-data", str(data), "--chains", form, "--format", "html", "-o", str(out))
     assert rc == 0, err
     report = json.loads(out.with_suffix(".json").read_text())
     chains = [f for f in report["folds"] if f["fold"] == "chain"]
     assert len(chains) == 36 and {f["form"] for f in chains} == {form}
-    text = out.read_text()
+    text = out.with_suffix(".md").read_text()
     assert "## Chains of synapses: folded or kept apart" in text
     assert sum(f"| {form} |" in line and "forced" in line for line in text.splitlines()) >= 1
+    html = out.read_text()
+    assert '<table id="folds">' in html and ": forced</td>" in html
+    assert html.count(f"<td>{form}</td>") == 36
     rc, _, err = run_cli(capsys, "report", ckpt, "--num-heads=4", "--img-size=96", "--chains", "sideways")
     assert rc != 0 and "sideways" in err
