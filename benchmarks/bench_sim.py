@@ -107,12 +107,17 @@ def run_isolated(kind: str, args) -> dict:
     return info
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def parse_args(description: str) -> argparse.Namespace:
+    """The options every simulator benchmark on this shape takes."""
+    parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--batch", type=int, default=32)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--threads", type=int, default=2)
-    args = parser.parse_args()
+    return parser.parse_args()
+
+
+def main() -> None:
+    args = parse_args(__doc__.splitlines()[0])
     kinds = ("simulator", "simulator_no_counters", "simulator_portable", "float_reference")
     results = {kind: run_isolated(kind, args) for kind in kinds}
     flops = 2 * results["simulator"]["dense_macs_per_image"]

@@ -11,17 +11,11 @@ T = 4), measured side by side in one run, each in its own process (peak RSS is t
 """
 from __future__ import annotations
 
-import argparse
-
-from bench_sim import floor_rate, run_isolated  # benchmarks/ is the script's directory
+from bench_sim import floor_rate, parse_args, run_isolated  # benchmarks/ is the script's directory
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--batch", type=int, default=32)
-    parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--threads", type=int, default=2)
-    args = parser.parse_args()
+    args = parse_args(__doc__.splitlines()[0])
     results = {kind: run_isolated(kind, args) for kind in ("simulate_command", "simulator")}
     floor = floor_rate(results["simulator"]["dense_macs_per_image"], args.threads)
     integer = results["simulator"]["images_per_s"]
