@@ -228,7 +228,23 @@ def test_counters_equal_a_brute_force_count_from_the_float_model(case):
     assert checked >= CHECKED_OPS[model.config.member]
 
 
-def test_command_line_on_the_fixture(tmp_path, capsys, case):
+# lava-nc 0.10's runtime now and then deadlocks a run of hundreds of processes (seen once in four runs of
+# Meta-SpikeFormer's 399: every process model waiting in its select loop, one io.reset.Reset waiting forever on its
+# RefPort read of a LIF's v). verify's watchdog ends such a run with one line ("made no progress"); here that run is
+# given a limit well above a real run's (110-170 s) and repeated once. A wrong spike is never repeated: it fails.
+LAVA_LIMIT_S = "600"
+
+
+def verify_on_lava(capsys, artifact, data, monkeypatch):
+    monkeypatch.setenv("SPIKFORMER_LAVA_LIMIT_S", LAVA_LIMIT_S)
+    args = ("verify", str(artifact), "--json", "--data", str(data), "--samples", "1")
+    rc, out, err = run_cli(capsys, *args)
+    if rc != 0 and "made no progress" in err:
+        rc, out, err = run_cli(capsys, *args)
+    return rc, out, err
+
+
+def test_command_line_on_the_fixture(tmp_path, capsys, case, monkeypatch):
     """info, export twice (byte-identical), verify (Lava == simulator in every layer), report, simulate --energy,
     sweep."""
     from support import FAMILY
@@ -255,7 +271,7 @@ def test_command_line_on_the_fixture(tmp_path, capsys, case):
     for name in files:
         assert (first / name).read_bytes() == (again / name).read_bytes(), name
 
-    rc, out, err = run_cli(capsys, "verify", str(first), "--json", "--data", str(data), "--samples", "1")
+    rc, out, err = verify_on_lava(capsys, first, data, monkeypatch)
     assert rc == 0, err
     verdict = json.loads(out)
     assert verdict["ok"] and verdict["spikes_equal"] and verdict["predictions_equal"]
