@@ -34,7 +34,8 @@ class Simulation:
 
 
 def simulate(model, x, labels: torch.Tensor | None = None, *, calibration_x=None, weight_bits: int = 8,
-             input_bits: int = 8, chains: str = "auto", batch: int = 64, device: str = "cpu", ray_address: str | None = None,
+             input_bits: int = 8, chains: str = "auto", batch: int = 64, device: str = "cpu",
+             ray_address: str | None = None,
              shard_batches: int = 4, progress=None) -> Simulation:
     """Run ``x`` through the float model and its integer (Loihi 2) graph, quantized with ranges calibrated on
     ``calibration_x`` (default: the first 256 inputs of ``x``). ``model`` may instead be an integer ``Graph`` (a netx network), which

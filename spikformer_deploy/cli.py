@@ -222,8 +222,8 @@ def finetune(checkpoint, num_heads, T, img_size, out, epochs, lr, seed, data, sa
 @json_option
 @click.pass_context
 def simulate(ctx, checkpoint, num_heads, T, img_size, data, samples, batch, calibration_samples, calibration_data,
-             weight_bits, input_bits, chains, device, energy, profiles, plot_dir, gpu_seconds, ray_address, shard_batches,
-             as_json):
+             weight_bits, input_bits, chains, device, energy, profiles, plot_dir, gpu_seconds, ray_address,
+             shard_batches, as_json):
     """Run the float and the integer (Loihi 2) model side by side: accuracy, agreement, per-layer counts.
 
     --data: the inputs to evaluate (default: the bundled model's held-out test split, all of it; --samples: the
@@ -256,7 +256,8 @@ def simulate(ctx, checkpoint, num_heads, T, img_size, data, samples, batch, cali
     with progress("simulating", quiet=as_json) as bar:
         task = bar.add_task("simulate", total=len(x))
         run = api.simulate(source, x, y, calibration_x=x_cal, weight_bits=weight_bits, input_bits=input_bits,
-                           chains=chains, batch=batch, device=device, ray_address=ray_address, shard_batches=shard_batches,
+                           chains=chains, batch=batch, device=device, ray_address=ray_address,
+                           shard_batches=shard_batches,
                            progress=lambda done: bar.update(task, completed=done))
     summary = {"checkpoint": str(path), "data": data_name, "samples": run.samples, "device": device,
                "weight_bits": max((n.op.weight_bits or 8 for n in run.graph.having("synapse")), default=8),

@@ -72,8 +72,8 @@ def export(model: Spikformer, out_dir: Path, target_names: list[str], calibratio
            nir_weights: str = "float", batch_size: int = 64, chains: str = "auto") -> dict:
     """Write an artifact directory: the integer graph quantized with ranges calibrated on ``calibration_x``, each
     target's files (``loihi2``: Lava + netx, ``nir``, ``onnx``) and a manifest (versions, configuration, sha256 of
-    every file; ``chains``: see ``pipeline.float_graph``). Written into a partial directory and moved into place when complete; the same inputs give
-    byte-identical files."""
+    every file; ``chains``: see ``pipeline.float_graph``). Written into a partial directory and moved into place when
+    complete; the same inputs give byte-identical files."""
     out_dir = Path(out_dir)
     if nir_weights not in NIR_WEIGHTS:
         raise ArtifactError(f"unknown NIR weights {nir_weights!r}; choose from {', '.join(NIR_WEIGHTS)}")

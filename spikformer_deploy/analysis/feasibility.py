@@ -23,7 +23,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..ir import Graph, OpTable
-from ..ir.ops import Add, AndTokenSum, ChannelMask, Conv2d, DepthwiseConv2d, Flatten, MaxPool, OrPool, SpikingAttention, StreamSum, TokenMean
+from ..ir.ops import (Add, AndTokenSum, ChannelMask, Conv2d, DepthwiseConv2d, Flatten, MaxPool, OrPool, SpikingAttention,
+                      StreamSum, TokenMean)
 from .layers import LayerStats
 from .loihi_model import (WORD_BITS, boundary_table, core_times, embedded_ops, embedded_time, graph_activity, latency,
                           step_time)

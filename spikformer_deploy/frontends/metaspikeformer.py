@@ -21,9 +21,9 @@ from ..model.metaspikeformer import ATTENTION_SCALE, STAGES, MS_Block, MS_ConvBl
 from .layers import add_synapse, array, batchnorm, conv, lif, lif_on, synapse_bn
 
 
-def _rep_projection(g: Graph, parent: nn.Module, p: str, x: str) -> str:
-    """``Sequential(RepConv, BatchNorm)`` named ``p``: its chain of synapses with their BatchNorms."""
-    rep, bn_after = getattr(parent, p.rsplit(".", 1)[1])
+def _rep_projection(g: Graph, projection: nn.Sequential, p: str, x: str) -> str:
+    """``projection = Sequential(RepConv, BatchNorm)``, named ``p``: its chain of synapses with their BatchNorms."""
+    rep, bn_after = projection
     conv1, pad, (dw, pw, bn) = rep.body
     body = f"{p}.0.body"
     # the 1x1 conv's output with a zero border, through its BatchNorm: the border holds BN(0), the original padding
@@ -64,14 +64,14 @@ def _ms_block(g: Graph, blk: MS_Block, p: str, x: str) -> str:
     s = lif_on(g, attn, ap, "head_lif", x)
     qkv = []
     for n in ("q", "k", "v"):
-        y = _rep_projection(g, attn, f"{ap}.{n}_conv", s)
+        y = _rep_projection(g, getattr(attn, f"{n}_conv"), f"{ap}.{n}_conv", s)
         y = lif_on(g, attn, ap, f"{n}_lif", y)
         qkv.append(g.add(f"{ap}.{n}_tokens", Flatten(), [y]))
     a = g.add(f"{ap}.ssa", SpikingAttention(num_heads=attn.num_heads, head_dim=c // attn.num_heads,
                                             scale=ATTENTION_SCALE, order="q_kv"), qkv)
     a = lif_on(g, attn, ap, "attn_lif", a)
     a = g.add(f"{ap}.attn_map", Unflatten(height=h, width=w), [a])
-    a = _rep_projection(g, attn, f"{ap}.proj_conv", a)
+    a = _rep_projection(g, attn.proj_conv, f"{ap}.proj_conv", a)
     x = g.add(f"{p}.attn_residual", StreamSum(), [x, a])
     mlp, mp = blk.mlp, f"{p}.mlp"
     m = x

@@ -49,12 +49,16 @@ class Graph:
         missing = [i for i in inputs if i not in self.nodes]
         if missing:
             raise GraphError(f"node {name} reads undefined node(s) {missing}")
+        self.nodes[name] = self._node(name, op, inputs, meta)
+        return name
+
+    def _node(self, name: str, op: Op, inputs, meta: dict | None = None) -> Node:
+        """A node reading existing nodes, its shape from its op (a mismatch is a GraphError naming it)."""
         try:
             shape = op.out_shape(*(self.nodes[i].shape for i in inputs))
         except ValueError as exc:
             raise GraphError(f"node {name}: {exc}") from None
-        self.nodes[name] = Node(name, op, tuple(inputs), tuple(int(d) for d in shape), dict(meta))
-        return name
+        return Node(name, op, tuple(inputs), tuple(int(d) for d in shape), dict(meta or {}))
 
     def copy(self, dialect: str | None = None) -> "Graph":
         """A structural copy sharing the (immutable) ops; ``dialect``: the copy's, for a pass that changes it."""
@@ -75,14 +79,14 @@ class Graph:
         """Put the one-input node ``new`` right after ``name``, its consumers reading ``new`` instead."""
         if new in self.nodes:
             raise GraphError(f"duplicate node name {new}")
+        inserted = self._node(new, op, (name,))
         for other in self.nodes.values():
             other.inputs = tuple(new if i == name else i for i in other.inputs)
-        src = self.nodes[name]
         nodes = {}
         for key, node in self.nodes.items():
             nodes[key] = node
             if key == name:
-                nodes[new] = Node(new, op, (name,), tuple(int(d) for d in op.out_shape(src.shape)))
+                nodes[new] = inserted
         self.nodes = nodes
         return new
 

@@ -5,4 +5,5 @@ from .manager import run_passes
 from .quantize import Calibration, quantize
 from .rewrite_ssa import cheaper_order, rewrite_ssa
 
-__all__ = ["fold_batchnorm", "fold_linear_chains", "linear_chains", "rewrite_ssa", "quantize", "Calibration", "run_passes", "cheaper_order"]
+__all__ = ["fold_batchnorm", "fold_linear_chains", "linear_chains", "rewrite_ssa", "quantize", "Calibration", "run_passes",
+           "cheaper_order"]

@@ -17,8 +17,6 @@ mapper's (``analysis.feasibility.chain_costs``, made by the pipeline); the recor
 """
 from __future__ import annotations
 
-import dataclasses
-
 import numpy as np
 
 from ..ir import Graph, GraphError, PassRecord

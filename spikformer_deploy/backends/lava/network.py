@@ -35,7 +35,8 @@ import numpy as np
 from ...artifact import load_artifact
 from ...errors import DeployError, GraphError
 from ...ir import Graph, Node, OpTable
-from ...ir.ops import (LIF, Add, AndTokenSum, BatchNorm, ChannelMask, Conv2d, Dense, DepthwiseConv2d, Flatten, Head, Input, LoihiLIF,
+from ...ir.ops import (LIF, Add, AndTokenSum, BatchNorm, ChannelMask, Conv2d, Dense, DepthwiseConv2d, Flatten, Head,
+                       Input, LoihiLIF,
                        MaxPool, OrPool, SpikingAttention, StreamSum, TokenMean, Unflatten, Vectorize)
 from ..lava_io import Recorder, attach_recorder, read_aligned, run_fixed_pt, source_data
 
@@ -290,7 +291,8 @@ class _Builder:
 
 
 LOWERING = OpTable("the Lava backend", {
-    Input: _Builder.input, Conv2d: _Builder.synapse, DepthwiseConv2d: _Builder.synapse, Dense: _Builder.synapse, LoihiLIF: _Builder.lif,
+    Input: _Builder.input, Conv2d: _Builder.synapse, DepthwiseConv2d: _Builder.synapse, Dense: _Builder.synapse,
+    LoihiLIF: _Builder.lif,
     OrPool: _Builder.or_pool, Add: _Builder.add_relay, StreamSum: _Builder.add_relay, Flatten: _Builder.same_port, Unflatten: _Builder.same_port, Vectorize: _Builder.vectorize,
     SpikingAttention: _Builder.attention, MaxPool: _Builder.max_pool, AndTokenSum: _Builder.and_token_sum,
     ChannelMask: _Builder.channel_mask, TokenMean: _Builder.token_sum, Head: _Builder.host_head,

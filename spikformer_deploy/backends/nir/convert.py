@@ -1,7 +1,8 @@
 """Float deploy graph <-> NIR 1.0 (``nir`` package), readable by standard NIR tools.
 
 Mapping (per time step; the NIR graph is one step of the network):
-- ``Conv2d`` -> ``nir.Conv2d``; ``DepthwiseConv2d`` -> ``nir.Conv2d`` of its dense kernel (annotated); token-wise ``Dense`` -> 1x1 ``nir.Conv2d`` on the token grid ``[C, H, W]`` (NIR has
+- ``Conv2d`` -> ``nir.Conv2d``; ``DepthwiseConv2d`` -> ``nir.Conv2d`` of its dense kernel (annotated); token-wise
+  ``Dense`` -> 1x1 ``nir.Conv2d`` on the token grid ``[C, H, W]`` (NIR has
   no token layout; tokens are the grid in row-major order, as the original's ``flatten(-2)``);
 - ``LIF`` -> ``nir.LIF`` with tau = 2e-4 s, r = 1, v_leak = 0 at dt = 1e-4 s (forward Euler): exactly spikingjelly's
   tau = 2 LIF in snnTorch's importer (beta = 1 - dt/tau = 0.5). Metadata states the discrete-time convention and that
@@ -37,7 +38,8 @@ import numpy as np
 
 from ...errors import GraphError
 from ...ir import Graph, Node, OpTable
-from ...ir.ops import (LIF, OP_TYPES, Add, AndTokenSum, BatchNorm, ChannelMask, Conv2d, Dense, DepthwiseConv2d, Flatten, Head, Input,
+from ...ir.ops import (LIF, OP_TYPES, Add, AndTokenSum, BatchNorm, ChannelMask, Conv2d, Dense, DepthwiseConv2d, Flatten,
+                       Head, Input,
                        LoihiLIF, MaxPool, OrPool, SpikingAttention, StreamSum, TokenMean, Unflatten, Vectorize)
 from .hdf5 import write_nir_file
 
@@ -197,7 +199,8 @@ UNWIRED_OPERANDS = {ChannelMask: (1,)}  # operands of another shape: NIR has no 
 
 _FLOAT_ONLY = "NIR carries the float graph (export writes it before quantization)"
 TO_NIR = OpTable("the NIR writer", {
-    Input: _write_input, Conv2d: _write_conv, DepthwiseConv2d: _write_conv, Dense: _write_dense, LIF: _write_lif, OrPool: _write_or_pool,
+    Input: _write_input, Conv2d: _write_conv, DepthwiseConv2d: _write_conv, Dense: _write_dense, LIF: _write_lif,
+    OrPool: _write_or_pool,
     Add: _write_add, StreamSum: _write_stream_sum, MaxPool: _write_max_pool, TokenMean: _write_token_mean,
     AndTokenSum: _write_and_token_sum, ChannelMask: _write_channel_mask, Flatten: _write_flatten,
     Unflatten: _write_unflatten,
@@ -347,7 +350,8 @@ def _read_head(g, key, node, meta, inputs, nodes, sources):
     return Head(weight=weight, bias=bias)
 
 
-FROM_NIR = {Input: _read_input, Conv2d: _read_conv, DepthwiseConv2d: _read_conv, Dense: _read_dense, LIF: _read_lif, OrPool: _read_or_pool,
+FROM_NIR = {Input: _read_input, Conv2d: _read_conv, DepthwiseConv2d: _read_conv, Dense: _read_dense, LIF: _read_lif,
+            OrPool: _read_or_pool,
             Add: _plain(Add), StreamSum: _plain(StreamSum), MaxPool: _read_max_pool, TokenMean: _plain(TokenMean),
             AndTokenSum: _plain(AndTokenSum), ChannelMask: _plain(ChannelMask), Flatten: _plain(Flatten),
             Unflatten: _read_unflatten, SpikingAttention: _read_attention, Head: _read_head}

@@ -13,8 +13,8 @@ import torch.nn.functional as F
 
 from ...counters import Counters
 from ...ir import Node, OpTable
-from ...ir.ops import (Add, AndTokenSum, ChannelMask, Conv2d, Dense, DepthwiseConv2d, Head, Input, MaxPool, OrPool, SpikingAttention,
-                       StreamSum, TokenMean)
+from ...ir.ops import (Add, AndTokenSum, ChannelMask, Conv2d, Dense, DepthwiseConv2d, Head, Input, MaxPool, OrPool,
+                       SpikingAttention, StreamSum, TokenMean)
 from . import cpu_kernels
 from .simulator import Observer, Simulator, abs_max, per_sample_sum
 
@@ -123,8 +123,8 @@ class CountingObserver(Observer):
         c.add(node.name, "dense_macs", macs * self.batch)
         c.add(node.name, "in_bounds_macs", self.in_bounds[node.name] * self.batch)
         source = self.sim.graph.nodes[node.inputs[0]].op
-        image = isinstance(source, Input) and source.kind == "image"
-        if image or self.graded[node.inputs[0]]:
+        image, graded = isinstance(source, Input) and source.kind == "image", self.graded[node.inputs[0]]
+        if image or graded:
             # real values: one synaptic event per non-zero input and synapse
             nonzero = (x != 0).to(self.sim.float_dtype)
             event_fanout = (nonzero.reshape(x.shape[0], -1).sum(1) * fanout if isinstance(fanout, float) else
@@ -134,7 +134,7 @@ class CountingObserver(Observer):
             c.add(node.name, "event_fanout", event_fanout.cpu())
             return
         c.add(node.name, "in_value", in_value.cpu())
-        if self.graded[node.inputs[0]]:  # a relay's graded spikes (signed): counted by event, not by value
+        if graded:  # a relay's graded spikes (signed): counted by event, not by value
             sops = event_fanout
         else:
             sops = in_value * fanout if isinstance(fanout, float) else _fanout_sum(spatial, fanout)
@@ -234,7 +234,8 @@ def _fanout_sum(spatial: torch.Tensor, fanout: torch.Tensor) -> torch.Tensor:
 
 
 COUNTS = OpTable("the operation counters", {
-    DepthwiseConv2d: CountingObserver.synapse, OrPool: CountingObserver.pool, Add: CountingObserver.add, SpikingAttention: CountingObserver.attention_events,
+    DepthwiseConv2d: CountingObserver.synapse, OrPool: CountingObserver.pool, Add: CountingObserver.add,
+    SpikingAttention: CountingObserver.attention_events,
     StreamSum: CountingObserver.stream_sum, MaxPool: CountingObserver.max_pool,
     AndTokenSum: CountingObserver.and_token_sum, ChannelMask: CountingObserver.channel_mask,
     TokenMean: CountingObserver.token_mean, Head: CountingObserver.head,

@@ -26,8 +26,8 @@ from ...counters import Counters
 from ...errors import DataError, DeployError
 from ...ir import Graph, Node, OpTable
 from ...ir.ops import (ACT_SHIFT, DECAY_UNITY, LIF, STATE_BITS, Add, AndTokenSum, BatchNorm, ChannelMask, Conv2d,
-                       DepthwiseConv2d, Dense, Flatten, Head, Input, LoihiLIF, MaxPool, OrPool, SpikingAttention, StreamSum, TokenMean, Unflatten,
-                       Vectorize)
+                       DepthwiseConv2d, Dense, Flatten, Head, Input, LoihiLIF, MaxPool, OrPool, SpikingAttention,
+                       StreamSum, TokenMean, Unflatten, Vectorize)
 from . import cpu_kernels, int8_gemm
 
 EXACT_FP32 = 2**24
@@ -481,9 +481,11 @@ def run_head(sim: Simulator, node: Node, inputs):
 
 
 KERNELS = OpTable("the simulator", {
-    Input: run_input, Conv2d: run_conv, DepthwiseConv2d: run_conv, Dense: run_dense, BatchNorm: run_batchnorm, LIF: run_lif,
+    Input: run_input, Conv2d: run_conv, DepthwiseConv2d: run_conv, Dense: run_dense, BatchNorm: run_batchnorm,
+    LIF: run_lif,
     LoihiLIF: run_loihi_lif, OrPool: run_pool, Add: run_add, StreamSum: run_stream_sum, MaxPool: run_max_pool, Flatten: run_flatten, Unflatten: run_unflatten,
     Vectorize: run_vectorize, SpikingAttention: run_attention, AndTokenSum: run_and_token_sum,
     ChannelMask: run_channel_mask, TokenMean: run_token_mean, Head: run_head})
 # per-node constants on the device, built once per Simulator (ops without an entry need none)
-PREPARE = {Conv2d: prepare_synapse, DepthwiseConv2d: prepare_synapse, Dense: prepare_synapse, LIF: prepare_lif, LoihiLIF: prepare_lif, Head: prepare_head}
+PREPARE = {Conv2d: prepare_synapse, DepthwiseConv2d: prepare_synapse, Dense: prepare_synapse, LIF: prepare_lif,
+           LoihiLIF: prepare_lif, Head: prepare_head}
