@@ -61,6 +61,16 @@ def measure(kind: str, batch: int, repeats: int, threads: int, queue) -> None:
         def step():
             with torch.no_grad():
                 model(x)
+    elif kind in ("float_guarded", "float64"):  # the float graph alone, as `simulate` runs it beside the integer one
+        from spikformer_deploy.pipeline import float_graph
+
+        sim = Simulator(float_graph(model), count=False, record="spikes",
+                        precision="auto" if kind == "float_guarded" else "float64")
+
+        def step():
+            before = sum(sim.repaired.values())
+            sim.run(x)
+            info["repaired_rows"] = sum(sim.repaired.values()) - before
     elif kind == "simulate_command":  # what `simulate` runs per batch: the float graph beside the integer one
         from spikformer_deploy.pipeline import integer_graph_from
         from spikformer_deploy.runner import run_batch, simulators

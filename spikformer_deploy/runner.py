@@ -41,7 +41,8 @@ def run_batch(int_sim, float_sim, xb: torch.Tensor) -> BatchResult:
         reference = float_sim.run(xb)
         float_pred = reference.predictions
         for name, spikes in result.outputs.items():
-            same[name] = int((spikes == reference.outputs[name]).sum())
+            # count_nonzero of the differences: summing a bool tensor runs at a quarter of its speed
+            same[name] = spikes.numel() - int(torch.count_nonzero(spikes != reference.outputs[name]))
             seen[name] = spikes.numel()
     return BatchResult(result.counters, result.predictions, float_pred, same, seen)
 

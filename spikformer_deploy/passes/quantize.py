@@ -22,6 +22,7 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass, field
 
+import numba
 import numpy as np
 
 from ..errors import ConfigError, GraphError
@@ -53,18 +54,41 @@ def weight_levels(bits: int, coarsening: int = 0) -> tuple[int, int]:
     return -(2 ** (bits - 1)), 2 ** (bits - 1) - 1
 
 
+@numba.njit(parallel=True, nogil=True, cache=True)
+def _round_weights(weight, step, lo, hi, mantissas, squares):
+    """mantissas[i] = clip(round(weight[i] / step), lo, hi) (round half to even), squares[i] its squared error
+    (q * step - weight[i])**2 — numpy's operations in numpy's order, in one pass instead of seven — and the number
+    of weights more than half a level outside [lo, hi]."""
+    clipped = 0
+    for i in numba.prange(weight.size):
+        scaled = weight[i] / step
+        clipped += (scaled > hi + 0.5) or (scaled < lo - 0.5)
+        q = min(max(np.rint(scaled), lo), hi)
+        mantissas[i] = q
+        d = q * step - weight[i]
+        squares[i] = d * d
+    return clipped
+
+
+def _rounded(weight: np.ndarray, step: float, levels: tuple[int, int]) -> tuple[np.ndarray, int, np.ndarray]:
+    """(int8 mantissas, number clipped, squared errors) of ``weight`` at ``step``, in ``weight``'s shape."""
+    flat = np.ascontiguousarray(weight, dtype=np.float64).reshape(-1)
+    mantissas, squares = np.empty(flat.shape, np.int8), np.empty_like(flat)
+    clipped = _round_weights(flat, float(step), float(levels[0]), float(levels[1]), mantissas, squares)
+    return mantissas.reshape(np.shape(weight)), int(clipped), squares.reshape(np.shape(weight))
+
+
 def round_weights(weight: np.ndarray, step: float, levels: tuple[int, int]) -> tuple[np.ndarray, int]:
     """(integer mantissas as int8 — at most 8 bits —, number of weights clipped) for one step."""
-    lo, hi = levels
-    scaled = weight / step
-    return np.clip(np.round(scaled), lo, hi).astype(np.int8), int(((scaled > hi + 0.5) | (scaled < lo - 0.5)).sum())
+    return _rounded(weight, step, levels)[:2]
 
 
 def choose_weight_step(weight: np.ndarray, levels: tuple[int, int]) -> tuple[float, np.ndarray, int]:
     """(step, integer mantissas, number clipped) minimising the squared weight error over CLIP_RATIOS.
 
     The largest magnitude sits at ``ratio`` times the top level: weights that are already ``q * step`` with the
-    top level used (a model snapped by finetune) get ``step`` back exactly at ratio 1.
+    top level used (a model snapped by finetune) get ``step`` back exactly at ratio 1. Each ratio's error is the
+    numpy sum of the same squared errors as ``((q * step - weight) ** 2).sum()``, so the same step wins.
     """
     peak = float(np.abs(weight).max())
     if peak == 0.0:
@@ -72,8 +96,8 @@ def choose_weight_step(weight: np.ndarray, levels: tuple[int, int]) -> tuple[flo
     best = None
     for ratio in CLIP_RATIOS:
         step = ratio * peak / levels[1]
-        q, clipped = round_weights(weight, step, levels)
-        err = float(((q * step - weight) ** 2).sum())
+        q, clipped, squares = _rounded(weight, step, levels)
+        err = float(squares.sum())
         if best is None or err < best[0]:
             best = (err, step, q, clipped)
     return best[1:]

@@ -58,6 +58,53 @@ def _loihi_lif(drive, bias, k_u, k_v, vth, spikes, maxima):
 
 
 @numba.njit(parallel=True, nogil=True, cache=True)
+def _float_lif(drive, lo, bias, decay, threshold, row_err, chan_err, rounding, spikes, flags, vmax):
+    """The float LIF (``v = v * decay + a``, spike on ``v >= threshold``, reset to 0) over drive [T, R, C', P], with
+    v in float64 whatever the drive's type: the same two roundings per step as the float64 reference's.
+    a = drive[c] (+ drive[lo + c] where ``lo`` > 0: a split synapse's two parts) + bias[c], in float64.
+
+    Guarded (``row_err`` non-empty, or ``lo`` > 0: then the row's factor is (s + 2) s, s = drive[2 lo]): a is
+    within ``row_err[t, r, p] * chan_err[c]`` of the float64 reference's
+    drive, plus float64 roundings that may differ (``rounding`` times |a|, |v decay|, |v|). E, the bound on
+    |v - v_float64|, follows v (decay, reset to 0 with it). A decision with |v - threshold| <= E may differ from
+    the reference's: its row (r, p) is flagged for a float64 repair. Spikes go to ``spikes`` [T, R, C, P] (which may
+    be ``drive`` itself where ``lo`` is 0: each element is read before it is written), the largest |v| (before
+    reset) of each r to ``vmax``."""
+    steps, rows, _, positions = drive.shape
+    channels = bias.shape[0]
+    guarded = row_err.size > 0 or lo > 0
+    for r in numba.prange(rows):
+        v = np.zeros((channels, positions), np.float64)
+        e = np.zeros((channels, positions), np.float64)
+        top = 0.0
+        for t in range(steps):
+            for c in range(channels):
+                for p in range(positions):
+                    a = np.float64(drive[t, r, c, p])
+                    if lo:
+                        a = a + np.float64(drive[t, r, lo + c, p])
+                    a = a + bias[c]
+                    decayed = v[c, p] * decay
+                    vv = decayed + a
+                    top = max(top, abs(vv))
+                    fired = vv >= threshold
+                    if guarded:
+                        if lo:
+                            s = np.float64(drive[t, r, 2 * lo, p])
+                            factor = (s + 2.0) * s
+                        else:
+                            factor = row_err[t, r, p]
+                        ee = e[c, p] * decay + factor * chan_err[c] \
+                            + rounding * (abs(a) + abs(decayed) + abs(vv))
+                        if abs(vv - threshold) <= ee:
+                            flags[r, p] = 1
+                        e[c, p] = 0.0 if fired else ee
+                    spikes[t, r, c, p] = fired
+                    v[c, p] = 0.0 if fired else vv
+        vmax[r] = top
+
+
+@numba.njit(parallel=True, nogil=True, cache=True)
 def _row_sums(values, sums, nonzero):
     """values [T, M, C] uint8 -> per (t, m): the sum over C, and how many are non-zero."""
     steps, rows, channels = values.shape
@@ -118,6 +165,38 @@ def loihi_lif(drive: torch.Tensor, bias: np.ndarray, k_u: int, k_v: int, vth: in
     _loihi_lif(_rows(drive), np.ascontiguousarray(bias, np.int64), k_u, k_v, vth, _rows(spikes), maxima)
     top = maxima.max(0) if maxima.size else (0, 0)
     return spikes, int(top[0]), int(top[1])
+
+
+def float_lif(drive: torch.Tensor, decay: float, threshold: float, guard: dict | None = None
+              ) -> tuple[torch.Tensor, np.ndarray | None, float]:
+    """(spikes, flagged rows or None, largest |v|) of a float LIF layer.
+
+    ``drive``: [T, B, N, C'] tokens or [T, B, C', H, W] images, contiguous, on the CPU; without a guard its buffer
+    receives the spikes. ``guard`` (a guarded float32 synapse's output): ``bias`` [C] (float64), ``split`` (C' =
+    2 C + 1: the w_hi and w_lo parts and the ones kernel), else ``row_err`` [T, B, N] or [T, B, H*W] (float64);
+    ``chan_err`` [C], ``rounding``
+    (``_float_lif``); the flags come back as [B, N] / [B, H*W]."""
+    steps, images = drive.shape[0], drive.ndim == 5
+    rows = drive.numpy().reshape(steps, drive.shape[1], drive.shape[2], -1) if images else \
+        drive.numpy().reshape(steps, -1, drive.shape[-1], 1)
+    channels = rows.shape[2] // 2 if guard is not None and guard["split"] else rows.shape[2]
+    split = channels != rows.shape[2]
+    out = drive
+    if split:  # the spikes need a buffer of their own shape
+        shape = (*drive.shape[:2], channels, *drive.shape[3:]) if images else (*drive.shape[:-1], channels)
+        out = torch.empty(shape, dtype=drive.dtype)
+    spikes = out.numpy().reshape(steps, rows.shape[1], channels, rows.shape[3])
+    flags = np.zeros((rows.shape[1], rows.shape[3]), np.uint8)
+    vmax = np.zeros(rows.shape[1], np.float64)
+    if guard is None:
+        bias, row_err, chan_err, rounding = np.zeros(channels), np.zeros((0, 0, 0)), np.zeros(0), 0.0
+    else:
+        bias, chan_err, rounding = guard["bias"], guard["chan_err"], guard["rounding"]
+        row_err = np.zeros((0, 0, 0)) if split else guard["row_err"].reshape(steps, rows.shape[1], rows.shape[3])
+    _threads()
+    _float_lif(rows, channels if split else 0, bias, decay, threshold, row_err, chan_err,
+               rounding, spikes, flags, vmax)
+    return out, (flags.reshape(drive.shape[1], -1) if guard is not None else None), float(vmax.max(initial=0.0))
 
 
 def position_sums(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

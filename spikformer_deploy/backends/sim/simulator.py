@@ -1,8 +1,10 @@
 """Layer-synchronous interpreter of the deploy IR, batched and vectorised with torch (CPU, or CUDA when asked).
 
 Two meanings, by the graph's dialect:
-- ``float``: the float reference in float64, "exact" mode — spikingjelly's LIF on the ``V = tau * h`` scale, ``>=``
-  thresholds. It reproduces the original code's spikes;
+- ``float``: the float reference, "exact" mode — spikingjelly's LIF on the ``V = tau * h`` scale, ``>=``
+  thresholds. It reproduces the original code's spikes. It runs in float64, or, where ``guard.guard_plan`` applies
+  (a run without counters, on the CPU), in float32 with every spike decision checked against float64's rounding
+  bound and the doubtful rows recomputed in float64: the same spikes;
 - ``integer``: Loihi 2 integer arithmetic (lava's bit-accurate LIF and Dense). Integers are carried in float32 where
   every partial sum provably stays below 2**24 (exact), else in float64 (exact below 2**53).
 
@@ -29,6 +31,7 @@ from ...ir.ops import (ACT_SHIFT, DECAY_UNITY, LIF, STATE_BITS, Add, AndTokenSum
                        DepthwiseConv2d, Dense, Flatten, Head, Input, LoihiLIF, MaxPool, OrPool, SpikingAttention,
                        StreamSum, TokenMean, Unflatten, Vectorize)
 from . import cpu_kernels, int8_gemm
+from .guard import ROUNDING64, guard_plan, repair, row_error, split_weights
 
 EXACT_FP32 = 2**24
 STATE_MAX = 2 ** (STATE_BITS - 1)
@@ -71,14 +74,18 @@ class Observer:
 class Simulator:
     def __init__(self, graph: Graph, device: str | torch.device | None = None, count: bool = True,
                  record: tuple[str, ...] | set[str] | str = (), native_kernels: bool = True,
-                 spike_rates: dict[str, float] | None = None, seed: int = 0):
+                 spike_rates: dict[str, float] | None = None, seed: int = 0, precision: str = "auto"):
         """``record``: names of nodes whose outputs to keep (``"spikes"``: every neuron and OR node);
         ``native_kernels``: on the CPU, integer graphs run their synapses on oneDNN's exact int8 kernels (where they
         apply, ``int8_gemm``) and their neurons as one compiled pass (``cpu_kernels``), with uint8 spikes between
         them; False runs the portable torch code that CUDA runs (same bits);
         ``spike_rates``: spiking nodes whose outputs are replaced by independent spikes at these rates (estimates
         from published rates: each sample gets exactly round(rate x elements x T) spikes at random positions and
-        steps, drawn from ``seed``), so that every count downstream is the network's under those rates."""
+        steps, drawn from ``seed``), so that every count downstream is the network's under those rates;
+        ``precision`` (a float graph): ``auto`` runs a run without counters on the CPU in guarded float32 where the
+        graph allows it (``guard``), ``float64`` always in float64."""
+        if precision not in ("auto", "float64"):
+            raise DeployError(f"precision {precision!r}: choose auto or float64")
         graph.validate()
         unknown = sorted(set(spike_rates or {}) - {n.name for n in graph.having("spiking")})
         if unknown:
@@ -93,7 +100,15 @@ class Simulator:
         self.record = set(record)
         self.quantized = graph.integer
         self.native = native_kernels and self.quantized and self.device.type == "cpu"
-        self.float_dtype = torch.float32 if self.quantized else torch.float64
+        # which LIFs check which synapses' float32 drives; None: no guarded float32 run (a recorded synapse
+        # output must be the drive itself, not its guarded parts)
+        self.guard = guard_plan(graph) if (precision == "auto" and not self.quantized and not count
+                                           and self.device.type == "cpu") else None
+        if self.guard is not None and self.record & set(self.guard.lifs.values()):
+            self.guard = None
+        self.float_dtype = torch.float32 if self.quantized or self.guard is not None else torch.float64
+        self.repaired: dict[str, int] = {}  # guarded LIF -> rows recomputed in float64 (all runs so far)
+        self._guarded_inputs: dict[str, tuple] = {}  # guarded synapse -> (its input, row_error), until its LIF runs
         self.bounds = graph.value_bounds()
         self.last_use = graph.last_uses()
         self.params: dict[str, dict] = {}
@@ -104,6 +119,13 @@ class Simulator:
         from .counting import CountingObserver  # counting reads this module's kernels' conventions
 
         self.observer = CountingObserver(self) if count else Observer()
+
+    def _float64(self) -> "Simulator":
+        """This simulator's float64 twin (inputs that float32 cannot hold)."""
+        if not hasattr(self, "_twin"):
+            self._twin = Simulator(self.graph, self.device, False, self.record, spike_rates=self.spike_rates,
+                                   precision="float64")
+        return self._twin
 
     def tensor(self, array: np.ndarray, dtype: torch.dtype | None = None) -> torch.Tensor:
         # a copy: op arrays are read-only, and a tensor must not share their memory
@@ -134,6 +156,8 @@ class Simulator:
             x = x.float()
         if not torch.isfinite(x).all():
             raise DataError("input holds NaN or Inf values")
+        if self.guard is not None and x.dtype == torch.float64 and not torch.equal(x.float().double(), x):
+            return self._float64().run(x)  # float32 would round the input itself
         env: dict[str, torch.Tensor] = {}
         self.observer.start(self.time_steps(x), x.shape[0])
         spike_counts, outputs = {}, {}
@@ -181,6 +205,14 @@ def prepare_synapse(sim: Simulator, node: Node) -> dict:
     float32 when every partial sum provably stays below 2**24, else in float64."""
     op = node.op
     dtype, exp, saturates = torch.float64, 0, False
+    if sim.guard is not None and node.name in sim.guard.lifs.values():  # the LIF adds the parts and the bias
+        weight, chan_err = split_weights(op, sim.bounds[node.inputs[0]] if node.name in sim.guard.integer_inputs
+                                         else None)
+        key = "w" if isinstance(op, Conv2d) else "wt"
+        return {"dtype": torch.float32, "b": None, "shift": 0, "saturates": False, "chan_err": chan_err,
+                key: sim.tensor(weight if key == "w" else weight.T, torch.float32),
+                "split": len(weight) != len(op.weight),
+                "bias": np.zeros(len(op.weight)) if op.bias is None else np.array(op.bias, np.float64)}
     if sim.quantized:
         largest = np.abs(op.weight.astype(np.float64)).reshape(op.weight.shape[0], -1).sum(1).max(initial=0.0) \
             * sim.bounds[node.inputs[0]]
@@ -274,8 +306,16 @@ def _conv_in_chunks(x: torch.Tensor, w: torch.Tensor, stride, padding, groups: i
     return torch.cat([F.conv2d(part, w, None, stride, padding, 1, groups) for part in x.split(chunk)])
 
 
+def _keep_for_guard(sim: Simulator, node: Node, x: torch.Tensor) -> None:
+    """A guarded synapse's input and per-row error factor, for its LIF's check and repair."""
+    p = sim.params[node.name]
+    if "chan_err" in p:  # a split synapse's row factor comes out of its own GEMM
+        sim._guarded_inputs[node.name] = (x, None if p["split"] else row_error(node.op, x))
+
+
 def run_conv(sim: Simulator, node: Node, inputs):
     p, op, x = sim.params[node.name], node.op, inputs[0]
+    _keep_for_guard(sim, node, x)
     steps, batch = x.shape[:2]
     x = x.reshape(steps * batch, *x.shape[2:])
     drive = p["int8"](x) if "int8" in p else \
@@ -289,6 +329,7 @@ def run_conv(sim: Simulator, node: Node, inputs):
 
 def run_dense(sim: Simulator, node: Node, inputs):
     p, x = sim.params[node.name], inputs[0]
+    _keep_for_guard(sim, node, x)
     # [T, B, N, C_in] @ [C_in, C_out]
     drive = _loihi_drive(p, p["int8"](x) if "int8" in p else torch.matmul(x.to(p["dtype"]), p["wt"]))
     sim.observer.intermediate(node, drive=drive)
@@ -319,6 +360,8 @@ def abs_max(x: torch.Tensor) -> torch.Tensor:
 
 def run_lif(sim: Simulator, node: Node, inputs):
     p, x = sim.params[node.name], inputs[0]
+    if sim.device.type == "cpu":
+        return _compiled_lif(sim, node, x)
     out = x if sim.owns(node) else torch.empty_like(x)  # step t's spikes overwrite step t's input once it is used
     v = torch.zeros_like(x[0])
     s = torch.empty(v.shape, dtype=torch.bool, device=v.device)
@@ -328,6 +371,28 @@ def run_lif(sim: Simulator, node: Node, inputs):
         sim.observer.state(node, "v", v)
         out[t].copy_(s)
         v.mul_(s.logical_not_())  # reset to 0 where it fired (4x cheaper than masked_fill_)
+    return out
+
+
+def _compiled_lif(sim: Simulator, node: Node, x: torch.Tensor) -> torch.Tensor:
+    """``run_lif`` as one compiled pass (``cpu_kernels.float_lif``: bit for bit the recurrence above, v in float64),
+    with the guard's check and repair where the drive is a guarded float32 synapse's."""
+    p = sim.params[node.name]
+    drive = x.contiguous()
+    if drive is x and not sim.owns(node):  # the spikes overwrite the drive: only a buffer nobody else reads
+        drive = x.clone()
+    src = sim.guard.lifs.get(node.name) if sim.guard is not None else None
+    guard = None
+    if src is not None:
+        x_in, err = sim._guarded_inputs.pop(src)
+        sp = sim.params[src]
+        guard = {"row_err": None if err is None else err.numpy(), "chan_err": sp["chan_err"], "bias": sp["bias"], "split": sp["split"],
+                 "rounding": ROUNDING64}
+    out, flags, vmax = cpu_kernels.float_lif(drive, p["decay"], p["threshold"], guard)
+    sim.observer.state(node, "v", torch.tensor(vmax, dtype=torch.float64))
+    if flags is not None and flags.any():
+        sim.repaired[node.name] = sim.repaired.get(node.name, 0) + repair(
+            sim.graph.nodes[src].op, x_in, flags, out, p["decay"], p["threshold"])
     return out
 
 
