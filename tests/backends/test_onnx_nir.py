@@ -37,6 +37,31 @@ def test_onnx_matches_pytorch(tmp_path, case):
     assert np.abs(ours - reference).max() <= 1e-5
 
 
+@pytest.mark.parametrize("variant", ["cifar10", "imagenet"])
+def test_onnx_blocks_of_one_structure_are_traced_once(tmp_path, monkeypatch, variant):
+    """Blocks after the first take the first one's graph with their own initializers (torch's BatchNorm folding
+    redone): the file is byte for byte the one tracing every block gives."""
+    from spikformer_deploy.backends.onnx import export as onnx_export
+    from spikformer_deploy.model import Spikformer, SpikformerConfig
+
+    torch.manual_seed(0)
+    model = Spikformer(SpikformerConfig(variant, dim=32, depth=3, num_heads=2, mlp_ratio=4, num_classes=5,
+                                        in_channels=3, img_size=32, T=2))
+    for m in model.modules():  # distinct statistics per layer, as in a trained model
+        if isinstance(m, torch.nn.modules.batchnorm._BatchNorm):
+            m.running_mean.uniform_(-0.5, 0.5), m.running_var.uniform_(0.5, 2.0), m.weight.data.uniform_(0.5, 1.5)
+    traces = []
+    trace_part = onnx_export._trace
+    monkeypatch.setattr(onnx_export, "_trace", lambda *a: traces.append(a[0]) or trace_part(*a))
+    (tmp_path / "once").mkdir(), (tmp_path / "every").mkdir()
+    (path,) = write_onnx(model.eval(), tmp_path / "once")
+    assert len(traces) == 3  # the stem, the first block and the head
+    monkeypatch.setattr(onnx_export, "_initializer_sources", lambda part, proto: None)
+    (every,) = write_onnx(model, tmp_path / "every")
+    assert len(traces) == 3 + 5
+    assert path.read_bytes() == every.read_bytes()
+
+
 @pytest.mark.parametrize("variant", ["cifar10", "imagenet", "cifar10dvs"])
 def test_nir_round_trip_reproduces_float_reference(tmp_path, variant):
     import nir

@@ -116,3 +116,31 @@ def test_head_is_integer_and_keeps_argmax():
     result = Simulator(g).run(x)
     assert torch.equal(result.int_logits, result.int_logits.round())
     assert torch.equal(result.predictions, result.int_logits.argmax(1))
+
+
+@pytest.mark.parametrize("kind", ["normal", "laplace", "on_grid", "half_steps"])
+@pytest.mark.parametrize("bits", [8, 4])
+def test_weight_rounding_is_numpys(kind, bits):
+    """The compiled weight rounding picks the same step and mantissas as numpy's formulas, written out here: round
+    half to even, clip, squared error summed by numpy (ties between ratios included)."""
+    from spikformer_deploy.passes.quantize import CLIP_RATIOS, choose_weight_step, round_weights, weight_levels
+
+    rng = np.random.default_rng(bits)
+    levels = weight_levels(bits)
+    w = {"normal": lambda: rng.normal(0, 0.05, (64, 48, 3, 3)), "laplace": lambda: rng.laplace(0, 0.05, (96, 40)),
+         "on_grid": lambda: np.round(rng.normal(0, 30, (32, 32))).clip(*levels) * 0.01,
+         "half_steps": lambda: (rng.integers(-40, 40, (50, 20)) + 0.5) * 0.125}[kind]()
+    peak, best = float(np.abs(w).max()), None
+    for ratio in CLIP_RATIOS:
+        step = ratio * peak / levels[1]
+        scaled = w / step
+        q = np.clip(np.round(scaled), *levels).astype(np.int8)
+        clipped = int(((scaled > levels[1] + 0.5) | (scaled < levels[0] - 0.5)).sum())
+        err = float(((q * step - w) ** 2).sum())
+        if best is None or err < best[0]:
+            best = (err, step, q, clipped)
+    step, q, clipped = choose_weight_step(w, levels)
+    assert (step, clipped) == (best[1], best[3]) and q.dtype == np.int8 and np.array_equal(q, best[2])
+    q2, clipped2 = round_weights(w, step * 0.7, levels)
+    assert np.array_equal(q2, np.clip(np.round(w / (step * 0.7)), *levels).astype(np.int8))
+    assert clipped2 == int(((w / (step * 0.7) > levels[1] + 0.5) | (w / (step * 0.7) < levels[0] - 0.5)).sum())

@@ -6,7 +6,9 @@ the integer IR is measured against. Input ``x``: the model's input with a dynami
 torch 2.3's TorchScript exporter takes time quadratic in the number of traced nodes (pytorch/pytorch#121422: per node
 it copies the whole value map): 40 s for a Spikformer-8-768 at T = 4. So the stem, each block and the head are traced
 on their own and joined into one graph — the same nodes in the same order (onnxruntime gives identical outputs), in
-8 s.
+8 s. A block with the same structure as one traced before (same module types, parameter shapes and input shape) is
+not traced again: its graph is the earlier one's with its own initializers (``_initializer_sources``): 1 s per
+block of a Spikformer-8-768.
 """
 from __future__ import annotations
 
@@ -14,6 +16,7 @@ import io
 import warnings
 from pathlib import Path
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -58,6 +61,94 @@ def _trace(part: nn.Module, sample: torch.Tensor, batch_in: int, batch_out: int)
     return onnx.load_from_string(buffer.getvalue())
 
 
+def _bn_scale(bn: nn.Module) -> torch.Tensor:
+    return bn.weight.detach() / (bn.running_var.detach() + bn.eps).sqrt()
+
+
+def _fold_bias(bn: nn.Module) -> np.ndarray:
+    """The folded bias of a bias-free conv: the BatchNorm's alone (``_fold``)."""
+    return (bn.bias.detach() - bn.running_mean.detach() * _bn_scale(bn)).numpy()
+
+
+def _fold(conv: nn.Module, bn: nn.Module) -> tuple[np.ndarray, np.ndarray]:
+    """(weight, bias) of ``conv`` with the BatchNorm after it folded in, operation for operation as torch 2.3's
+    exporter folds them (``fuseConvBatchNorm`` in torch/csrc/jit/passes/onnx/eval_peephole.cpp), in float32."""
+    scale = _bn_scale(bn)
+    weight = conv.weight.detach() * scale.reshape(-1, *[1] * (conv.weight.dim() - 1))
+    if conv.bias is None:
+        return weight.numpy(), _fold_bias(bn)
+    return weight.numpy(), ((conv.bias.detach() - bn.running_mean.detach()) * scale + bn.bias.detach()).numpy()
+
+
+def _candidate(part: nn.Module, key: tuple) -> np.ndarray:
+    """The value of one ``_candidates`` key in ``part``."""
+    if key[0] == "fold":
+        _, conv, bn, which = key
+        if conv is None:
+            return _fold_bias(part.get_submodule(bn))
+        return _fold(part.get_submodule(conv), part.get_submodule(bn))[which]
+    tensor = dict([*part.named_parameters(), *part.named_buffers()])[key[1]].detach()
+    return tensor.T.contiguous().numpy() if key[0] == "transposed" else tensor.numpy()
+
+
+def _candidates(part: nn.Module) -> dict[tuple, np.ndarray]:
+    """What an initializer of ``part``'s graph can be: a parameter or buffer, a matrix transposed (a linear layer's
+    MatMul operand), or a conv's weight or bias with a BatchNorm folded in (every conv with every BatchNorm of its
+    width: the value decides which)."""
+    tensors = [*part.named_parameters(), *part.named_buffers()]
+    out = {("tensor", name): t.detach().numpy() for name, t in tensors}
+    out.update({("transposed", name): t.detach().T.contiguous().numpy() for name, t in tensors if t.dim() == 2})
+    modules = dict(part.named_modules())
+    convs = [n for n, m in modules.items() if isinstance(m, nn.modules.conv._ConvNd)]
+    norms = [n for n, m in modules.items() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    for b in norms:
+        out[("fold", None, b, 1)] = _fold_bias(modules[b])
+        for c in convs:
+            if modules[c].weight.shape[0] == modules[b].weight.shape[0]:
+                weight, bias = _fold(modules[c], modules[b])
+                out[("fold", c, b, 0)] = weight
+                if modules[c].bias is not None:
+                    out[("fold", c, b, 1)] = bias
+    return out
+
+
+def _initializer_sources(part: nn.Module, proto) -> dict[str, tuple] | None:
+    """Each initializer of ``part``'s traced graph as the one candidate (``_candidates``) equal to it bit for bit
+    (the parameter it is named after, if any); None where an initializer has no such candidate or several."""
+    from onnx import numpy_helper
+
+    candidates = _candidates(part)
+    sources = {}
+    for init in proto.graph.initializer:
+        value = numpy_helper.to_array(init)
+        named = [("tensor", init.name)] if ("tensor", init.name) in candidates else list(candidates)
+        hits = [k for k in named if candidates[k].shape == value.shape and candidates[k].dtype == value.dtype
+                and np.array_equal(candidates[k], value)]
+        if len(hits) != 1:
+            return None
+        sources[init.name] = hits[0]
+    return sources
+
+
+def _structure(part: nn.Module, sample: torch.Tensor) -> tuple:
+    """What makes two parts trace to the same graph: module types, parameter and buffer shapes, input shape."""
+    return (tuple((n, type(m).__name__) for n, m in part.named_modules()),
+            tuple((n, tuple(t.shape)) for n, t in [*part.named_parameters(), *part.named_buffers()]),
+            tuple(sample.shape))
+
+
+def _retraced(proto, sources: dict[str, tuple], part: nn.Module):
+    """``proto`` (another part's graph of the same structure) with ``part``'s initializers."""
+    import onnx
+    from onnx import numpy_helper
+
+    out = onnx.ModelProto()
+    out.CopyFrom(proto)
+    for init in out.graph.initializer:
+        init.CopyFrom(numpy_helper.from_array(_candidate(part, sources[init.name]), init.name))
+    return out
+
+
 def _join(parts: list, doc: str):
     """Chain the parts (each one's ``out`` feeds the next one's ``in``) into one model with input ``x`` and output
     ``logits``; every name inside part i gets the prefix ``i/`` (blocks reuse their modules' local names)."""
@@ -97,8 +188,14 @@ def write_onnx(model: FamilyModel, directory: Path) -> list[Path]:
         # the wrappers in eval mode too: the exporter restores each traced module's mode onto all its children
         parts = [_trace(_Part(model, _stem).eval(), x, 0, 1)]
         stream = _stem(model, x)  # [T, 1, ...]: what each later part and the head are traced on
+        traced = {}  # structure -> (graph, initializer sources or None)
         for part in model.parts()[1:]:
-            parts.append(_trace(part, stream, 1, 1))
+            structure = _structure(part, stream)
+            if structure in traced and traced[structure][1] is not None:
+                parts.append(_retraced(*traced[structure], part))
+            else:
+                parts.append(_trace(part, stream, 1, 1))
+                traced.setdefault(structure, (parts[-1], _initializer_sources(part, parts[-1])))
             stream = part(stream)
         parts.append(_trace(_Part(model, _head).eval(), stream, 1, 0))
     cfg = model.config

@@ -57,6 +57,27 @@ def _loihi_lif(drive, bias, k_u, k_v, vth, spikes, maxima):
         maxima[m, 1] = max_v
 
 
+@numba.njit(inline="always")
+def _float_lif_step(drive, t, r, c, p, lo, bias_c, err_c, factor, decay, threshold, rounding, guarded, v, e,
+                    spikes, flags):
+    """One neuron's step of ``_float_lif``; returns its |v| before reset."""
+    a = np.float64(drive[t, r, c, p])
+    if lo:
+        a = a + np.float64(drive[t, r, lo + c, p])
+    a = a + bias_c
+    decayed = v[c, p] * decay
+    vv = decayed + a
+    fired = vv >= threshold
+    if guarded:
+        ee = e[c, p] * decay + factor * err_c + rounding * (abs(a) + abs(decayed) + abs(vv))
+        if abs(vv - threshold) <= ee:
+            flags[r, p] = 1
+        e[c, p] = 0.0 if fired else ee
+    spikes[t, r, c, p] = fired
+    v[c, p] = 0.0 if fired else vv
+    return abs(vv)
+
+
 @numba.njit(parallel=True, nogil=True, cache=True)
 def _float_lif(drive, lo, bias, decay, threshold, row_err, chan_err, rounding, spikes, flags, vmax):
     """The float LIF (``v = v * decay + a``, spike on ``v >= threshold``, reset to 0) over drive [T, R, C', P], with
@@ -64,43 +85,39 @@ def _float_lif(drive, lo, bias, decay, threshold, row_err, chan_err, rounding, s
     a = drive[c] (+ drive[lo + c] where ``lo`` > 0: a split synapse's two parts) + bias[c], in float64.
 
     Guarded (``row_err`` non-empty, or ``lo`` > 0: then the row's factor is (s + 2) s, s = drive[2 lo]): a is
-    within ``row_err[t, r, p] * chan_err[c]`` of the float64 reference's
-    drive, plus float64 roundings that may differ (``rounding`` times |a|, |v decay|, |v|). E, the bound on
-    |v - v_float64|, follows v (decay, reset to 0 with it). A decision with |v - threshold| <= E may differ from
-    the reference's: its row (r, p) is flagged for a float64 repair. Spikes go to ``spikes`` [T, R, C, P] (which may
-    be ``drive`` itself where ``lo`` is 0: each element is read before it is written), the largest |v| (before
-    reset) of each r to ``vmax``."""
+    within ``row_err[t, r, p] * chan_err[c]`` of the float64 reference's drive, plus float64 roundings that may
+    differ (``rounding`` times |a|, |v decay|, |v|). E, the bound on |v - v_float64|, follows v (decay, reset to 0
+    with it). A decision with |v - threshold| <= E may differ from the reference's: its row (r, p) is flagged for a
+    float64 repair. Spikes go to ``spikes`` [T, R, C, P] (which may be ``drive`` itself where ``lo`` is 0: each
+    element is read before it is written), the largest |v| (before reset) of each r to ``vmax``. Tokens (P = 1)
+    run their channels as the inner loop."""
     steps, rows, _, positions = drive.shape
     channels = bias.shape[0]
     guarded = row_err.size > 0 or lo > 0
     for r in numba.prange(rows):
         v = np.zeros((channels, positions), np.float64)
         e = np.zeros((channels, positions), np.float64)
+        factor = np.zeros(positions, np.float64)
         top = 0.0
         for t in range(steps):
-            for c in range(channels):
+            if guarded:
                 for p in range(positions):
-                    a = np.float64(drive[t, r, c, p])
                     if lo:
-                        a = a + np.float64(drive[t, r, lo + c, p])
-                    a = a + bias[c]
-                    decayed = v[c, p] * decay
-                    vv = decayed + a
-                    top = max(top, abs(vv))
-                    fired = vv >= threshold
-                    if guarded:
-                        if lo:
-                            s = np.float64(drive[t, r, 2 * lo, p])
-                            factor = (s + 2.0) * s
-                        else:
-                            factor = row_err[t, r, p]
-                        ee = e[c, p] * decay + factor * chan_err[c] \
-                            + rounding * (abs(a) + abs(decayed) + abs(vv))
-                        if abs(vv - threshold) <= ee:
-                            flags[r, p] = 1
-                        e[c, p] = 0.0 if fired else ee
-                    spikes[t, r, c, p] = fired
-                    v[c, p] = 0.0 if fired else vv
+                        s = np.float64(drive[t, r, 2 * lo, p])
+                        factor[p] = (s + 2.0) * s
+                    else:
+                        factor[p] = row_err[t, r, p]
+            if positions == 1:
+                for c in range(channels):
+                    top = max(top, _float_lif_step(drive, t, r, c, 0, lo, bias[c], chan_err[c] if guarded else 0.0,
+                                                   factor[0], decay, threshold, rounding, guarded, v, e, spikes,
+                                                   flags))
+            else:
+                for c in range(channels):
+                    bias_c, err_c = bias[c], chan_err[c] if guarded else 0.0
+                    for p in range(positions):
+                        top = max(top, _float_lif_step(drive, t, r, c, p, lo, bias_c, err_c, factor[p], decay,
+                                                       threshold, rounding, guarded, v, e, spikes, flags))
         vmax[r] = top
 
 

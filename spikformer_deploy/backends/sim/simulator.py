@@ -18,6 +18,7 @@ one GEMM).
 """
 from __future__ import annotations
 
+import weakref
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -118,7 +119,9 @@ class Simulator:
             self.params[node.name] = prepare(self, node) if prepare else {}
         from .counting import CountingObserver  # counting reads this module's kernels' conventions
 
-        self.observer = CountingObserver(self) if count else Observer()
+        # a weak reference back: no cycle, so a simulator's tensors go the moment it does (calibration's float64
+        # weights, 0.5 GB at 8-768, were otherwise held until the cyclic collector happened to run)
+        self.observer = CountingObserver(weakref.proxy(self)) if count else Observer()
 
     def _float64(self) -> "Simulator":
         """This simulator's float64 twin (inputs that float32 cannot hold)."""
