@@ -48,6 +48,11 @@ def test_bundled_fashion_mnist_model():
     if int8_gemm.available():  # every synapse of the deployed model runs on the int8 kernels
         synapses = [n.name for n in graph.nodes.values() if n.op.synapse]
         assert synapses and all("int8" in sim.params[name] for name in synapses)
+    # spikes recorded as their kernels made them (what simulate compares): the same values, uint8
+    made = Simulator(graph, record="spikes", spikes_as_made=True).run(x[:48]).outputs
+    widened = Simulator(graph, record="spikes").run(x[:48]).outputs
+    assert any(t.dtype == torch.uint8 for t in made.values())  # the compiled LIF's
+    assert all(torch.equal(made[k].to(widened[k].dtype), widened[k]) for k in widened)
 
 
 def test_signed_input_keeps_float_synapse():

@@ -75,7 +75,8 @@ class Observer:
 class Simulator:
     def __init__(self, graph: Graph, device: str | torch.device | None = None, count: bool = True,
                  record: tuple[str, ...] | set[str] | str = (), native_kernels: bool = True,
-                 spike_rates: dict[str, float] | None = None, seed: int = 0, precision: str = "auto"):
+                 spike_rates: dict[str, float] | None = None, seed: int = 0, precision: str = "auto",
+                 spikes_as_made: bool = False):
         """``record``: names of nodes whose outputs to keep (``"spikes"``: every neuron and OR node);
         ``native_kernels``: on the CPU, integer graphs run their synapses on oneDNN's exact int8 kernels (where they
         apply, ``int8_gemm``) and their neurons as one compiled pass (``cpu_kernels``), with uint8 spikes between
@@ -84,7 +85,8 @@ class Simulator:
         from published rates: each sample gets exactly round(rate x elements x T) spikes at random positions and
         steps, drawn from ``seed``), so that every count downstream is the network's under those rates;
         ``precision`` (a float graph): ``auto`` runs a run without counters on the CPU in guarded float32 where the
-        graph allows it (``guard``), ``float64`` always in float64."""
+        graph allows it (``guard``), ``float64`` always in float64; ``spikes_as_made``: recorded spikes keep the
+        type their kernel made (uint8 from the CPU kernels) instead of being widened to the graph's float type."""
         if precision not in ("auto", "float64"):
             raise DeployError(f"precision {precision!r}: choose auto or float64")
         graph.validate()
@@ -99,6 +101,7 @@ class Simulator:
         if record == "spikes":
             record = {n.name for n in graph.having("spiking")}
         self.record = set(record)
+        self.spikes_as_made = spikes_as_made
         self.quantized = graph.integer
         self.native = native_kernels and self.quantized and self.device.type == "cpu"
         # which LIFs check which synapses' float32 drives; None: no guarded float32 run (a recorded synapse
@@ -127,7 +130,7 @@ class Simulator:
         """This simulator's float64 twin (inputs that float32 cannot hold)."""
         if not hasattr(self, "_twin"):
             self._twin = Simulator(self.graph, self.device, False, self.record, spike_rates=self.spike_rates,
-                                   precision="float64")
+                                   precision="float64", spikes_as_made=self.spikes_as_made)
         return self._twin
 
     def tensor(self, array: np.ndarray, dtype: torch.dtype | None = None) -> torch.Tensor:
@@ -179,7 +182,8 @@ class Simulator:
             if node.op.spiking:
                 spike_counts[node.name] = per_sample_sum(out).round().to(torch.int64).cpu()
             if node.name in self.record:  # spikes in the graph's float type, whichever kernel made them
-                outputs[node.name] = out.to(self.float_dtype).cpu() if node.op.type != "Head" else out[0].cpu()
+                kept = out if self.spikes_as_made and node.op.spiking else out.to(self.float_dtype)
+                outputs[node.name] = kept.cpu() if node.op.type != "Head" else out[0].cpu()
             for i in node.inputs:  # free buffers nobody reads any more
                 if self.last_use.get(i) == node.name:
                     del env[i]
