@@ -181,7 +181,7 @@ class Simulator:
             env[node.name] = out
             if node.op.spiking:
                 spike_counts[node.name] = per_sample_sum(out).round().to(torch.int64).cpu()
-            if node.name in self.record:  # spikes in the graph's float type, whichever kernel made them
+            if node.name in self.record:  # spikes in the graph's float type, unless kept as their kernel made them
                 kept = out if self.spikes_as_made and node.op.spiking else out.to(self.float_dtype)
                 outputs[node.name] = kept.cpu() if node.op.type != "Head" else out[0].cpu()
             for i in node.inputs:  # free buffers nobody reads any more
