@@ -182,8 +182,11 @@ class Simulator:
             if node.op.spiking:
                 spike_counts[node.name] = per_sample_sum(out).round().to(torch.int64).cpu()
             if node.name in self.record:  # spikes in the graph's float type, unless kept as their kernel made them
-                kept = out if self.spikes_as_made and node.op.spiking else out.to(self.float_dtype)
-                outputs[node.name] = kept.cpu() if node.op.type != "Head" else out[0].cpu()
+                if node.op.type == "Head":
+                    outputs[node.name] = out[0].cpu()
+                else:
+                    outputs[node.name] = (out if self.spikes_as_made and node.op.spiking else
+                                          out.to(self.float_dtype)).cpu()
             for i in node.inputs:  # free buffers nobody reads any more
                 if self.last_use.get(i) == node.name:
                     del env[i]
