@@ -39,8 +39,9 @@ import torch
 import torch.nn.functional as F
 
 from ...ir import Graph
-from ...ir.ops import (LIF, Add, AndTokenSum, ChannelMask, Conv2d, Dense, Flatten, Head, Input, MaxPool, OrPool,
+from ...ir.ops import (LIF, Add, AndTokenSum, ChannelMask, Conv2d, Dense, Flatten, Head, Input, MaxPool,
                        SpikingAttention, StreamSum, Unflatten, Vectorize)
+from . import cpu_kernels
 
 U32 = 2.0**-24  # float32's unit roundoff
 SAFETY = 1.01  # covers γ_n's 1 / (1 - n u) and float64's own rounding of the same sums (u64 / u32 = 2**-29)
@@ -48,7 +49,7 @@ U64 = 2.0**-53
 ROUNDING64 = 2.0**-51  # each float64 rounding that may differ between the two runs, with room
 MIN_SPLIT_BITS = 4  # fewer bits on w_hi's grid would leave most of each weight to w_lo
 # exact in both types (integers below 2**24, spikes, reshapes): their float32 values are float64's
-_PASS_THROUGH = (Flatten, Unflatten, Vectorize, MaxPool, OrPool)
+_PASS_THROUGH = (Flatten, Unflatten, Vectorize, MaxPool)
 
 
 @dataclass(frozen=True)
@@ -74,7 +75,8 @@ def guard_plan(graph: Graph) -> GuardPlan | None:
         elif isinstance(op, (Add, StreamSum)) and all(i in integer for i in ins) or \
                 isinstance(op, _PASS_THROUGH) and ins[0] in exact:
             exact.add(node.name)
-            integer.update([node.name] if all(i in integer for i in ins) else [])
+            if all(i in integer for i in ins):
+                integer.add(node.name)
         elif isinstance(op, Head) and ins[0] in exact:
             pass  # the head computes in float64 from its exact input in either mode
         elif not (isinstance(op, (Conv2d, Dense)) and ins[0] in exact):
@@ -94,8 +96,8 @@ def guard_plan(graph: Graph) -> GuardPlan | None:
 def split_weights(op, in_bound: float | None) -> tuple[np.ndarray, np.ndarray]:
     """(float32 weights, per-channel error factor) of a guarded synapse: [w_hi; w_lo; ones] stacked on the output
     channels where it reads integers of at most ``in_bound`` (else the weights as they are), and u max|w_lo,c| (or
-    max|w_c|)
-    plus float64's 2**-53 max|w_c|, with the safety factor: the drive's bound is this times ``row_error``."""
+    u max|w_c|) plus float64's 2**-53 max|w_c|, with the safety factor: the drive's bound is this times
+    ``row_error``."""
     w = np.asarray(op.weight, np.float64)
     rows = w.reshape(w.shape[0], -1)
     peak = np.abs(rows).max(1)
@@ -137,8 +139,9 @@ def repair(op, x: torch.Tensor, flags: np.ndarray, out: torch.Tensor, decay: flo
     if not len(rows):
         return 0
     b, pos = (torch.from_numpy(rows[:, i]) for i in (0, 1))
+    # the op's own float64 array as a matrix (a view: no copy of the layer's weights per call)
     weight = np.asarray(op.dense_weight() if isinstance(op, Conv2d) else op.weight, np.float64)
-    w = torch.from_numpy(weight.reshape(weight.shape[0], -1).copy())
+    weight = weight.reshape(weight.shape[0], -1)
     if isinstance(op, Dense):
         patches = x[:, b, pos].to(torch.float64)  # [T, R, K]
     else:  # each row's receptive field, flattened in the weight's (C_in, kh, kw) order: [T, R, C_in kh kw]
@@ -149,15 +152,11 @@ def repair(op, x: torch.Tensor, flags: np.ndarray, out: torch.Tensor, decay: flo
         corners = zip(which.tolist(), (pos // width * sh).tolist(), (pos % width * sw).tolist())
         patches = torch.stack([padded[:, i, :, top:top + kh, left:left + kw].reshape(x.shape[0], -1)
                                for i, top, left in corners], 1)
-    drive = patches @ w.T
+    drive = patches.numpy() @ weight.T
     if op.bias is not None:
-        drive = drive + torch.tensor(np.asarray(op.bias), dtype=torch.float64)
-    v = torch.zeros_like(drive[0])
-    spikes = torch.empty_like(drive)
-    for t in range(drive.shape[0]):  # the float64 reference's recurrence (simulator.run_lif)
-        v.mul_(decay).add_(drive[t])
-        spikes[t] = v >= threshold
-        v.mul_(spikes[t] == 0)
+        drive += op.bias
+    # [T, 1, R, C]: the rows as tokens of one sample, through the float64 reference's own LIF
+    spikes = cpu_kernels.float_lif(torch.from_numpy(drive)[:, None], decay, threshold)[0][:, 0]
     if isinstance(op, Dense):
         out[:, b, pos] = spikes.to(out.dtype)
     else:

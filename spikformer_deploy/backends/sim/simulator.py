@@ -214,7 +214,6 @@ def prepare_synapse(sim: Simulator, node: Node) -> dict:
     power of two: exact), and saturation is skipped where no drive can reach 2**23. An integer synapse runs in
     float32 when every partial sum provably stays below 2**24, else in float64."""
     op = node.op
-    dtype, exp, saturates = torch.float64, 0, False
     if sim.guard is not None and node.name in sim.guard.lifs.values():  # the LIF adds the parts and the bias
         weight, chan_err = split_weights(op, sim.bounds[node.inputs[0]] if node.name in sim.guard.integer_inputs
                                          else None)
@@ -223,6 +222,7 @@ def prepare_synapse(sim: Simulator, node: Node) -> dict:
                 key: sim.tensor(weight if key == "w" else weight.T, torch.float32),
                 "split": len(weight) != len(op.weight),
                 "bias": np.zeros(len(op.weight)) if op.bias is None else np.array(op.bias, np.float64)}
+    dtype, exp, saturates = torch.float64, 0, False
     if sim.quantized:
         largest = np.abs(op.weight.astype(np.float64)).reshape(op.weight.shape[0], -1).sum(1).max(initial=0.0) \
             * sim.bounds[node.inputs[0]]
