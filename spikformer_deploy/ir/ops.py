@@ -437,6 +437,139 @@ class SpikingAttention(Op):
         return super().dialect_error(dialect)
 
 
+@dataclass(frozen=True)
+class Wiring:
+    """The fixed synapses into one group of the attention on neurocores (``lower_attention``), per sample and step:
+    ``fan_in`` synapses per neuron; ``fan_out[k]`` synapses per non-zero element of input k; ``axons_per_neuron``:
+    the distinct input axons a core needs per neuron it holds, when it holds neurons that share inputs (one head,
+    a run of tokens); ``weight_bits``: 1 for the AND and count synapses (weights 1), 8 for graded ones."""
+
+    fan_in: int
+    fan_out: tuple[int, ...]
+    axons_per_neuron: float
+    weight_bits: int
+
+
+@op
+class AttentionStage(Op):
+    """One stage of Spiking Self-Attention on neurocores (``passes/lower_attention.py``): q, k, v binary ``[C, N]``
+    with ``C = num_heads * head_dim``; ``order`` as ``SpikingAttention``'s (the same integers). Index conventions
+    (h head, i / j channel in the head, n / m token), q_kv then qk_v:
+
+    - ``AttentionAnd(k, v)``: ``[(h, i, j), m] = k[(h, i), m] AND v[(h, j), m]``; ``AttentionAnd(q, k)``:
+      ``[(h, n, i), m] = q[(h, i), n] AND k[(h, i), m]``;
+    - ``AttentionCount``: ``[(h, i, j), 0] = sum_m``; ``[(h, n), m] = sum_i``;
+    - ``AttentionProduct(counts, q)``: ``[(h, i, j), n] = counts[(h, i, j)] * q[(h, i), n]``;
+      ``AttentionProduct(counts, v)``: ``[(h, n, j), m] = counts[(h, n), m] * v[(h, j), m]``;
+    - ``AttentionSum``: ``M[(h, j), n] = (sum_i [(h, i, j), n]) << out_shift``;
+      ``M[(h, j), n] = (sum_m [(h, n, j), m]) << out_shift``.
+
+    Every stage but the sum is a neuron group fed by its own fixed synapses (one hop); the sum is the synapses into
+    attn_lif. Integer dialect only (the lowering follows ``quantize``)."""
+
+    num_heads: int
+    head_dim: int
+    order: str
+    delay: ClassVar[int] = 1
+    dialects: ClassVar[tuple[str, ...]] = (INTEGER,)
+
+    @property
+    def channels(self) -> int:
+        return self.num_heads * self.head_dim
+
+    def wiring(self, tokens: int) -> Wiring:
+        raise NotImplementedError
+
+    def _check(self, *shapes):
+        for s in shapes:
+            if len(s) != 2 or s[0] != self.channels:
+                raise ValueError(f"{self.type} of {self.num_heads} x {self.head_dim} channels reads {list(s)}")
+
+
+def _pairs(order: str, heads: int, d: int, n: int) -> int:
+    """Channels of the AND and product stages: (h, i, j) for q_kv, (h, n, i) for qk_v."""
+    return heads * d * d if order == "q_kv" else heads * n * d
+
+
+@op
+class AttentionAnd(AttentionStage):
+    """AND neurons (lava LIF, du = dv = 4095, vth = 1: fire iff both weight-1 inputs spiked), see AttentionStage."""
+
+    spiking: ClassVar[bool] = True
+    neuron_group: ClassVar[bool] = True
+
+    def out_shape(self, a, b):
+        self._check(a, b)
+        if tuple(a) != tuple(b):
+            raise ValueError(f"AttentionAnd of different shapes {a}, {b}")
+        return (_pairs(self.order, self.num_heads, self.head_dim, a[1]), a[1])
+
+    def wiring(self, tokens):
+        # q_kv: k_(h,i),m reaches the d pairs (i, j) of its token; qk_v: q_(h,i),n the N pairs (n, i, m)
+        fan = self.head_dim if self.order == "q_kv" else tokens
+        return Wiring(2, (fan, fan), 2 / fan, 1)
+
+
+@op
+class AttentionCount(AttentionStage):
+    """Graded relay neurons (lava GradedVec, vth = 0) summing AND spikes: 0..N (q_kv) or 0..d (qk_v)."""
+
+    neuron_group: ClassVar[bool] = True
+
+    def out_shape(self, s):
+        d, heads = self.head_dim, self.num_heads
+        if self.order == "q_kv":
+            if s[0] != heads * d * d:
+                raise ValueError(f"AttentionCount reads {list(s)}, not the {heads * d * d} pairs")
+            return (s[0], 1)
+        if s[0] != heads * s[1] * d:
+            raise ValueError(f"AttentionCount reads {list(s)}, not the {heads * s[1] * d} pairs")
+        return (heads * s[1], s[1])
+
+    def wiring(self, tokens):
+        fan_in = tokens if self.order == "q_kv" else self.head_dim
+        return Wiring(fan_in, (1,), float(fan_in), 1)
+
+
+@op
+class AttentionProduct(AttentionStage):
+    """Product neurons (lava ProdNeuron, vth = 0): a count times the third operand's spike, as a graded spike."""
+
+    neuron_group: ClassVar[bool] = True
+
+    def out_shape(self, counts, x):
+        self._check(x)
+        n, d, heads = x[1], self.head_dim, self.num_heads
+        expected = (heads * d * d, 1) if self.order == "q_kv" else (heads * n, n)
+        if tuple(counts) != expected:
+            raise ValueError(f"AttentionProduct: counts {list(counts)}, expected {list(expected)}")
+        return (_pairs(self.order, heads, d, n), n)
+
+    def wiring(self, tokens):
+        d = self.head_dim
+        # q_kv: a count reaches its N products, q_(h,i),n the d products (i, j, n); qk_v: a count (h, n, m) its d
+        # products, v_(h,j),m the N products (n, j, m)
+        fan = (tokens, d) if self.order == "q_kv" else (d, tokens)
+        return Wiring(2, fan, 1 / fan[0] + 1 / fan[1], 8)
+
+
+@op
+class AttentionSum(AttentionStage):
+    """The synapses from the products into attn_lif (graded, weight ``1 << out_shift``); no neurons of its own."""
+
+    out_shift: int = 0
+
+    def out_shape(self, s):
+        return (self.channels, s[1])
+
+    def wiring(self, tokens):
+        fan_in = self.head_dim if self.order == "q_kv" else tokens
+        return Wiring(fan_in, (1,), float(fan_in), 8)
+
+
+ATTENTION_STAGES = (AttentionAnd, AttentionCount, AttentionProduct, AttentionSum)
+
+
 @op
 class Head(Op):
     """Classifier on the host: mean over tokens and time steps of the last residual stream, then ``W x + b``.
@@ -461,4 +594,5 @@ def assert_channels(op: Op, got: int, expected: int) -> None:
 
 OP_TYPES: dict[str, type[Op]] = {cls.__name__: cls for cls in (
     Input, Conv2d, DepthwiseConv2d, Dense, BatchNorm, LIF, LoihiLIF, OrPool, Add, StreamSum, MaxPool, Flatten,
-    Unflatten, Vectorize, SpikingAttention, AndTokenSum, ChannelMask, TokenMean, Head)}
+    Unflatten, Vectorize, SpikingAttention, AndTokenSum, ChannelMask, TokenMean, AttentionAnd, AttentionCount,
+    AttentionProduct, AttentionSum, Head)}

@@ -10,7 +10,9 @@ Mapping of the integer IR (Lava layout ``(W, H, C)``; tokens stay on their grid,
 - ``OrPool`` -> depthwise ``Conv`` of ones + an OR neuron (LIF, du = dv = 4095, vth = 0: fires iff the sum > 0);
 - ``Add``, ``StreamSum`` -> a depthwise identity ``Conv`` whose InPort sums the (delay-balanced) inputs: graded
   spikes;
-- ``SpikingAttention`` -> ``SpikingSelfAttention`` (attention.py); ``MaxPool``, ``AndTokenSum``, ``ChannelMask``,
+- ``SpikingAttention`` -> ``SpikingSelfAttention`` (attention.py: a CPU model, no Loihi 2 compiler places it);
+  after ``lower_attention``, its stages -> ``sparse.Sparse`` synapses into ``lif.LIF`` (AND), ``graded.GradedVec``
+  (counts) and ``prodneuron.ProdNeuron`` (products), standard processes all; ``MaxPool``, ``AndTokenSum``, ``ChannelMask``,
   ``TokenMean`` -> the embedded-core processes of embedded.py (no synapse hop, as the attention);
 - ``Head`` -> on the host: integer sums of the last residual stream over tokens and the T steps, then ``w c + b``.
 Every synapse hop delays by one step (``Graph.pipeline_depths``, the one delay rule the report uses too), so a
@@ -35,7 +37,7 @@ import numpy as np
 from ...artifact import load_artifact
 from ...errors import DeployError, GraphError
 from ...ir import Graph, Node, OpTable
-from ...ir.ops import (LIF, Add, AndTokenSum, BatchNorm, ChannelMask, Conv2d, Dense, DepthwiseConv2d, Flatten, Head,
+from ...ir.ops import (LIF, Add, AndTokenSum, AttentionAnd, AttentionCount, AttentionProduct, AttentionSum, BatchNorm, ChannelMask, Conv2d, Dense, DepthwiseConv2d, Flatten, Head,
                        Input, LoihiLIF,
                        MaxPool, OrPool, SpikingAttention, StreamSum, TokenMean, Unflatten, Vectorize)
 from ..lava_io import Recorder, attach_recorder, read_aligned, run_fixed_pt, source_data
@@ -251,6 +253,53 @@ class _Builder:
             self.ports[src].connect(getattr(proc, port_name))
         self.set(node, proc.a_out, self.depth[q])
 
+    def flat(self, name: str, channel: np.ndarray, token: np.ndarray) -> np.ndarray:
+        """Index of (channel, token) of node ``name`` in its flattened (W, H, C) Lava port."""
+        c, h, w = self.g.grid(name)
+        return ((token % w) * h + token // w) * c + channel
+
+    def attention_stage(self, node: Node) -> None:
+        """A stage of the attention on neurocores: lava Sparse synapses (attention_synapses) from each input into
+        its neurons (AND: LIF; count: GradedVec; product: ProdNeuron); the sum's synapses feed attn_lif. The
+        product's third operand waits for the counts (identity Convs, as a residual sum's shorter path)."""
+        from lava.proc.graded.process import GradedVec
+        from lava.proc.lif.process import LIF as LavaLIF
+        from lava.proc.prodneuron.process import ProdNeuron
+        from lava.proc.sparse.process import Sparse
+        from scipy.sparse import csr_matrix
+
+        from .attention_synapses import stage_synapses
+
+        op, shape = node.op, lava_shape(self.g, node.name)
+        latest = max(self.depth[i] for i in node.inputs)
+        a_outs = []
+        for src, (oc, on, ic, i_n) in zip(node.inputs, stage_synapses(op, self.g.nodes[node.inputs[-1]].shape[1])):
+            src_shape = lava_shape(self.g, src)
+            weights = csr_matrix((np.ones(oc.size, dtype=np.int32), (self.flat(node.name, oc, on),
+                                                                     self.flat(src, ic, i_n))),
+                                 shape=(int(np.prod(shape)), int(np.prod(src_shape))))
+            syn = self.add(Sparse(weights=weights, num_message_bits=GRADED_BITS if self.bounds[src] > 1 else 0,
+                                  weight_exp=getattr(op, "out_shift", 0)))
+            self.delayed(self.ports[src], src_shape, latest - self.depth[src]).flatten().connect(syn.s_in)
+            a_outs.append(syn.a_out.reshape(shape))
+        if isinstance(op, AttentionSum):
+            port = a_outs[0]
+        elif isinstance(op, AttentionAnd):  # fires iff both inputs spiked: 2 << 6 > 1 << 6; no memory
+            neuron = self.add(LavaLIF(shape=shape, du=4095, dv=4095, vth=1))
+            for a in a_outs:
+                a.connect(neuron.a_in)
+            port = neuron.s_out
+        elif isinstance(op, AttentionCount):
+            neuron = self.add(GradedVec(shape=shape, vth=0))
+            a_outs[0].connect(neuron.a_in)
+            port = neuron.s_out
+        else:
+            neuron = self.add(ProdNeuron(shape=shape, vth=0))
+            a_outs[0].connect(neuron.a_in1)
+            a_outs[1].connect(neuron.a_in2)
+            port = neuron.s_out
+        self.set(node, port, latest + 1)
+
     def embedded(self, node: Node, proc, ports: tuple[str, ...], out: str) -> None:
         """An embedded-core process reading ``node``'s inputs on ``ports``, in the step they arrive."""
         depths = {self.depth[i] for i in node.inputs}
@@ -296,6 +345,8 @@ LOWERING = OpTable("the Lava backend", {
     OrPool: _Builder.or_pool, Add: _Builder.add_relay, StreamSum: _Builder.add_relay, Flatten: _Builder.same_port, Unflatten: _Builder.same_port, Vectorize: _Builder.vectorize,
     SpikingAttention: _Builder.attention, MaxPool: _Builder.max_pool, AndTokenSum: _Builder.and_token_sum,
     ChannelMask: _Builder.channel_mask, TokenMean: _Builder.token_sum, Head: _Builder.host_head,
+    AttentionAnd: _Builder.attention_stage, AttentionCount: _Builder.attention_stage,
+    AttentionProduct: _Builder.attention_stage, AttentionSum: _Builder.attention_stage,
 }, unsupported={LIF: "float neurons have no Lava form; export the integer graph",
                 BatchNorm: "fold it into its synapse first (fold_batchnorm)"})
 

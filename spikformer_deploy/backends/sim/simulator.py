@@ -28,7 +28,8 @@ import torch.nn.functional as F
 from ...counters import Counters
 from ...errors import DataError, DeployError
 from ...ir import Graph, Node, OpTable
-from ...ir.ops import (ACT_SHIFT, DECAY_UNITY, LIF, STATE_BITS, Add, AndTokenSum, BatchNorm, ChannelMask, Conv2d,
+from ...ir.ops import (ACT_SHIFT, DECAY_UNITY, LIF, STATE_BITS, Add, AndTokenSum, AttentionAnd, AttentionCount,
+                       AttentionProduct, AttentionSum, BatchNorm, ChannelMask, Conv2d,
                        DepthwiseConv2d, Dense, Flatten, Head, Input, LoihiLIF, MaxPool, OrPool, SpikingAttention,
                        StreamSum, TokenMean, Unflatten, Vectorize)
 from . import cpu_kernels, int8_gemm
@@ -546,6 +547,52 @@ def run_attention(sim: Simulator, node: Node, inputs):
     return m * op.scale
 
 
+def _heads(x: torch.Tensor, op, dtype: torch.dtype) -> torch.Tensor:
+    """Tokens [T, B, N, C] -> [T, B, N, heads, d]."""
+    return x.to(dtype).reshape(*x.shape[:3], op.num_heads, op.head_dim)
+
+
+def run_attention_and(sim: Simulator, node: Node, inputs):
+    """q_kv: [T, B, m, (h, i, j)] = k_(h,i),m v_(h,j),m; qk_v: [T, B, m, (h, n, i)] = q_(h,i),n k_(h,i),m."""
+    op = node.op
+    a, b = (_heads(x, op, sim.float_dtype) for x in inputs)
+    if op.order == "q_kv":
+        out = a[..., :, None] * b[..., None, :]  # [T, B, m, h, i, j]
+    else:
+        out = a.transpose(2, 3)[:, :, None] * b[:, :, :, :, None, :]  # [T, B, m, h, n, i]
+    return out.reshape(*out.shape[:3], -1)
+
+
+def run_attention_count(sim: Simulator, node: Node, inputs):
+    """q_kv: the AND spikes summed over the tokens; qk_v: over i (exact integers in floats)."""
+    op, x = node.op, inputs[0]
+    if op.order == "q_kv":
+        return x.sum(2, keepdim=True)
+    return x.reshape(*x.shape[:-1], -1, op.head_dim).sum(-1)
+
+
+def run_attention_product(sim: Simulator, node: Node, inputs):
+    """q_kv: counts_(h,i,j) q_(h,i),n; qk_v: counts_(h,n),m v_(h,j),m."""
+    op, (counts, x) = node.op, inputs
+    x = _heads(x, op, sim.float_dtype)
+    if op.order == "q_kv":
+        out = counts.reshape(*counts.shape[:3], op.num_heads, op.head_dim, op.head_dim) * x[..., None]
+    else:
+        out = counts.reshape(*counts.shape[:3], op.num_heads, -1, 1) * x[:, :, :, :, None, :]
+    return out.reshape(*out.shape[:3], -1)
+
+
+def run_attention_sum(sim: Simulator, node: Node, inputs):
+    """q_kv: M_(h,j),n = sum_i; qk_v: M_(h,j),n = sum_m; then << out_shift (exact: M <= N d < 2**24)."""
+    op, x = node.op, inputs[0]
+    steps, batch, tokens = x.shape[:3]
+    if op.order == "q_kv":
+        m = x.reshape(steps, batch, tokens, op.num_heads, op.head_dim, op.head_dim).sum(-2)
+    else:
+        m = x.reshape(steps, batch, tokens, op.num_heads, tokens, op.head_dim).sum(2).transpose(2, 3)
+    return _shift(m.reshape(steps, batch, tokens, -1), op.out_shift)
+
+
 def run_head(sim: Simulator, node: Node, inputs):
     p, op, x = sim.params[node.name], node.op, inputs[0].to(torch.float64)
     if sim.quantized:
@@ -560,7 +607,9 @@ KERNELS = OpTable("the simulator", {
     LIF: run_lif,
     LoihiLIF: run_loihi_lif, OrPool: run_pool, Add: run_add, StreamSum: run_stream_sum, MaxPool: run_max_pool, Flatten: run_flatten, Unflatten: run_unflatten,
     Vectorize: run_vectorize, SpikingAttention: run_attention, AndTokenSum: run_and_token_sum,
-    ChannelMask: run_channel_mask, TokenMean: run_token_mean, Head: run_head})
+    ChannelMask: run_channel_mask, TokenMean: run_token_mean, AttentionAnd: run_attention_and,
+    AttentionCount: run_attention_count, AttentionProduct: run_attention_product, AttentionSum: run_attention_sum,
+    Head: run_head})
 # per-node constants on the device, built once per Simulator (ops without an entry need none)
 PREPARE = {Conv2d: prepare_synapse, DepthwiseConv2d: prepare_synapse, Dense: prepare_synapse, LIF: prepare_lif,
            LoihiLIF: prepare_lif, Head: prepare_head}
