@@ -11,7 +11,7 @@ import numpy as np
 import torch
 
 from .analysis import EnergyEstimate, LayerStats, Profile, builtin_profiles, estimate, layer_rows, load_profile, totals
-from .errors import GraphError
+from .errors import ConfigError, GraphError
 from .ir import Graph
 
 GPU_REFERENCE = "h200_sxm"  # the GPU beside every report's target
@@ -35,12 +35,13 @@ class Simulation:
 
 def simulate(model, x, labels: torch.Tensor | None = None, *, calibration_x=None, weight_bits: int = 8,
              input_bits: int = 8, chains: str = "auto", batch: int = 64, device: str = "cpu",
-             ray_address: str | None = None,
+             ray_address: str | None = None, attention: str = "embedded",
              shard_batches: int = 4, progress=None) -> Simulation:
     """Run ``x`` through the float model and its integer (Loihi 2) graph, quantized with ranges calibrated on
     ``calibration_x`` (default: the first 256 inputs of ``x``). ``model`` may instead be an integer ``Graph`` (a netx network), which
     runs alone. ``progress(done)`` is called after each batch; ``ray_address`` shards the batches over a Ray
-    cluster (the totals equal a local run's bit for bit); ``chains``: see ``pipeline.float_graph``."""
+    cluster (the totals equal a local run's bit for bit); ``chains``: see ``pipeline.float_graph``; ``attention``:
+    where the integer graph's attention runs (``pipeline.place_attention``)."""
     from .pipeline import integer_graph_from
     from .runner import run_local, run_ray, simulators
 
@@ -50,7 +51,7 @@ def simulate(model, x, labels: torch.Tensor | None = None, *, calibration_x=None
         float_graph, int_graph = None, model
     else:
         float_graph, int_graph = integer_graph_from(model, x[:256] if calibration_x is None else calibration_x,
-                                                    weight_bits, input_bits, batch, chains)
+                                                    weight_bits, input_bits, batch, chains, attention)
     if ray_address:
         merged = run_ray(ray_address, int_graph, float_graph, x, batch, shard_batches, device, progress)
     else:
@@ -121,16 +122,41 @@ def estimate_from_rates(rates: str | Path, target: str | Path | Profile = "loihi
 
 
 def feasibility_report(graph: Graph, x, target: str | Path | Profile = "loihi2", chips: int | None = None,
-                       note: str = "", batch: int = 64) -> dict:
+                       note: str = "", batch: int = 64, attention: str = "auto") -> dict:
     """The hardware feasibility report of an integer graph with firing rates measured on ``x``: mapping (cores,
-    chips), every limit checked (all violations at once), latency, energy beside the GPU reference, verdict."""
-    from .analysis.report import build_report
+    chips), every limit checked (all violations at once), latency, energy beside the GPU reference, verdict.
+    A graph with Spiking Self-Attention is reported with its attention on the embedded cores and on neurocores
+    (``lower_attention``), side by side in ``placements``; the rest describes ``attention`` (``auto``:
+    ``choose_placement`` on the chips each takes and ``chips``, the budget)."""
+    from .analysis.feasibility import choose_placement
+    from .analysis.report import build_report, placement_summary
+    from .ir.ops import ATTENTION_STAGES, SpikingAttention
+    from .passes import lower_attention
+    from .pipeline import ATTENTION_CHOICES
     from .runner import run_local, simulators
 
-    counters = run_local(*simulators(graph, None), x, batch).counters
+    if attention not in ATTENTION_CHOICES:
+        raise ConfigError(f"attention placement {attention!r}: choose from {', '.join(ATTENTION_CHOICES)}")
     target = target if isinstance(target, Profile) else load_profile(target)
-    return build_report(graph, layer_rows(graph, counters), target, load_profile(GPU_REFERENCE), chips,
-                        note or f"{len(x)} inputs")
+
+    def report(g: Graph) -> dict:
+        counters = run_local(*simulators(g, None), x, batch).counters
+        return build_report(g, layer_rows(g, counters), target, load_profile(GPU_REFERENCE), chips,
+                            note or f"{len(x)} inputs")
+
+    if graph.of_type(SpikingAttention):
+        graphs = {"embedded": graph, "neurocores": lower_attention(graph)}
+    elif graph.of_type(*ATTENTION_STAGES):
+        graphs = {"neurocores": graph}
+    else:
+        return {**report(graph), "placements": None}
+    reports = {name: report(g) for name, g in graphs.items()}
+    if attention == "auto" or len(reports) == 1:
+        chosen, why = choose_placement({k: r["totals"]["chips"] for k, r in reports.items()}, chips)
+    else:
+        chosen, why = attention, "asked for (--attention)"
+    return {**reports[chosen], "placements": {"chosen": chosen, "why": why, "rows": [
+        placement_summary(name, r) for name, r in reports.items()]}}
 
 
 def verify_on_lava(artifact: str | Path, x, batch: int = 64) -> dict:

@@ -9,7 +9,8 @@ from pathlib import Path
 import click
 
 from .bundled import bundled_dataset, bundled_split
-from .cli_inputs import (artifact_inputs, batch_or_default, bits_options, calibration_options, chains_option,
+from .cli_inputs import (artifact_inputs, attention_option, batch_or_default, bits_options, calibration_options,
+                         chains_option,
                          data_options, int_list,
                          is_netx, json_option, load_model, model_options, model_settings, netx_graph_and_frames,
                          options, reject_netx_options, select_inputs)
@@ -204,7 +205,7 @@ def finetune(checkpoint, num_heads, T, img_size, out, epochs, lr, seed, data, sa
 
 @cli.command()
 @model_options
-@options(*data_options, *calibration_options, *bits_options, chains_option)
+@options(*data_options, *calibration_options, *bits_options, chains_option, attention_option)
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
 @click.option("--energy", is_flag=True, help="Energy per inference per layer for each hardware profile.")
 @click.option("--profile", "profiles", multiple=True,
@@ -222,7 +223,7 @@ def finetune(checkpoint, num_heads, T, img_size, out, epochs, lr, seed, data, sa
 @json_option
 @click.pass_context
 def simulate(ctx, checkpoint, num_heads, T, img_size, data, samples, batch, calibration_samples, calibration_data,
-             weight_bits, input_bits, chains, device, energy, profiles, plot_dir, gpu_seconds, ray_address,
+             weight_bits, input_bits, chains, attention, device, energy, profiles, plot_dir, gpu_seconds, ray_address,
              shard_batches, as_json):
     """Run the float and the integer (Loihi 2) model side by side: accuracy, agreement, per-layer counts.
 
@@ -245,7 +246,8 @@ def simulate(ctx, checkpoint, num_heads, T, img_size, data, samples, batch, cali
     if is_netx(checkpoint):
         path, model, y, data_name = checkpoint, None, None, str(data)
         source, x = netx_graph_and_frames(ctx, checkpoint, T, data, (
-            "num_heads", "img_size", "weight_bits", "input_bits", "calibration_samples", "calibration_data", "chains"))
+            "num_heads", "img_size", "weight_bits", "input_bits", "calibration_samples", "calibration_data", "chains",
+            "attention"))
         x, x_cal = x[:samples], x[:0]
     else:
         path, source = load_model(checkpoint, num_heads, T, img_size)
@@ -257,11 +259,13 @@ def simulate(ctx, checkpoint, num_heads, T, img_size, data, samples, batch, cali
         task = bar.add_task("simulate", total=len(x))
         run = api.simulate(source, x, y, calibration_x=x_cal, weight_bits=weight_bits, input_bits=input_bits,
                            chains=chains, batch=batch, device=device, ray_address=ray_address,
+                           attention=attention or "auto",
                            shard_batches=shard_batches,
                            progress=lambda done: bar.update(task, completed=done))
     summary = {"checkpoint": str(path), "data": data_name, "samples": run.samples, "device": device,
                "weight_bits": max((n.op.weight_bits or 8 for n in run.graph.having("synapse")), default=8),
-               "input_bits": run.graph.input.op.bits, "calibration_samples": len(x_cal), **run.scores}
+               "input_bits": run.graph.input.op.bits, "calibration_samples": len(x_cal),
+               "attention": attention_placement(run.graph), **run.scores}
     energy_report = _energy(model, run, profile_list, x, gpu_seconds, plot_dir) if energy else None
     if as_json:
         click.echo(json.dumps({**summary, "totals_per_inference": run.totals(),
@@ -272,6 +276,14 @@ def simulate(ctx, checkpoint, num_heads, T, img_size, data, samples, batch, cali
     if energy_report:
         print_energy(energy_report)
         print_conventions(energy_report["counting_conventions"])
+
+
+def attention_placement(graph) -> str | None:
+    """Where an integer graph's attention runs: embedded, neurocores, or None (no Spiking Self-Attention)."""
+    from .ir.ops import ATTENTION_STAGES, SpikingAttention
+
+    return "neurocores" if graph.of_type(*ATTENTION_STAGES) else "embedded" if graph.of_type(SpikingAttention) \
+        else None
 
 
 def _deployed_accuracy(model, x_cal, x, y, weight_bits: int, input_bits: int) -> dict:
@@ -315,7 +327,7 @@ def _energy(model, run, profiles, x, gpu_seconds, plot_dir) -> dict:
               help="loihi2, nir, onnx or all (several: comma-separated).")
 @click.option("-o", "--out", type=click.Path(path_type=Path), default=None,
               help="Artifact directory (default: ./<checkpoint name>.deploy).")
-@options(*data_options, *calibration_options, *bits_options, chains_option)
+@options(*data_options, *calibration_options, *bits_options, chains_option, attention_option)
 @click.option("--nir-weights", type=click.Choice(["float", "grid"]), default="float", show_default=True,
               help="model.nir's weights: the float model's (float64, exact), or the deployed 8-bit grid's (int8 "
                    "mantissas and a step per layer: 8x smaller).")
@@ -323,7 +335,7 @@ def _energy(model, run, profiles, x, gpu_seconds, plot_dir) -> dict:
 @json_option
 @click.pass_context
 def export_cmd(ctx, checkpoint, num_heads, T, img_size, target, out, data, samples, batch, calibration_samples,
-               calibration_data, weight_bits, input_bits, chains, nir_weights, force, as_json):
+               calibration_data, weight_bits, input_bits, chains, attention, nir_weights, force, as_json):
     """Write an artifact directory: integer IR, target files (Lava/netx, NIR, ONNX) and a manifest.
 
     The quantizer calibrates on --calibration-data or --data (one of them; default: the bundled model's training
@@ -336,7 +348,8 @@ def export_cmd(ctx, checkpoint, num_heads, T, img_size, target, out, data, sampl
         from .frontends import read_netx
 
         reject_netx_options(ctx, ("num_heads", "img_size", "data", "samples", "batch", "calibration_samples",
-                                  "calibration_data", "weight_bits", "input_bits", "chains", "nir_weights"))
+                                  "calibration_data", "weight_bits", "input_bits", "chains", "attention",
+                                  "nir_weights"))
         if target not in ("all", "loihi2"):
             raise DeployError(f"--target {target} does not apply to a netx network (Lava is its only target)")
         out = out or Path(f"{checkpoint.stem}.deploy")
@@ -356,7 +369,7 @@ def export_cmd(ctx, checkpoint, num_heads, T, img_size, target, out, data, sampl
                           weight_bits, input_bits, force,
                           source={"checkpoint": path.name, "sha256": sha256(path), "layout": model.source["layout"],
                                   "dataset": bundled_dataset(model)}, nir_weights=nir_weights,
-                          batch_size=batch_or_default(batch), chains=chains)
+                          batch_size=batch_or_default(batch), chains=chains, attention=attention or "auto")
     if as_json:
         click.echo(json.dumps(manifest, indent=2))
     else:
@@ -372,10 +385,10 @@ def export_cmd(ctx, checkpoint, num_heads, T, img_size, target, out, data, sampl
               help="The report's file format (-o; without it, printed).")
 @click.option("-o", "--out", type=click.Path(path_type=Path), default=None,
               help="Write the report here (the .md and .json versions are always written beside it).")
-@options(*data_options, *calibration_options, *bits_options, chains_option, json_option)
+@options(*data_options, *calibration_options, *bits_options, chains_option, attention_option, json_option)
 @click.pass_context
 def report(ctx, source, num_heads, T, img_size, target, chips, fmt, out, data, samples, batch, calibration_samples,
-           calibration_data, weight_bits, input_bits, chains, as_json):
+           calibration_data, weight_bits, input_bits, chains, attention, as_json):
     """Hardware feasibility report for a checkpoint (or bundled model name), an export directory or a netx network
     (*.net, with its frames in --data): cores, chips, limits, verdict.
 
@@ -391,6 +404,7 @@ def report(ctx, source, num_heads, T, img_size, target, chips, fmt, out, data, s
         for path in {out, out.with_suffix(".md"), out.with_suffix(".json")}:
             check_file_target(path, "the report")
     quantizing = ("calibration_samples", "calibration_data", "weight_bits", "input_bits", "chains")
+    placement = attention or "auto"
     batch = batch_or_default(batch)
     if is_netx(source):
         graph, x = netx_graph_and_frames(ctx, source, T, data, ("num_heads", "img_size", *quantizing))
@@ -401,6 +415,7 @@ def report(ctx, source, num_heads, T, img_size, target, chips, fmt, out, data, s
             reject_netx_options(ctx, ("num_heads", "T", "img_size", *quantizing), "an export directory")
             graph, manifest = load_artifact(source)
             x, description = artifact_inputs(graph, manifest, data, samples or 64)
+            placement = attention or attention_placement(graph) or "auto"  # as exported, unless asked
         else:
             _, model = load_model(source, num_heads, T, img_size)
             dataset = bundled_dataset(model)
@@ -409,7 +424,7 @@ def report(ctx, source, num_heads, T, img_size, target, chips, fmt, out, data, s
             graph = integer_graph(model, x_cal[:calibration_samples], weight_bits, input_bits, batch, chains)
             x = x[:]
         note = f"{len(x)} inputs of {description}"
-    result = api.feasibility_report(graph, x, target, chips, note, batch)
+    result = api.feasibility_report(graph, x, target, chips, note, batch, placement)
     texts = {"md": to_markdown(result), "json": json.dumps(json_safe(result), indent=1) + "\n"}
     if fmt == "html":
         texts["html"] = to_html(result)

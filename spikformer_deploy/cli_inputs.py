@@ -64,6 +64,14 @@ chains_option = click.option(
          "conv, kept apart on graded relay neurons, or auto: per chain the form with fewer Loihi 2 cores.")
 
 
+attention_option = click.option(
+    "--attention", type=click.Choice(["auto", "embedded", "neurocores"]), default=None,
+    help="Where Spiking Self-Attention runs on Loihi 2: the embedded x86 cores, or neurocores (AND, count and "
+         "product neurons on standard lava.proc processes); auto (the default for a checkpoint): neurocores where "
+         "they fit the chip budget (--chips; else the embedded placement's chips). An export directory keeps its "
+         "own.")
+
+
 def options(*decorators):
     """Apply click decorators in the order written (click lists options in decoration order, bottom-up)."""
     def apply(func):

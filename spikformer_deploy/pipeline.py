@@ -12,11 +12,13 @@ from .backends.sim import Simulator
 from .counters import Counters
 from .frontends import trace
 from .ir import Graph
+from .ir.ops import SpikingAttention
 from .model import Spikformer
-from .analysis.feasibility import chain_costs
+from .analysis.feasibility import chain_costs, choose_placement, map_network
 from .analysis.profiles import load_profile
 from .errors import ConfigError
-from .passes import Calibration, fold_batchnorm, fold_linear_chains, linear_chains, quantize, rewrite_ssa, run_passes
+from .passes import (PLACEMENTS, Calibration, fold_batchnorm, fold_linear_chains, linear_chains, lower_attention,
+                     quantize, rewrite_ssa, run_passes)
 
 
 CHAIN_FORMS = ("auto", "folded", "apart")
@@ -49,18 +51,41 @@ def calibrate(graph: Graph, x: torch.Tensor, batch_size: int = 64) -> Calibratio
                        samples=len(x))
 
 
+ATTENTION_CHOICES = ("auto", *PLACEMENTS)
+
+
+def place_attention(graph: Graph, attention: str = "auto", profile: str = "loihi2",
+                    chips: int | None = None) -> Graph:
+    """The integer graph with its attention on the embedded cores (as it is) or on neurocores (``lower_attention``);
+    ``auto``: ``choose_placement`` on ``profile``'s mapping of both (``chips``: the budget). A graph without a
+    ``SpikingAttention`` is returned as it is."""
+    if attention not in ATTENTION_CHOICES:
+        raise ConfigError(f"attention placement {attention!r}: choose from {', '.join(ATTENTION_CHOICES)}")
+    if attention == "embedded" or not graph.of_type(SpikingAttention):
+        return graph
+    lowered = run_passes(graph, [lower_attention])
+    if attention == "neurocores":
+        return lowered
+    p = load_profile(profile)
+    choice, _ = choose_placement({"embedded": map_network(graph, p)["chips"],
+                                  "neurocores": map_network(lowered, p)["chips"]}, chips)
+    return lowered if choice == "neurocores" else graph
+
+
 def integer_graph_from(model: Spikformer, calibration_x: torch.Tensor, weight_bits: int = 8, input_bits: int = 8,
-                       batch_size: int = 64, chains: str = "auto") -> tuple[Graph, Graph]:
+                       batch_size: int = 64, chains: str = "auto", attention: str = "embedded") -> tuple[Graph, Graph]:
     """(float graph, integer graph): the integer one quantized with ranges calibrated on ``calibration_x``
-    (``chains``: see ``float_graph``)."""
+    (``chains``: see ``float_graph``), its attention placed by ``place_attention``."""
     g = float_graph(model, chains)
     calibration = calibrate(g, calibration_x, batch_size)
-    return g, run_passes(g, [functools.partial(quantize, calibration=calibration, weight_bits=weight_bits,
-                                               input_bits=input_bits)])
+    return g, place_attention(run_passes(g, [functools.partial(quantize, calibration=calibration,
+                                                               weight_bits=weight_bits, input_bits=input_bits)]),
+                              attention)
 
 
 def integer_graph(model: Spikformer, calibration_x: torch.Tensor, weight_bits: int = 8, input_bits: int = 8,
-                  batch_size: int = 64, chains: str = "auto") -> Graph:
+                  batch_size: int = 64, chains: str = "auto", attention: str = "embedded") -> Graph:
     """The integer (Loihi 2 formats) deploy graph of ``model``: traced, BatchNorm folded, attention rewritten,
-    calibrated on ``calibration_x`` and quantized to ``weight_bits`` / ``input_bits``."""
-    return integer_graph_from(model, calibration_x, weight_bits, input_bits, batch_size, chains)[1]
+    calibrated on ``calibration_x``, quantized to ``weight_bits`` / ``input_bits``, the attention placed
+    (``place_attention``)."""
+    return integer_graph_from(model, calibration_x, weight_bits, input_bits, batch_size, chains, attention)[1]

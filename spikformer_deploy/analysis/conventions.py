@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..ir import Graph, Node, OpTable
-from ..ir.ops import (LIF, Add, AndTokenSum, ChannelMask, Head, Input, LoihiLIF, MaxPool, OrPool,
+from ..ir.ops import (LIF, Add, AndTokenSum, AttentionCount, AttentionSum, ChannelMask, Head, Input, LoihiLIF, MaxPool, OrPool,
                       SpikingAttention, StreamSum, TokenMean)
 from .layers import LayerStats, _bounds
 from .profiles import Profile
@@ -158,7 +158,10 @@ def _unseen(r: LayerStats, node: Node, run: _Run) -> None:
     """Invisible to this convention (no entry in per_layer)."""
 
 
-OURS = OpTable("our counting convention", {Head: _ours_head, StreamSum: _ours_additions},
+# the attention on neurocores: its count and sum synapses are the popcounts and gated additions (ANDs and
+# products, neuron updates, free as the embedded ANDs are)
+OURS = OpTable("our counting convention", {Head: _ours_head, StreamSum: _ours_additions,
+                                           AttentionCount: _ours_additions, AttentionSum: _ours_additions},
                by_traits=lambda cls: _ours_synapse if cls.synapse else _ours_additions if cls.embedded else _unseen)
 
 

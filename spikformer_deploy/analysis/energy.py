@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..ir import Graph, OpTable
-from ..ir.ops import Head, MaxPool, OrPool, SpikingAttention
+from ..ir.ops import AttentionSum, Head, MaxPool, OrPool, SpikingAttention
 from .conventions import Count, ours, spikformer_paper
 from .layers import LayerStats
 from .profiles import BOUNDS, Profile
@@ -114,7 +114,7 @@ def _loihi_head(r: LayerStats, profile: Profile) -> float:
     return profile["e_host_op"] * (r.macs + r.adds)
 
 
-LOIHI_COST = OpTable("the Loihi energy model", {Head: _loihi_head},
+LOIHI_COST = OpTable("the Loihi energy model", {Head: _loihi_head, AttentionSum: _loihi_synapse},
                      by_traits=lambda cls: _loihi_synapse if cls.synapse else _loihi_attention if cls.embedded else
                      _loihi_neuron if cls.neuron_group else _free)
 
@@ -188,7 +188,8 @@ def _memory_counted(r: LayerStats, profile: Profile, counted: dict[str, float]) 
     return counted[r.name]
 
 
-MEMORY_AWARE_COST = OpTable("the memory-aware energy convention", {Head: _memory_head},
+MEMORY_AWARE_COST = OpTable("the memory-aware energy convention",
+                            {Head: _memory_head, AttentionSum: _memory_synapse},
                             by_traits=lambda cls: _memory_synapse if cls.synapse else
                             _memory_counted if cls.embedded else _memory_neuron if cls.neuron_group else _free)
 

@@ -8,7 +8,9 @@ Mapping model (each limit and its source is in the profile):
 - a residual stream that carries values > 1 needs graded spikes; without them (Loihi 1) each consumer gets one
   copy of its synapses per binary source;
 - the attention has no fixed synapses: it runs on the embedded x86 cores, which then send graded input to attn_lif
-  (so do the Spike-driven Transformer's SDSA, graded max-pool and token mean: every ``embedded`` op);
+  (so do the Spike-driven Transformer's SDSA, graded max-pool and token mean: every ``embedded`` op); lowered onto
+  neurocores (``lower_attention``) its AND, count and product groups and attn_lif sit on sparse synapses of known
+  wiring (``ir.ops.Wiring``: fan-in, weight bits, distinct input axons per neuron), none shared;
 - a real-valued residual stream (``StreamSum``) is held by graded relay neurons: a relay group holds the synapses
   that write the stream plus one identity synapse per earlier stream input (counted as one more input channel), and
   each neuron that reads the stream has one identity synapse (fan-in 1);
@@ -23,8 +25,9 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..ir import Graph, OpTable
-from ..ir.ops import (Add, AndTokenSum, ChannelMask, Conv2d, DepthwiseConv2d, Flatten, MaxPool, OrPool, SpikingAttention,
-                      StreamSum, TokenMean)
+from ..ir.ops import (ATTENTION_STAGES, Add, AndTokenSum, AttentionAnd, AttentionCount, AttentionProduct,
+                      AttentionSum, ChannelMask, Conv2d, DepthwiseConv2d, Flatten, MaxPool, OrPool, SpikingAttention,
+                      StreamSum, TokenMean, Wiring)
 from .layers import LayerStats
 from .loihi_model import (WORD_BITS, boundary_table, core_times, embedded_ops, embedded_time, graph_activity, latency,
                           step_time)
@@ -99,10 +102,36 @@ def _identity_synapses(node, profile: Profile, inputs: int) -> GroupMapping:
     return _map_cores(node, profile, None, neurons * inputs, 1, inputs, node.shape[0], 8, 1, True)
 
 
+def _map_wired(node, profile: Profile, synapse_node: str | None, wiring: Wiring) -> GroupMapping:
+    """Neurons on sparse synapses of a known ``Wiring`` (the attention on neurocores): each core holds as many as
+    its neurons, its synaptic memory (fan-in x weight bits per neuron, none shared) and its input axons (the
+    wiring's distinct axons per neuron, for neurons held together with those that share their inputs) allow."""
+    neurons = int(np.prod(node.shape))
+    bits = wiring.fan_in * wiring.weight_bits
+    axons = wiring.axons_per_neuron
+    parts = max(1, math.ceil(bits / profile["synapse_memory_bits_per_core"]),
+                math.ceil(axons / profile["input_axons_per_core"]))
+    room = {"neurons": int(profile["neurons_per_core"]),
+            "synaptic memory": int(profile["synapse_memory_bits_per_core"] * parts // bits),
+            "input axons": int(profile["input_axons_per_core"] * parts // axons)}
+    limited_by = min(room, key=room.get) if parts == 1 else f"fan-in: input split in {parts} parts"
+    per_core = min(room.values())
+    return GroupMapping(node.name, neurons, synapse_node, wiring.fan_in, neurons * wiring.fan_in, 1, parts,
+                        math.ceil(neurons / per_core) * parts, limited_by, per_core * bits // parts,
+                        math.ceil(per_core * axons / parts))
+
+
+def _map_attention_group(graph: Graph, node, profile: Profile, bounds: dict) -> GroupMapping:
+    return _map_wired(node, profile, None, node.op.wiring(graph.nodes[node.inputs[-1]].shape[1]))
+
+
 def _map_neuron(graph: Graph, node, profile: Profile, bounds: dict) -> GroupMapping:
     """A LIF group and the synapse that feeds it; fed by an embedded op (the attention's cores), it has no
-    synapses; fed by the real-valued stream, one identity synapse per neuron."""
+    synapses; fed by the real-valued stream, one identity synapse per neuron; fed by the attention's product
+    neurons, their sparse graded synapses."""
     syn = graph.nodes[node.inputs[0]]
+    if isinstance(syn.op, AttentionSum):
+        return _map_wired(node, profile, syn.name, syn.op.wiring(node.shape[1]))
     if not syn.op.synapse:
         if graph.on_stream(syn.name):
             return _identity_synapses(node, profile, 1)
@@ -191,7 +220,8 @@ def _no_cores(graph: Graph, node, profile: Profile, bounds: dict) -> None:
     synapses (residual relays, reshapes)."""
 
 
-MAPPERS = OpTable("the core mapper", {OrPool: _map_pool, StreamSum: _map_relay},
+MAPPERS = OpTable("the core mapper", {OrPool: _map_pool, StreamSum: _map_relay, AttentionAnd: _map_attention_group,
+                                      AttentionCount: _map_attention_group, AttentionProduct: _map_attention_group},
                   by_traits=lambda cls: _map_neuron if cls.neuron_group else _no_cores)
 
 
@@ -203,6 +233,24 @@ def map_network(graph: Graph, profile: Profile) -> dict:
     return {"groups": groups, "cores": cores, "chips": chips,
             "neurons": sum(g.neurons for g in groups), "synapses": sum(g.synapses for g in groups),
             "system": next((name for n, name in SYSTEMS if chips <= n), f"{chips} chips (beyond Hala Point)")}
+
+
+def choose_placement(chips: dict[str, int], budget: int | None) -> tuple[str, str]:
+    """The attention's placement (``--attention auto``) from the chips each one needs: on neurocores where that fits
+    the chip budget (``--chips``; without one, the chips the embedded placement takes), since a public Lava
+    toolchain can place it (standard processes only); else on the embedded cores."""
+    if "embedded" not in chips:
+        return "neurocores", "the graph's attention is on neurocores already"
+    if "neurocores" not in chips:
+        return "embedded", "no attention to place on neurocores"
+    limit = budget if budget is not None else chips["embedded"]
+    within = f"the budget of {budget} chip(s)" if budget is not None else \
+        f"the {limit} chip(s) the embedded placement takes"
+    if chips["neurocores"] <= limit:
+        return "neurocores", (f"on neurocores it takes {chips['neurocores']} chip(s), within {within}, and needs "
+                              f"no embedded-core program (standard lava.proc processes only)")
+    return "embedded", (f"on neurocores it would take {chips['neurocores']} chip(s), more than {within}; the "
+                        f"embedded cores take {chips['embedded']}")
 
 
 def apart_keeps_precision(graph: Graph, chain: list[str]) -> bool:
@@ -296,11 +344,11 @@ def _residual_checks(graph: Graph, profile: Profile, mapping: dict, rows) -> lis
         checks.append(_membrane_shortcut_check(graph, mapping, graded))
     depth = graph.pipeline_depths()
     needed = {n.name: max(depth[i] for i in n.inputs) - min(depth[i] for i in n.inputs)
-              for n in graph.of_type(Add, StreamSum)}
+              for n in graph.of_type(Add, StreamSum, AttentionProduct)}
     longest = max(needed.values(), default=0)
     checks.append(Check("delays", "ok" if longest <= profile["max_delay"] else "change",
-                        f"residual paths differ by up to {longest} steps (limit {int(profile['max_delay'])}); the "
-                        f"shorter path of each sum is delayed", "" if longest <= profile["max_delay"] else
+                        f"residual paths (and the attention's third operand on neurocores) differ by up to "
+                        f"{longest} steps (limit {int(profile['max_delay'])}); the shorter path of each is delayed", "" if longest <= profile["max_delay"] else
                         "chain relay neurons on the skip path", [k for k, v in needed.items() if v]))
     return checks
 
@@ -343,7 +391,7 @@ EMBEDDED_WORK = {SpikingAttention: "Q Kᵀ V", AndTokenSum: "SDSA's k AND v toke
 def _attention_checks(graph: Graph, profile: Profile, mapping: dict, rows) -> list[Check]:
     nodes = graph.having("embedded")
     if not nodes:
-        return []
+        return _neurocore_attention_checks(graph, mapping)
     work = list(dict.fromkeys(EMBEDDED_WORK.get(type(n.op), n.op.type) for n in nodes))
     names = {n.name for n in nodes}
     ssa = [r for r in rows or [] if r.name in names]
@@ -361,6 +409,20 @@ def _attention_checks(graph: Graph, profile: Profile, mapping: dict, rows) -> li
     fix = "attention process on the embedded cores (graded output into attn_lif)" if work == ["Q Kᵀ V"] else \
         "processes on the embedded cores (graded or binary output into the next neurons)"
     return [Check("attention placement", "change", text, fix, [n.name for n in nodes])]
+
+
+def _neurocore_attention_checks(graph: Graph, mapping: dict) -> list[Check]:
+    """The attention lowered onto neurocores (``lower_attention``): what it takes there."""
+    stages = [n.name for n in graph.of_type(*ATTENTION_STAGES)]
+    if not stages:
+        return []
+    groups = [g for g in mapping["groups"] if g.name in stages]
+    blocks = len(graph.of_type(AttentionSum))
+    return [Check("attention placement", "ok",
+                  f"Q Kᵀ V on neurocores ({blocks} block(s)): AND, count and product neurons, "
+                  f"{sum(g.neurons for g in groups):,} neurons on {sum(g.cores for g in groups):,} cores, "
+                  f"{sum(g.synapses for g in groups):,} synapses; three more synapse hops per block; standard lava.proc "
+                  f"processes (LIF, GradedVec, ProdNeuron, Sparse), no embedded core", "", stages)]
 
 
 def _input_checks(graph: Graph, profile: Profile, mapping: dict, rows) -> list[Check]:

@@ -10,7 +10,8 @@ import numpy as np
 
 from ..counters import Counters
 from ..ir import Graph, Node, OpTable
-from ..ir.ops import STATE_BITS, Add, BatchNorm, Dense, Head, Input, LoihiLIF, OrPool, StreamSum
+from ..ir.ops import (STATE_BITS, Add, AttentionAnd, AttentionCount, AttentionProduct, AttentionSum, BatchNorm, Dense,
+                      Head, Input, LoihiLIF, OrPool, StreamSum)
 
 STATE_MAX = 2 ** (STATE_BITS - 1) - 1
 _BOUNDS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
@@ -121,6 +122,19 @@ def _integer_neuron_row(graph: Graph, node: Node, row: LayerStats, counters: Cou
     row.max_abs_u, row.max_abs_v = m.get("max_abs_u", 0.0), m.get("max_abs_v", 0.0)
 
 
+def _attention_group_row(graph: Graph, node: Node, row: LayerStats, counters: Counters) -> None:
+    """A neuron group of the attention on neurocores and its own synapses (one event per synapse and non-zero
+    input)."""
+    _neuron_row(graph, node, row, counters)
+    row.event_synops = row.sops
+
+
+def _attention_sum_row(graph: Graph, node: Node, row: LayerStats, counters: Counters) -> None:
+    """The graded synapses from the attention's product neurons into attn_lif."""
+    _input_rate(graph, node, row, counters)
+    row.analog_input, row.binary_input, row.event_synops = False, False, row.sops
+
+
 def _add_row(graph: Graph, node: Node, row: LayerStats, counters: Counters) -> None:
     row.max_value = len(node.inputs)
 
@@ -139,7 +153,9 @@ def _by_traits(cls) -> callable:
 
 
 ROWS = OpTable("the per-layer table", {
-    LoihiLIF: _integer_neuron_row, OrPool: _pool_row, Add: _add_row, Head: _input_rate, BatchNorm: _plain_row},
+    LoihiLIF: _integer_neuron_row, OrPool: _pool_row, Add: _add_row, Head: _input_rate, BatchNorm: _plain_row,
+    AttentionAnd: _attention_group_row, AttentionCount: _attention_group_row, AttentionProduct: _attention_group_row,
+    AttentionSum: _attention_sum_row},
     by_traits=_by_traits)
 
 

@@ -31,7 +31,7 @@ import math
 from dataclasses import dataclass
 
 from ..ir import Graph
-from ..ir.ops import Head, Input, StreamSum
+from ..ir.ops import ATTENTION_STAGES, Head, Input, StreamSum
 from .layers import LayerStats
 from .profiles import Profile
 
@@ -124,17 +124,21 @@ def split_flow(placed: dict, source: str, destination: str, spikes: float, paylo
 
 def interchip_traffic(graph: Graph, rows: list[LayerStats], mapping: dict, placed: dict) -> list[dict]:
     """Spikes per step from each chip to each other chip, by source and destination group (binary spikes, or graded
-    ones from the relays of a real-valued stream)."""
+    ones from the relays of a real-valued stream and the attention's count and product neurons)."""
     by_name = {r.name: r for r in rows}
     flows = []
     for g in mapping["groups"]:
-        sources = source_groups(graph, graph.nodes[g.synapse_node].inputs[0]) if g.synapse_node else []
+        node = graph.nodes[g.name]
+        # a group on its own synapses (the attention on neurocores) hears every group its inputs come from
+        own = isinstance(node.op, ATTENTION_STAGES)
+        sources = source_groups(graph, graph.nodes[g.synapse_node].inputs[0]) if g.synapse_node else \
+            [s for i in node.inputs for s in source_groups(graph, i)] if own else []
         # the real-valued stream's graded spikes also reach its readers and the next relay directly
         sources += [s for i in graph.nodes[g.name].inputs if not graph.nodes[i].op.synapse
                     for s in source_groups(graph, i) if isinstance(graph.nodes[s].op, StreamSum)]
         for src in dict.fromkeys(sources):
             spikes = by_name[src].spikes / graph.steps if src in by_name else 0.0
-            payload = "graded" if isinstance(graph.nodes[src].op, StreamSum) else "binary"
+            payload = "binary" if graph.nodes[src].op.spiking else "graded"  # stream relays, counts, products
             flows += split_flow(placed, src, g.name, spikes, payload)
     return flows
 

@@ -45,6 +45,17 @@ def build_report(graph: Graph, rows: list[LayerStats], profile: Profile, gpu: Pr
     }
 
 
+def placement_summary(name: str, report: dict) -> dict:
+    """One row of the attention placements side by side: a placement's report reduced to what differs."""
+    p, t = report["performance"], report["totals"]
+    loihi = next(e for e in report["energy"] if e["profile"] == report["target"]["profile"])
+    return {"placement": name, "neurons": t["neurons"], "synapses": t["synapses"], "cores": t["cores"],
+            "chips": t["chips"], "pipeline_depth": p["pipeline_depth"], "step_latency_s": p["step_latency_s"],
+            "step_latency_range_s": p["step_latency_range_s"], "bound_by": p["bound_by"],
+            "latency_s": p["latency_s"], "latency_range_s": [p["time_steps"] * s for s in p["step_latency_range_s"]],
+            "energy_J": loihi["total_J"], "energy_range_J": loihi.get("range_J"), "verdict": report["verdict"]["state"]}
+
+
 def folds(graph: Graph) -> list[dict]:
     """What the passes folded before the mapping: each chain of synapses folded into one conv or kept apart on
     relays, with the mapper's costs of both forms (``fold_linear_chains``), and the heads folded into one."""
@@ -103,6 +114,7 @@ def to_markdown(r: dict) -> str:
     for c in r["checks"]:
         lines.append(f"| {c['name']} | {c['status']} | {c['message']} | {c['fix']} |")
     low, high = p["step_latency_range_s"]
+    lines += placements_markdown(r)
     lines += ["", "## Performance (estimate)", "",
               f"- time steps per inference: {p['time_steps']} (T = {m['T']} + pipeline depth {p['pipeline_depth']})",
               f"- step latency: {_fmt_time(p['step_latency_s'])} ({_fmt_time(low)}–{_fmt_time(high)}); bound by "
@@ -148,6 +160,28 @@ def to_markdown(r: dict) -> str:
     for k, v in r["limits"].items():
         lines.append(f"| {k} | {v['value']:g} {v['unit']} | {v['kind']} | {v['source']} |")
     return "\n".join(lines) + "\n"
+
+
+def placements_markdown(r: dict) -> list[str]:
+    """The attention's placements side by side (``--attention``), and which one the report describes."""
+    pl = r.get("placements")
+    if not pl:
+        return []
+    lines = ["", "## Attention placement", "", f"This report describes **{pl['chosen']}**: {pl['why']}.", "",
+             "| placement | neurons | cores | chips | pipeline depth | step latency | latency per inference | "
+             f"energy ({r['target']['profile']}) | verdict |", "| --- | ---: | ---: | ---: | ---: | --- | --- | --- | --- |"]
+    for row in pl["rows"]:
+        low, high = row["step_latency_range_s"]
+        lat_low, lat_high = row["latency_range_s"]
+        lines.append(f"| {row['placement']} | {row['neurons']:,} | {row['cores']:,} | {row['chips']} | "
+                     f"{row['pipeline_depth']} | {_fmt_time(row['step_latency_s'])} ({_fmt_time(low)}–"
+                     f"{_fmt_time(high)}; {row['bound_by']}) | {_fmt_time(row['latency_s'])} ({_fmt_time(lat_low)}–"
+                     f"{_fmt_time(lat_high)}) | {joules_range(row['energy_J'], row['energy_range_J'])} | "
+                     f"{row['verdict']} |")
+    lines.append("- embedded: Q Kᵀ V on the embedded x86 cores (no public toolchain builds their program; their "
+                 "speed and energy per op are estimates); neurocores: AND, count and product neurons on standard "
+                 "lava.proc processes, three more synapse hops per block")
+    return lines
 
 
 def conventions_markdown(report: dict) -> list[str]:

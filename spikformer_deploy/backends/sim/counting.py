@@ -13,8 +13,9 @@ import torch.nn.functional as F
 
 from ...counters import Counters
 from ...ir import Node, OpTable
-from ...ir.ops import (Add, AndTokenSum, ChannelMask, Conv2d, Dense, DepthwiseConv2d, Head, Input, MaxPool, OrPool,
-                       SpikingAttention, StreamSum, TokenMean)
+from ...ir.ops import (Add, AndTokenSum, AttentionAnd, AttentionCount, AttentionProduct, AttentionSum, ChannelMask,
+                       Conv2d, Dense, DepthwiseConv2d, Head, Input, MaxPool, OrPool, SpikingAttention, StreamSum,
+                       TokenMean)
 from . import cpu_kernels
 from .simulator import Observer, Simulator, abs_max, per_sample_sum
 
@@ -223,6 +224,22 @@ class CountingObserver(Observer):
         pooled[-1] = float(torch.count_nonzero(inputs[0].sum(dim=(0, 2))))  # tokens [T, B, N, C]: the pooled [B, C]
         self.counters.add(node.name, "pooled_nonzero", pooled)
 
+    def attention_stage(self, node: Node, inputs, out) -> None:
+        """The attention on neurocores (``AttentionStage``): per input, its non-zero elements times their fan-out
+        (``Wiring.fan_out``: every synapse carries one event, binary or graded); neuron groups update every
+        neuron each step and send one (graded) spike per non-zero output; the count and sum synapses are additions
+        (the popcounts and spike-gated sums of the embedded attention)."""
+        wiring = node.op.wiring(inputs[-1].shape[2])
+        events = [self.input_totals(i, x)[1].cpu() for i, x in zip(node.inputs, inputs)]
+        c = self.counters
+        c.add(node.name, "in_events", sum(events))
+        c.add(node.name, "sops", sum(e * fan for e, fan in zip(events, wiring.fan_out)))
+        if isinstance(node.op, (AttentionCount, AttentionSum)):
+            c.add(node.name, "adds", events[0])
+        if node.op.neuron_group and not node.op.spiking:  # graded neurons (binary ones are counted in done)
+            c.add(node.name, "neuron_updates", out[0].numel())
+            c.add(node.name, "spikes", torch.count_nonzero(out.reshape(out.shape[0], -1), dim=1).cpu())
+
     def nothing(self, node: Node, inputs, out) -> None:
         """No operation of its own to count (a neuron's spikes and updates are counted in ``done``)."""
 
@@ -239,4 +256,6 @@ COUNTS = OpTable("the operation counters", {
     StreamSum: CountingObserver.stream_sum, MaxPool: CountingObserver.max_pool,
     AndTokenSum: CountingObserver.and_token_sum, ChannelMask: CountingObserver.channel_mask,
     TokenMean: CountingObserver.token_mean, Head: CountingObserver.head,
+    AttentionAnd: CountingObserver.attention_stage, AttentionCount: CountingObserver.attention_stage,
+    AttentionProduct: CountingObserver.attention_stage, AttentionSum: CountingObserver.attention_stage,
 }, by_traits=lambda cls: CountingObserver.synapse if cls.synapse else CountingObserver.nothing)
