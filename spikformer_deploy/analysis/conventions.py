@@ -20,12 +20,12 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..ir import Graph, Node, OpTable
-from ..ir.ops import (LIF, Add, AndTokenSum, AttentionCount, AttentionSum, ChannelMask, Head, Input, LoihiLIF, MaxPool, OrPool,
-                      SpikingAttention, StreamSum, TokenMean)
+from ..ir.ops import (ATTENTION_STAGES, LIF, Add, AndTokenSum, AttentionCount, AttentionSum, ChannelMask, Head,
+                      Input, LoihiLIF, MaxPool, OrPool, SpikingAttention, StreamSum, TokenMean)
 from .layers import LayerStats, _bounds
 from .profiles import Profile
 
-ATTENTION_OPS = (SpikingAttention, AndTokenSum, ChannelMask)
+ATTENTION_OPS = (SpikingAttention, AndTokenSum, ChannelMask, *ATTENTION_STAGES)
 EVENT_DRIVEN = "event-driven counts"  # what a simulator run's counts are (analysis.rates: an estimate from rates)
 
 
@@ -265,10 +265,20 @@ def syops_modules(rows: list[LayerStats], graph: Graph, nspks_max: float = 1.0,
     return [m for r in rows for m in SYOPS(graph.nodes[r.name])(r, graph.nodes[r.name], run, nspks_max, linear_bias)]
 
 
+def ssa_operands(graph: Graph, node: Node) -> tuple[str, str, str]:
+    """q, k, v of a Spiking Self-Attention: its inputs, or (on neurocores, ``node`` its ``AttentionSum``) the
+    inputs of its AND and product stages."""
+    if isinstance(node.op, SpikingAttention):
+        return node.inputs
+    product = graph.nodes[node.inputs[0]]
+    first, second = graph.nodes[graph.nodes[product.inputs[0]].inputs[0]].inputs
+    return (product.inputs[1], first, second) if node.op.order == "q_kv" else (first, second, product.inputs[1])
+
+
 def _spikingformer_attention(run: _Run, node: Node) -> Count:
     """T x heads x N x d_h^2 x (fr_q + min(fr_k, fr_v)) ACs (Spikingformer's ``get_energy_cost``), rates of the
     q, k, v LIFs."""
-    q, k, v = (run.neuron_rate(i) for i in node.inputs)
+    q, k, v = (run.neuron_rate(i) for i in ssa_operands(run.graph, node))
     base = run.steps * node.op.num_heads * node.shape[1] * node.op.head_dim ** 2
     return Count(2 * base, acs=base * (q + min(k, v)))
 
@@ -316,7 +326,7 @@ def spikingformer_counter(rows, graph, nspks_max: float) -> ConventionCount:
         if _counted_by_name(m.name):
             full = abs(m.rate_pct - 100) < 1e-4
             per_layer[m.name] = Count(m.dense, macs=m.macs if full else 0.0, acs=0.0 if full else m.acs)
-    for node in graph.of_type(SpikingAttention):
+    for node in graph.of_type(SpikingAttention, AttentionSum):  # the attention wherever it is placed
         per_layer[node.name] = _spikingformer_attention(run, node)
     label = "integer inputs as MACs" if nspks_max <= 1 else f"inputs in 0..{nspks_max:g} as ACs by value"
     unnamed = [n.name for n in graph.having("synapse") if not _counted_by_name(n.name)]

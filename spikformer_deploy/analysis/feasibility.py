@@ -421,7 +421,7 @@ def _neurocore_attention_checks(graph: Graph, mapping: dict) -> list[Check]:
     return [Check("attention placement", "ok",
                   f"Q Kᵀ V on neurocores ({blocks} block(s)): AND, count and product neurons, "
                   f"{sum(g.neurons for g in groups):,} neurons on {sum(g.cores for g in groups):,} cores, "
-                  f"{sum(g.synapses for g in groups):,} synapses; three more synapse hops per block; standard lava.proc "
+                  f"{sum(g.synapses for g in groups):,} synapses; four more synapse hops per block; standard lava.proc "
                   f"processes (LIF, GradedVec, ProdNeuron, Sparse), no embedded core", "", stages)]
 
 

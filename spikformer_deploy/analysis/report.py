@@ -180,7 +180,7 @@ def placements_markdown(r: dict) -> list[str]:
                      f"{row['verdict']} |")
     lines.append("- embedded: Q Kᵀ V on the embedded x86 cores (no public toolchain builds their program; their "
                  "speed and energy per op are estimates); neurocores: AND, count and product neurons on standard "
-                 "lava.proc processes, three more synapse hops per block")
+                 "lava.proc processes, four more synapse hops per block (AND, count, product, sum)")
     return lines
 
 

@@ -11,7 +11,7 @@ core. Per head, in the order ``rewrite_ssa`` chose (the cheaper one; same intege
 An AND neuron is lava's LIF with both weights 1, no memory (du = dv = 4095) and vth = 1; a count neuron is lava's
 GradedVec (vth = 0); a product neuron is lava's ProdNeuron (vth = 0), whose second input is the third operand
 delayed by two steps (the one delay rule balances it, as it balances residual sums). attn_lif reads the same
-integers ``M << out_shift`` as from the embedded attention, so its spikes are unchanged; the lowering adds three
+integers ``M << out_shift`` as from the embedded attention, so its spikes are unchanged; the lowering adds four
 synapse hops to the pipeline.
 """
 from __future__ import annotations
@@ -48,6 +48,6 @@ def lower_attention(graph: Graph) -> Graph:
         renamed[name] = f"{name}.sum"
         record.nodes[name] = {"order": op.order, "stages": [s[0] for s in stages],
                               "neurons": sum(nodes[s].shape[0] * nodes[s].shape[1] for s, *_ in stages[:3]),
-                              "added_hops": 3}
+                              "added_hops": sum(s[1].delay for s in stages)}
     g.records.append(record)
     return g

@@ -118,7 +118,12 @@ def test_report_cli_bundled_and_artifact(tmp_path, capsys):
     assert main(["report", "--format", "html", "-o", str(out)]) == 0
     assert out.exists() and (tmp_path / "r.md").exists() and (tmp_path / "r.json").exists()
     data = json.loads((tmp_path / "r.json").read_text())
-    assert data["verdict"]["state"] == "fits with changes" and data["totals"]["chips"] == 1
+    # auto places the attention on neurocores: the same single chip, no embedded-core program to change
+    assert data["verdict"]["state"] == "fits" and data["totals"]["chips"] == 1
+    placements = {p["placement"]: p for p in data["placements"]["rows"]}
+    assert data["placements"]["chosen"] == "neurocores" and placements["embedded"]["verdict"] == "fits with changes"
+    assert placements["neurocores"]["pipeline_depth"] == placements["embedded"]["pipeline_depth"] + 4  # AND, count, product, sum
+    assert "Attention placement" in out.read_text() and "| embedded |" in (tmp_path / "r.md").read_text()
     assert {v["kind"] for v in data["limits"].values()} == {"published", "estimate", "measured", "calibrated",
                                                             "assumption"}
     capsys.readouterr()

@@ -38,7 +38,7 @@ import numpy as np
 
 from ...errors import GraphError
 from ...ir import Graph, Node, OpTable
-from ...ir.ops import (LIF, OP_TYPES, Add, AndTokenSum, BatchNorm, ChannelMask, Conv2d, Dense, DepthwiseConv2d, Flatten,
+from ...ir.ops import (ATTENTION_STAGES, LIF, OP_TYPES, Add, AndTokenSum, BatchNorm, ChannelMask, Conv2d, Dense, DepthwiseConv2d, Flatten,
                        Head, Input,
                        LoihiLIF, MaxPool, OrPool, SpikingAttention, StreamSum, TokenMean, Unflatten, Vectorize)
 from .hdf5 import write_nir_file
@@ -206,7 +206,9 @@ TO_NIR = OpTable("the NIR writer", {
     Unflatten: _write_unflatten,
     SpikingAttention: _write_attention, Head: _write_head,
 }, unsupported={LoihiLIF: _FLOAT_ONLY, BatchNorm: "fold it into its synapse first (fold_batchnorm)",
-                Vectorize: "comes only from netx networks, which are integer graphs (NIR carries float graphs)"})
+                Vectorize: "comes only from netx networks, which are integer graphs (NIR carries float graphs)",
+                **{stage: "the attention on neurocores is a Loihi 2 placement of the integer graph (lower_attention); "
+                          "NIR carries the float graph's SpikingAttention" for stage in ATTENTION_STAGES}})
 
 
 def _on_grid(chain: list, point, out_shape) -> list:
