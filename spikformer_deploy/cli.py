@@ -447,7 +447,7 @@ def report(ctx, source, num_heads, T, img_size, target, chips, fmt, out, data, s
               help="The sweep's axis: weight widths, comma-separated, 2..8.")
 @click.option("--T", "steps", default=None,
               help="The sweep's axis: time steps, comma-separated (default: 1..the model's T).")
-@options(*data_options, *calibration_options, bits_options[1])
+@options(*data_options, *calibration_options, bits_options[1], attention_option)
 @click.option("--workers", type=click.IntRange(1, 64), default=2, show_default=True,
               help="Points run in parallel processes.")
 @click.option("--ray-address", default=None,
@@ -456,7 +456,7 @@ def report(ctx, source, num_heads, T, img_size, target, chips, fmt, out, data, s
 @click.option("-o", "--out", type=click.Path(path_type=Path), default=Path("out/sweep"), show_default=True)
 @json_option
 def sweep_cmd(checkpoint, num_heads, img_size, bits, steps, data, samples, batch, calibration_samples,
-              calibration_data, input_bits, workers, ray_address, out, as_json):
+              calibration_data, input_bits, attention, workers, ray_address, out, as_json):
     """Accuracy / energy trade-off: the integer model per weight width and T; a table and a Pareto plot.
 
     --data: the inputs to evaluate (default: the bundled model's held-out test split, all of it; --samples: the
@@ -474,7 +474,8 @@ def sweep_cmd(checkpoint, num_heads, img_size, bits, steps, data, samples, batch
                                              calibration_data=calibration_data, hold_out=True)
     overrides = {"num_heads": cfg.num_heads, "T": cfg.T, "img_size": cfg.img_size}
     jobs = [SweepJob(str(path), overrides, x_cal[:calibration_samples].numpy(), x,
-                     None if y is None else y.numpy(), b, T, batch_or_default(batch), input_bits)
+                     None if y is None else y.numpy(), b, T, batch_or_default(batch), input_bits,
+                     attention or "auto")
             for T in step_list for b in bit_list]
     with progress("sweep points", quiet=as_json) as bar:
         task = bar.add_task("sweep", total=len(jobs))

@@ -33,6 +33,7 @@ class SweepJob:
     T: int
     batch: int = 64
     input_bits: int = 8
+    attention: str = "auto"  # pipeline.place_attention, as simulate and export place it
 
 
 def run_point(job: SweepJob) -> dict:
@@ -48,7 +49,8 @@ def run_point(job: SweepJob) -> dict:
     model = build_model(dataclasses.replace(trained.config, T=job.T)).eval()
     model.load_state_dict(trained.state_dict())
     x_cal, x = torch.from_numpy(job.x_cal), job.x
-    float_graph, int_graph = integer_graph_from(model, x_cal, job.weight_bits, job.input_bits, job.batch)
+    float_graph, int_graph = integer_graph_from(model, x_cal, job.weight_bits, job.input_bits, job.batch,
+                                                attention=job.attention)
     merged = run_local(*simulators(int_graph, float_graph, compare_spikes=False), x, job.batch)
     rows = layer_rows(int_graph, merged.counters)
     loihi2 = load_profile("loihi2")

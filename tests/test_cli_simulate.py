@@ -18,11 +18,15 @@ def test_simulate_bundled_json(capsys):
     assert data["int_accuracy"] >= data["float_accuracy"] - 0.005 and data["agreement"] >= 0.98
     layers = {r["name"]: r for r in data["layers"]}
     assert 0 < layers["block.0.attn.q_lif"]["firing_rate"] < 1
-    assert layers["block.0.attn.ssa"]["ands"] > 0 and layers["patch_embed.proj_conv"]["macs"] > 0
+    # auto: the attention on neurocores, its AND neurons firing and its sum synapses adding
+    assert data["attention"] == "neurocores" and layers["patch_embed.proj_conv"]["macs"] > 0
+    assert layers["block.0.attn.ssa.and"]["spikes"] > 0 and layers["block.0.attn.ssa.sum"]["adds"] > 0
     assert data["totals_per_inference"]["sops"] == pytest.approx(sum(r["sops"] for r in data["layers"]))
     assert data["totals_per_inference"]["min_overflow_margin_bits"] > 0
     spiking = {r["name"] for r in data["layers"] if "firing_rate" in r}
-    assert set(data["spike_agreement"]) == spiking
+    stages = {n for n in spiking if n.startswith("block.0.attn.ssa.")}  # no float counterpart
+    assert stages == {f"block.0.attn.ssa.{s}" for s in ("and", "count", "product")}
+    assert set(data["spike_agreement"]) == spiking - stages
     assert data["spike_agreement"]["patch_embed.proj_lif"] > 0.98  # the 8-bit image, one quantized layer in
     assert all(0.8 < v <= 1 for v in data["spike_agreement"].values())
 

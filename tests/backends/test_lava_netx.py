@@ -15,7 +15,7 @@ from spikformer_deploy.backends.netx import run_netx_stem, stem_layers, write_ne
 from spikformer_deploy.backends.sim import Simulator
 from spikformer_deploy.cli import main
 from spikformer_deploy.errors import DeployError
-from spikformer_deploy.ir.ops import LoihiLIF, OrPool
+from spikformer_deploy.ir.ops import AttentionAnd, LoihiLIF, OrPool
 from spikformer_deploy.pipeline import integer_graph
 
 
@@ -30,10 +30,12 @@ def eight_inputs(variant):
     return model, torch.cat([x, extra])
 
 
-@pytest.mark.parametrize("variant", ["cifar10", "imagenet", "cifar10dvs"])
-def test_lava_equals_simulator_on_fixture_configs(variant):
+@pytest.mark.parametrize("variant,attention", [("cifar10", "embedded"), ("imagenet", "neurocores"),
+                                               ("cifar10dvs", "neurocores")])
+def test_lava_equals_simulator_on_fixture_configs(variant, attention):
+    """Both placements of the attention (tests/passes/test_lower_attention.py: cifar10's on neurocores)."""
     model, x = eight_inputs(variant)
-    graph = integer_graph(model, x)
+    graph = integer_graph(model, x, attention=attention)
     sim = Simulator(graph, record="spikes").run(x)
     network = LavaNetwork(graph)
     lava = network.run(x.numpy())
@@ -68,16 +70,17 @@ def test_verify_runs_lava_and_netx_on_the_bundled_export(tmp_path, capsys):
     assert main(["verify", str(artifact), "--json", "--samples", "8"]) == 0
     result = json.loads(capsys.readouterr().out)
     assert result["ok"] and result["spikes_equal"] and result["predictions_equal"] and result["netx_stem_equal"]
-    assert result["samples"] == 8 and len(result["layers"]) == 14
+    assert result["samples"] == 8 and len(result["layers"]) == 15  # 14 neuron groups + the attention's ANDs
     assert all(v["equal"] == v["total"] > 0 for v in result["layers"].values())
-    # the process classes it built, by kind: the attention is the one custom class left (a Loihi 2 compiler places
-    # only lava.proc processes), one LIF process per LIF and per OR pool (a LIF without memory), one recorder per
-    # recorded layer and one for the stream the host-side head reads
+    # the process classes it built, by kind: with the attention on neurocores (auto's choice here) no custom class
+    # is left (a Loihi 2 compiler places only lava.proc processes); one LIF process per LIF, per OR pool (a LIF
+    # without memory) and for the AND neurons, one recorder per recorded layer and one for the stream the host-side
+    # head reads
     classes = result["lava_process_classes"]
     graph, _ = load_artifact(artifact)
-    assert result["lava_custom_processes"] == ["spikformer_deploy.backends.lava.attention.SpikingSelfAttention"]
-    assert classes["lava.proc.lif.process.LIF"]["count"] == len(graph.of_type(LoihiLIF, OrPool))
-    assert classes["spikformer_deploy.backends.lava_io.Recorder"] == {"count": 15, "kind": "host I/O"}
+    assert result["lava_custom_processes"] == []
+    assert classes["lava.proc.lif.process.LIF"]["count"] == len(graph.of_type(LoihiLIF, OrPool, AttentionAnd))
+    assert classes["spikformer_deploy.backends.lava_io.Recorder"] == {"count": 16, "kind": "host I/O"}
     assert {v["kind"] for k, v in classes.items() if k.startswith("lava.proc.")} == {"standard"}
     assert sum(v["count"] for v in classes.values()) == result["lava_processes"]
 
