@@ -20,22 +20,16 @@ from spikformer_deploy import load_checkpoint
 from spikformer_deploy.analysis.report import joules_range
 from spikformer_deploy.api import feasibility_report
 from spikformer_deploy.bundled import bundled_dataset, bundled_model, bundled_split
-from spikformer_deploy.model import Spikformer, SpikformerConfig
+from spikformer_deploy.analysis.rates import random_model
+from spikformer_deploy.model import SpikformerConfig
 from spikformer_deploy.pipeline import integer_graph
 
 SHAPES = {"Spikformer-4-384 CIFAR-10": SpikformerConfig("cifar10", 384, 4, 12, 4, 10, 3, 32, 4),
           "Spikformer-8-512 ImageNet": SpikformerConfig("imagenet", 512, 8, 8, 4, 1000, 3, 224, 4)}
 
 
-def random_model(cfg: SpikformerConfig, bn_bias: float = 1.0) -> tuple[Spikformer, torch.Tensor]:
-    torch.manual_seed(0)
-    model = Spikformer(cfg).eval()
-    with torch.no_grad():
-        for m in model.modules():
-            if isinstance(m, torch.nn.modules.batchnorm._BatchNorm):
-                m.bias.add_(bn_bias)
-    x = torch.from_numpy(np.random.default_rng(0).random(cfg.input_shape(batch=2), dtype=np.float32))
-    return model, x
+def inputs(cfg: SpikformerConfig) -> torch.Tensor:
+    return torch.from_numpy(np.random.default_rng(0).random(cfg.input_shape(batch=2), dtype=np.float32))
 
 
 def ms(s: float) -> str:
@@ -52,8 +46,8 @@ def main() -> None:
     x_train, _, x_test, _ = bundled_split(bundled_dataset(model), model.config.img_size)
     cases.append(("bundled digits", model, x_train[:256], x_test[:64]))
     for name, cfg in SHAPES.items():
-        model, x = random_model(cfg, args.bn_bias)
-        cases.append((name, model, x, x))
+        x = inputs(cfg)
+        cases.append((name, random_model(cfg, seed=0, bn_bias=args.bn_bias), x, x))
     print("| model | placement | neurons | cores | chips | pipeline depth | step latency | latency per inference | "
           "energy (loihi2) | verdict |")
     print("| --- | --- | ---: | ---: | ---: | ---: | --- | --- | --- | --- |")

@@ -89,9 +89,16 @@ def load_rates(path: str | Path) -> RateSpec:
     return RateSpec(architecture(data["architecture"]), rates, str(data.get("source", path.name)), path)
 
 
-def random_model(config: SpikformerConfig, seed: int = 0):
-    """The architecture with random weights: under forced rates its counts do not depend on them."""
+def random_model(config: SpikformerConfig, seed: int = 0, bn_bias: float = 0.0):
+    """The architecture with random weights: under forced rates its counts do not depend on them. ``bn_bias``,
+    added to every BatchNorm bias, drives its neurons to fire on their own (1.0: q, k and v of a Spikformer fire at
+    0.1-0.2 on uniform images, near a trained model's)."""
     from ..model.checkpoint import build_model
 
     torch.manual_seed(seed)
-    return build_model(config).eval()
+    model = build_model(config).eval()
+    with torch.no_grad():
+        for m in model.modules():
+            if isinstance(m, torch.nn.modules.batchnorm._BatchNorm):
+                m.bias.add_(bn_bias)
+    return model

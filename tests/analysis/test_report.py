@@ -10,7 +10,8 @@ from spikformer_deploy.analysis.loihi_model import place_groups, split_flow
 from spikformer_deploy.analysis.report import build_report, to_html, to_markdown
 from spikformer_deploy.backends.sim import Simulator
 from spikformer_deploy.cli import main
-from spikformer_deploy.model import Spikformer, SpikformerConfig
+from spikformer_deploy.analysis.rates import random_model
+from spikformer_deploy.model import SpikformerConfig
 from spikformer_deploy.pipeline import integer_graph
 
 
@@ -43,12 +44,7 @@ def test_valid_taps_by_enumeration():
 
 def run_report(cfg, target="loihi2", chips=None, samples=1, bn_bias=0.0):
     """``bn_bias`` added to every BatchNorm bias drives the random model's neurons to fire."""
-    torch.manual_seed(0)
-    model = Spikformer(cfg).eval()
-    with torch.no_grad():
-        for m in model.modules():
-            if isinstance(m, torch.nn.modules.batchnorm._BatchNorm):
-                m.bias.add_(bn_bias)
+    model = random_model(cfg, seed=0, bn_bias=bn_bias)
     x = torch.rand(cfg.input_shape(batch=samples))
     graph = integer_graph(model, x)
     rows = layer_rows(graph, Simulator(graph).run(x).counters)
