@@ -249,6 +249,9 @@ def choose_placement(chips: dict[str, int], budget: int | None) -> tuple[str, st
     if chips["neurocores"] <= limit:
         return "neurocores", (f"on neurocores it takes {chips['neurocores']} chip(s), within {within}, and needs "
                               f"no embedded-core program (standard lava.proc processes only)")
+    if chips["embedded"] > limit:
+        return "embedded", (f"neither fits {within} (embedded {chips['embedded']} chip(s), neurocores "
+                            f"{chips['neurocores']}): the one with fewer chips")
     return "embedded", (f"on neurocores it would take {chips['neurocores']} chip(s), more than {within}; the "
                         f"embedded cores take {chips['embedded']}")
 

@@ -145,6 +145,8 @@ def test_auto_placement_follows_the_chip_budget():
     assert choose_placement({"embedded": 1, "neurocores": 2}, 2)[0] == "neurocores"
     choice, why = choose_placement({"embedded": 3, "neurocores": 9}, 4)
     assert choice == "embedded" and "9 chip(s)" in why and "budget of 4" in why
+    choice, why = choose_placement({"embedded": 5, "neurocores": 9}, 4)
+    assert choice == "embedded" and why.startswith("neither fits the budget of 4")
     graph, _ = bundled_graph()
     assert place_attention(graph, "auto").of_type(*ATTENTION_STAGES)
     assert place_attention(graph, "auto", chips=1).of_type(*ATTENTION_STAGES)
