@@ -58,7 +58,8 @@ def main() -> None:
         for row in report["placements"]["rows"]:
             (low, high), (lat_low, lat_high) = row["step_latency_range_s"], row["latency_range_s"]
             print(f"| {name} | {row['placement']} | {row['neurons']:,} | {row['cores']:,} | {row['chips']} | "
-                  f"{row['pipeline_depth']} | {ms(row['step_latency_s'])} ({ms(low)}–{ms(high)}; {row['bound_by']}) | "
+                  f"{row['pipeline_depth']} | {ms(row['step_latency_s'])} ({ms(low)}–{ms(high)}; "
+                  f"{row['bound_by']}) | "
                   f"{ms(row['latency_s'])} ({ms(lat_low)}–{ms(lat_high)}) | "
                   f"{joules_range(row['energy_J'], row['energy_range_J'])} | {row['verdict']} |")
         qkv = [r["firing_rate"] for r in report["layers"] if r["name"].endswith(("q_lif", "k_lif", "v_lif"))]

@@ -122,12 +122,13 @@ def estimate_from_rates(rates: str | Path, target: str | Path | Profile = "loihi
 
 
 def feasibility_report(graph: Graph, x, target: str | Path | Profile = "loihi2", chips: int | None = None,
-                       note: str = "", batch: int = 64, attention: str = "auto") -> dict:
+                       note: str = "", batch: int = 64, attention: str = "auto",
+                       reason: str = "asked for (--attention)") -> dict:
     """The hardware feasibility report of an integer graph with firing rates measured on ``x``: mapping (cores,
     chips), every limit checked (all violations at once), latency, energy beside the GPU reference, verdict.
     A graph with Spiking Self-Attention is reported with its attention on the embedded cores and on neurocores
     (``lower_attention``), side by side in ``placements``; the rest describes ``attention`` (``auto``:
-    ``choose_placement`` on the chips each takes and ``chips``, the budget)."""
+    ``choose_placement`` on the chips each takes and ``chips``, the budget; else ``reason`` says why)."""
     from .analysis.feasibility import choose_placement
     from .analysis.report import build_report, placement_summary
     from .ir.ops import ATTENTION_STAGES, SpikingAttention
@@ -154,7 +155,7 @@ def feasibility_report(graph: Graph, x, target: str | Path | Profile = "loihi2",
     if attention == "auto" or len(reports) == 1:
         chosen, why = choose_placement({k: r["totals"]["chips"] for k, r in reports.items()}, chips)
     else:
-        chosen, why = attention, "asked for (--attention)"
+        chosen, why = attention, reason
     return {**reports[chosen], "placements": {"chosen": chosen, "why": why, "rows": [
         placement_summary(name, r) for name, r in reports.items()]}}
 

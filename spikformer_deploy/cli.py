@@ -424,7 +424,8 @@ def report(ctx, source, num_heads, T, img_size, target, chips, fmt, out, data, s
             graph = integer_graph(model, x_cal[:calibration_samples], weight_bits, input_bits, batch, chains)
             x = x[:]
         note = f"{len(x)} inputs of {description}"
-    result = api.feasibility_report(graph, x, target, chips, note, batch, placement)
+    result = api.feasibility_report(graph, x, target, chips, note, batch, placement, "asked for (--attention)"
+                                    if attention else "the placement it was exported with")
     texts = {"md": to_markdown(result), "json": json.dumps(json_safe(result), indent=1) + "\n"}
     if fmt == "html":
         texts["html"] = to_html(result)

@@ -349,10 +349,11 @@ def _residual_checks(graph: Graph, profile: Profile, mapping: dict, rows) -> lis
     needed = {n.name: max(depth[i] for i in n.inputs) - min(depth[i] for i in n.inputs)
               for n in graph.of_type(Add, StreamSum, AttentionProduct)}
     longest = max(needed.values(), default=0)
-    checks.append(Check("delays", "ok" if longest <= profile["max_delay"] else "change",
+    fits = longest <= profile["max_delay"]
+    checks.append(Check("delays", "ok" if fits else "change",
                         f"residual paths (and the attention's third operand on neurocores) differ by up to "
-                        f"{longest} steps (limit {int(profile['max_delay'])}); the shorter path of each is delayed", "" if longest <= profile["max_delay"] else
-                        "chain relay neurons on the skip path", [k for k, v in needed.items() if v]))
+                        f"{longest} steps (limit {int(profile['max_delay'])}); the shorter path of each is delayed",
+                        "" if fits else "chain relay neurons on the skip path", [k for k, v in needed.items() if v]))
     return checks
 
 
@@ -424,8 +425,8 @@ def _neurocore_attention_checks(graph: Graph, mapping: dict) -> list[Check]:
     return [Check("attention placement", "ok",
                   f"Q Kᵀ V on neurocores ({blocks} block(s)): AND, count and product neurons, "
                   f"{sum(g.neurons for g in groups):,} neurons on {sum(g.cores for g in groups):,} cores, "
-                  f"{sum(g.synapses for g in groups):,} synapses; four more synapse hops per block; standard lava.proc "
-                  f"processes (LIF, GradedVec, ProdNeuron, Sparse), no embedded core", "", stages)]
+                  f"{sum(g.synapses for g in groups):,} synapses; four more synapse hops per block; standard "
+                  f"lava.proc processes (LIF, GradedVec, ProdNeuron, Sparse), no embedded core", "", stages)]
 
 
 def _input_checks(graph: Graph, profile: Profile, mapping: dict, rows) -> list[Check]:

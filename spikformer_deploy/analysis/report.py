@@ -169,7 +169,8 @@ def placements_markdown(r: dict) -> list[str]:
         return []
     lines = ["", "## Attention placement", "", f"This report describes **{pl['chosen']}**: {pl['why']}.", "",
              "| placement | neurons | cores | chips | pipeline depth | step latency | latency per inference | "
-             f"energy ({r['target']['profile']}) | verdict |", "| --- | ---: | ---: | ---: | ---: | --- | --- | --- | --- |"]
+             f"energy ({r['target']['profile']}) | verdict |",
+             "| --- | ---: | ---: | ---: | ---: | --- | --- | --- | --- |"]
     for row in pl["rows"]:
         low, high = row["step_latency_range_s"]
         lat_low, lat_high = row["latency_range_s"]

@@ -182,6 +182,12 @@ def test_export_places_the_attention_as_asked(tmp_path, capsys):
     rc, text, _ = run_cli(capsys, "verify", str(tmp_path / "b"), "--samples", "1", "--json")
     assert json.loads(text)["lava_custom_processes"] == [
         "spikformer_deploy.backends.lava.attention.SpikingSelfAttention"]
+    # its report describes the placement it was exported with, beside the other one
+    rc, text, err = run_cli(capsys, "report", str(tmp_path / "b"), "--format", "json", "--samples", "4")
+    assert rc == 0, err
+    placements = json.loads(text)["placements"]
+    assert placements["chosen"] == "embedded" and "exported with" in placements["why"]
+    assert [row["placement"] for row in placements["rows"]] == ["embedded", "neurocores"]
 
 
 def test_bad_placement_is_one_line(capsys):
