@@ -407,7 +407,7 @@ def report(ctx, source, num_heads, T, img_size, target, chips, fmt, out, data, s
     placement = attention or "auto"
     batch = batch_or_default(batch)
     if is_netx(source):
-        graph, x = netx_graph_and_frames(ctx, source, T, data, ("num_heads", "img_size", *quantizing))
+        graph, x = netx_graph_and_frames(ctx, source, T, data, ("num_heads", "img_size", "attention", *quantizing))
         x = x[:samples]
         note = f"{len(x)} frames of {data}"
     else:

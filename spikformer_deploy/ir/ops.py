@@ -481,6 +481,8 @@ class AttentionStage(Op):
         raise NotImplementedError
 
     def _check(self, *shapes):
+        if self.order not in ("q_kv", "qk_v"):
+            raise ValueError(f"{self.type}: order {self.order!r} is neither q_kv nor qk_v")
         for s in shapes:
             if len(s) != 2 or s[0] != self.channels:
                 raise ValueError(f"{self.type} of {self.num_heads} x {self.head_dim} channels reads {list(s)}")
@@ -517,6 +519,7 @@ class AttentionCount(AttentionStage):
     neuron_group: ClassVar[bool] = True
 
     def out_shape(self, s):
+        self._check()
         d, heads = self.head_dim, self.num_heads
         if self.order == "q_kv":
             if s[0] != heads * d * d:
@@ -560,6 +563,9 @@ class AttentionSum(AttentionStage):
     out_shift: int = 0
 
     def out_shape(self, s):
+        self._check()
+        if s[0] != _pairs(self.order, self.num_heads, self.head_dim, s[1]):
+            raise ValueError(f"AttentionSum reads {list(s)}, not the products of {self.num_heads} x {self.head_dim}")
         return (self.channels, s[1])
 
     def wiring(self, tokens):

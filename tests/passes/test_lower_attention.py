@@ -19,7 +19,7 @@ from spikformer_deploy.backends.sim import Simulator
 from spikformer_deploy.data import digits_split
 from spikformer_deploy.errors import GraphError
 from spikformer_deploy.ir.ops import ATTENTION_STAGES, AttentionSum, SpikingAttention
-from spikformer_deploy.ir.serialize import load_graph
+from spikformer_deploy.ir.serialize import load_graph, save_graph
 from spikformer_deploy.passes import lower_attention, run_passes
 from spikformer_deploy.pipeline import float_graph, integer_graph, place_attention
 from spikformer_deploy.runner import run_local, simulators
@@ -190,3 +190,16 @@ def test_sum_stage_is_costed_as_synapses():
     assert row.event_synops == row.sops == row.adds > 0 and row.neuron_updates == 0
     assert row.binary_input is False and 0 < row.input_rate < 1
     assert np.isfinite(row.input_rate)
+
+
+@pytest.mark.parametrize("field,value,message", [("order", "sideways", "neither q_kv nor qk_v"),
+                                                 ("head_dim", 3, "reads")])
+def test_a_tampered_stage_is_one_graph_error(tmp_path, field, value, message):
+    graph, _ = bundled_graph()
+    save_graph(lower_attention(graph), tmp_path)
+    doc = json.loads((tmp_path / "graph.json").read_text())
+    stage = next(n for n in doc["nodes"] if n["op"] == "AttentionCount")
+    stage["attributes"][field] = value
+    (tmp_path / "graph.json").write_text(json.dumps(doc))
+    with pytest.raises(GraphError, match=message):
+        load_graph(tmp_path)
