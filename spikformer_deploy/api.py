@@ -35,13 +35,13 @@ class Simulation:
 
 def simulate(model, x, labels: torch.Tensor | None = None, *, calibration_x=None, weight_bits: int = 8,
              input_bits: int = 8, chains: str = "auto", batch: int = 64, device: str = "cpu",
-             ray_address: str | None = None, attention: str = "embedded",
+             ray_address: str | None = None, attention: str = "embedded", chips: int | None = None,
              shard_batches: int = 4, progress=None) -> Simulation:
     """Run ``x`` through the float model and its integer (Loihi 2) graph, quantized with ranges calibrated on
     ``calibration_x`` (default: the first 256 inputs of ``x``). ``model`` may instead be an integer ``Graph`` (a netx network), which
     runs alone. ``progress(done)`` is called after each batch; ``ray_address`` shards the batches over a Ray
     cluster (the totals equal a local run's bit for bit); ``chains``: see ``pipeline.float_graph``; ``attention``:
-    where the integer graph's attention runs (``pipeline.place_attention``)."""
+    where the integer graph's attention runs, ``chips`` its budget (``pipeline.place_attention``)."""
     from .pipeline import integer_graph_from
     from .runner import run_local, run_ray, simulators
 
@@ -51,7 +51,7 @@ def simulate(model, x, labels: torch.Tensor | None = None, *, calibration_x=None
         float_graph, int_graph = None, model
     else:
         float_graph, int_graph = integer_graph_from(model, x[:256] if calibration_x is None else calibration_x,
-                                                    weight_bits, input_bits, batch, chains, attention)
+                                                    weight_bits, input_bits, batch, chains, attention, chips)
     if ray_address:
         merged = run_ray(ray_address, int_graph, float_graph, x, batch, shard_batches, device, progress)
     else:

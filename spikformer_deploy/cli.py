@@ -10,7 +10,7 @@ import click
 
 from .bundled import bundled_dataset, bundled_split
 from .cli_inputs import (artifact_inputs, attention_option, batch_or_default, bits_options, calibration_options,
-                         chains_option,
+                         chains_option, chips_option,
                          data_options, int_list,
                          is_netx, json_option, load_model, model_options, model_settings, netx_graph_and_frames,
                          options, reject_netx_options, select_inputs)
@@ -205,7 +205,7 @@ def finetune(checkpoint, num_heads, T, img_size, out, epochs, lr, seed, data, sa
 
 @cli.command()
 @model_options
-@options(*data_options, *calibration_options, *bits_options, chains_option, attention_option)
+@options(*data_options, *calibration_options, *bits_options, chains_option, attention_option, chips_option)
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
 @click.option("--energy", is_flag=True, help="Energy per inference per layer for each hardware profile.")
 @click.option("--profile", "profiles", multiple=True,
@@ -223,7 +223,7 @@ def finetune(checkpoint, num_heads, T, img_size, out, epochs, lr, seed, data, sa
 @json_option
 @click.pass_context
 def simulate(ctx, checkpoint, num_heads, T, img_size, data, samples, batch, calibration_samples, calibration_data,
-             weight_bits, input_bits, chains, attention, device, energy, profiles, plot_dir, gpu_seconds, ray_address,
+             weight_bits, input_bits, chains, attention, chips, device, energy, profiles, plot_dir, gpu_seconds, ray_address,
              shard_batches, as_json):
     """Run the float and the integer (Loihi 2) model side by side: accuracy, agreement, per-layer counts.
 
@@ -247,7 +247,7 @@ def simulate(ctx, checkpoint, num_heads, T, img_size, data, samples, batch, cali
         path, model, y, data_name = checkpoint, None, None, str(data)
         source, x = netx_graph_and_frames(ctx, checkpoint, T, data, (
             "num_heads", "img_size", "weight_bits", "input_bits", "calibration_samples", "calibration_data", "chains",
-            "attention"))
+            "attention", "chips"))
         x, x_cal = x[:samples], x[:0]
     else:
         path, source = load_model(checkpoint, num_heads, T, img_size)
@@ -259,7 +259,7 @@ def simulate(ctx, checkpoint, num_heads, T, img_size, data, samples, batch, cali
         task = bar.add_task("simulate", total=len(x))
         run = api.simulate(source, x, y, calibration_x=x_cal, weight_bits=weight_bits, input_bits=input_bits,
                            chains=chains, batch=batch, device=device, ray_address=ray_address,
-                           attention=attention or "auto",
+                           attention=attention or "auto", chips=chips,
                            shard_batches=shard_batches,
                            progress=lambda done: bar.update(task, completed=done))
     summary = {"checkpoint": str(path), "data": data_name, "samples": run.samples, "device": device,
@@ -327,7 +327,7 @@ def _energy(model, run, profiles, x, gpu_seconds, plot_dir) -> dict:
               help="loihi2, nir, onnx or all (several: comma-separated).")
 @click.option("-o", "--out", type=click.Path(path_type=Path), default=None,
               help="Artifact directory (default: ./<checkpoint name>.deploy).")
-@options(*data_options, *calibration_options, *bits_options, chains_option, attention_option)
+@options(*data_options, *calibration_options, *bits_options, chains_option, attention_option, chips_option)
 @click.option("--nir-weights", type=click.Choice(["float", "grid"]), default="float", show_default=True,
               help="model.nir's weights: the float model's (float64, exact), or the deployed 8-bit grid's (int8 "
                    "mantissas and a step per layer: 8x smaller).")
@@ -335,7 +335,7 @@ def _energy(model, run, profiles, x, gpu_seconds, plot_dir) -> dict:
 @json_option
 @click.pass_context
 def export_cmd(ctx, checkpoint, num_heads, T, img_size, target, out, data, samples, batch, calibration_samples,
-               calibration_data, weight_bits, input_bits, chains, attention, nir_weights, force, as_json):
+               calibration_data, weight_bits, input_bits, chains, attention, chips, nir_weights, force, as_json):
     """Write an artifact directory: integer IR, target files (Lava/netx, NIR, ONNX) and a manifest.
 
     The quantizer calibrates on --calibration-data or --data (one of them; default: the bundled model's training
@@ -349,7 +349,7 @@ def export_cmd(ctx, checkpoint, num_heads, T, img_size, target, out, data, sampl
 
         reject_netx_options(ctx, ("num_heads", "img_size", "data", "samples", "batch", "calibration_samples",
                                   "calibration_data", "weight_bits", "input_bits", "chains", "attention",
-                                  "nir_weights"))
+                                  "chips", "nir_weights"))
         if target not in ("all", "loihi2"):
             raise DeployError(f"--target {target} does not apply to a netx network (Lava is its only target)")
         out = out or Path(f"{checkpoint.stem}.deploy")
@@ -369,7 +369,8 @@ def export_cmd(ctx, checkpoint, num_heads, T, img_size, target, out, data, sampl
                           weight_bits, input_bits, force,
                           source={"checkpoint": path.name, "sha256": sha256(path), "layout": model.source["layout"],
                                   "dataset": bundled_dataset(model)}, nir_weights=nir_weights,
-                          batch_size=batch_or_default(batch), chains=chains, attention=attention or "auto")
+                          batch_size=batch_or_default(batch), chains=chains, attention=attention or "auto",
+                          chips=chips)
     if as_json:
         click.echo(json.dumps(manifest, indent=2))
     else:
@@ -380,7 +381,7 @@ def export_cmd(ctx, checkpoint, num_heads, T, img_size, target, out, data, sampl
 @click.argument("source", required=False, type=click.Path(path_type=Path))
 @options(*model_settings)
 @click.option("--target", type=click.Choice(["loihi2", "loihi"]), default="loihi2", show_default=True)
-@click.option("--chips", type=click.IntRange(1), default=None, help="Chips available (verdict: does it fit?).")
+@chips_option
 @click.option("--format", "fmt", type=click.Choice(["md", "json", "html"]), default="md", show_default=True,
               help="The report's file format (-o; without it, printed).")
 @click.option("-o", "--out", type=click.Path(path_type=Path), default=None,

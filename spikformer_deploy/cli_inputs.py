@@ -72,6 +72,12 @@ attention_option = click.option(
          "own.")
 
 
+chips_option = click.option(
+    "--chips", type=click.IntRange(1), default=None,
+    help="Chips available: the report's verdict (does it fit?) and, with --attention auto, the attention's "
+         "placement (neurocores where they fit).")
+
+
 def options(*decorators):
     """Apply click decorators in the order written (click lists options in decoration order, bottom-up)."""
     def apply(func):

@@ -71,10 +71,10 @@ def _version(name: str) -> str:
 def export(model: Spikformer, out_dir: Path, target_names: list[str], calibration_x: torch.Tensor,
            weight_bits: int = 8, input_bits: int = 8, force: bool = False, source: dict | None = None,
            nir_weights: str = "float", batch_size: int = 64, chains: str = "auto",
-           attention: str = "embedded") -> dict:
+           attention: str = "embedded", chips: int | None = None) -> dict:
     """Write an artifact directory: the integer graph quantized with ranges calibrated on ``calibration_x``, each
     target's files (``loihi2``: Lava + netx, ``nir``, ``onnx``) and a manifest (versions, configuration, sha256 of
-    every file; ``chains``: see ``pipeline.float_graph``; ``attention``: ``pipeline.place_attention``). Written into a partial directory and moved into place when
+    every file; ``chains``: see ``pipeline.float_graph``; ``attention``, ``chips``: ``pipeline.place_attention``). Written into a partial directory and moved into place when
     complete; the same inputs give byte-identical files."""
     out_dir = Path(out_dir)
     if nir_weights not in NIR_WEIGHTS:
@@ -85,13 +85,13 @@ def export(model: Spikformer, out_dir: Path, target_names: list[str], calibratio
         raise ArtifactError(f"unknown target {unknown[0]!r}; choose from {', '.join([*writers, 'all'])}")
     check_artifact_target(out_dir, force)
     # the integer graph only: no writer reads the float graph, and holding its float64 weights costs 0.5 GB (8-768)
-    int_g = integer_graph(model, calibration_x, weight_bits, input_bits, batch_size, chains, attention)
+    int_g = integer_graph(model, calibration_x, weight_bits, input_bits, batch_size, chains, attention, chips)
     return write_artifact(out_dir, int_g, [lambda d, name=name: writers[name](model, int_g, d)
                                            for name in target_names], force, {
         "targets": sorted(target_names), "source": source or {}, "config": model.config.to_dict(),
         **({"nir_weights": nir_weights} if "nir" in target_names else {}),
-        **({"attention": {"asked": attention, "placed": "neurocores" if int_g.record("lower_attention") else
-                          "embedded"}} if int_g.of_type(SpikingAttention, *ATTENTION_STAGES) else {}),
+        **({"attention": {"asked": attention, "chips_budget": chips, "placed": "neurocores" if int_g.record(
+            "lower_attention") else "embedded"}} if int_g.of_type(SpikingAttention, *ATTENTION_STAGES) else {}),
         "quantization": {"weight_bits": weight_bits, "input_bits": input_bits, "chains": chains,
                          "calibration_samples": len(calibration_x),
                          "calibration_sha256": hashlib.sha256(

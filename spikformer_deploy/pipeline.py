@@ -73,19 +73,22 @@ def place_attention(graph: Graph, attention: str = "auto", profile: str = "loihi
 
 
 def integer_graph_from(model: Spikformer, calibration_x: torch.Tensor, weight_bits: int = 8, input_bits: int = 8,
-                       batch_size: int = 64, chains: str = "auto", attention: str = "embedded") -> tuple[Graph, Graph]:
+                       batch_size: int = 64, chains: str = "auto", attention: str = "embedded",
+                       chips: int | None = None) -> tuple[Graph, Graph]:
     """(float graph, integer graph): the integer one quantized with ranges calibrated on ``calibration_x``
-    (``chains``: see ``float_graph``), its attention placed by ``place_attention``."""
+    (``chains``: see ``float_graph``), its attention placed by ``place_attention`` (``chips``: the budget)."""
     g = float_graph(model, chains)
     calibration = calibrate(g, calibration_x, batch_size)
     return g, place_attention(run_passes(g, [functools.partial(quantize, calibration=calibration,
                                                                weight_bits=weight_bits, input_bits=input_bits)]),
-                              attention)
+                              attention, chips=chips)
 
 
 def integer_graph(model: Spikformer, calibration_x: torch.Tensor, weight_bits: int = 8, input_bits: int = 8,
-                  batch_size: int = 64, chains: str = "auto", attention: str = "embedded") -> Graph:
+                  batch_size: int = 64, chains: str = "auto", attention: str = "embedded",
+                  chips: int | None = None) -> Graph:
     """The integer (Loihi 2 formats) deploy graph of ``model``: traced, BatchNorm folded, attention rewritten,
     calibrated on ``calibration_x``, quantized to ``weight_bits`` / ``input_bits``, the attention placed
     (``place_attention``)."""
-    return integer_graph_from(model, calibration_x, weight_bits, input_bits, batch_size, chains, attention)[1]
+    return integer_graph_from(model, calibration_x, weight_bits, input_bits, batch_size, chains, attention,
+                              chips)[1]

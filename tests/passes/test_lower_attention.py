@@ -155,11 +155,10 @@ def test_auto_placement_follows_the_chip_budget():
 
 def test_export_places_the_attention_as_asked(tmp_path, capsys):
     out = tmp_path / "a"
-    rc, _, err = run_cli(capsys, "export", "--attention", "neurocores", "--target", "loihi2", "-o", str(out),
-                         "--calibration", "32")
+    rc, _, err = run_cli(capsys, "export", "--chips", "1", "--target", "loihi2", "-o", str(out), "--calibration", "32")
     assert rc == 0, err
     manifest = json.loads((out / "manifest.json").read_text())
-    assert manifest["attention"] == {"asked": "neurocores", "placed": "neurocores"}
+    assert manifest["attention"] == {"asked": "auto", "chips_budget": 1, "placed": "neurocores"}  # fits 1 chip
     assert load_graph(out).of_type(*ATTENTION_STAGES)  # verify of it: tests/backends/test_lava_netx.py (auto)
     # the embedded placement is still there, and still custom
     rc, _, err = run_cli(capsys, "export", "--attention", "embedded", "--target", "loihi2", "-o",
