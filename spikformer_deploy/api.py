@@ -4,14 +4,14 @@ simulator, and build the hardware feasibility report. The commands call these; t
 output."""
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from .analysis import EnergyEstimate, LayerStats, Profile, builtin_profiles, estimate, layer_rows, load_profile, totals
-from .errors import ConfigError, GraphError
+from .errors import ConfigError, DeployError, GraphError
 from .ir import Graph
 
 GPU_REFERENCE = "h200_sxm"  # the GPU beside every report's target
@@ -27,6 +27,7 @@ class Simulation:
     rows: list[LayerStats]
     scores: dict
     samples: int
+    traces: dict[str, np.ndarray] = field(default_factory=dict)  # ``record``: [T, inputs, ...] per node
 
     def totals(self) -> dict:
         """Per inference, summed over layers."""
@@ -36,12 +37,14 @@ class Simulation:
 def simulate(model, x, labels: torch.Tensor | None = None, *, calibration_x=None, weight_bits: int = 8,
              input_bits: int = 8, chains: str = "auto", batch: int = 64, device: str = "cpu",
              ray_address: str | None = None, attention: str = "embedded", chips: int | None = None,
+             record: tuple[str, ...] = (),
              shard_batches: int = 4, progress=None) -> Simulation:
     """Run ``x`` through the float model and its integer (Loihi 2) graph, quantized with ranges calibrated on
     ``calibration_x`` (default: the first 256 inputs of ``x``). ``model`` may instead be an integer ``Graph`` (a netx network), which
     runs alone. ``progress(done)`` is called after each batch; ``ray_address`` shards the batches over a Ray
     cluster (the totals equal a local run's bit for bit); ``chains``: see ``pipeline.float_graph``; ``attention``:
-    where the integer graph's attention runs, ``chips`` its budget (``pipeline.place_attention``)."""
+    where the integer graph's attention runs, ``chips`` its budget (``pipeline.place_attention``); ``record``:
+    integer nodes whose per-step outputs (and u, v for neurons) to return in ``traces`` (a local run)."""
     from .pipeline import integer_graph_from
     from .runner import run_local, run_ray, simulators
 
@@ -53,10 +56,14 @@ def simulate(model, x, labels: torch.Tensor | None = None, *, calibration_x=None
         float_graph, int_graph = integer_graph_from(model, x[:256] if calibration_x is None else calibration_x,
                                                     weight_bits, input_bits, batch, chains, attention, chips)
     if ray_address:
+        if record:
+            raise DeployError("--record runs locally: it does not go with --ray-address")
         merged = run_ray(ray_address, int_graph, float_graph, x, batch, shard_batches, device, progress)
     else:
-        merged = run_local(*simulators(int_graph, float_graph, device), x, batch, progress)
-    return Simulation(int_graph, float_graph, layer_rows(int_graph, merged.counters), merged.scores(labels), len(x))
+        merged = run_local(*simulators(int_graph, float_graph, device, traces=tuple(record)), x, batch, progress,
+                           tuple(record))
+    return Simulation(int_graph, float_graph, layer_rows(int_graph, merged.counters), merged.scores(labels), len(x),
+                      merged.traced())
 
 
 def profiles(names=None) -> list[Profile]:

@@ -220,11 +220,16 @@ def finetune(checkpoint, num_heads, T, img_size, out, epochs, lr, seed, data, sa
                    "extra). The totals equal a local run's bit for bit.")
 @click.option("--shard-batches", type=click.IntRange(1), default=4, show_default=True,
               help="With --ray-address: batches per task.")
+@click.option("--record", "record", default=None, metavar="NODE[,NODE...]",
+              help="Integer-graph nodes whose per-step outputs (spikes or graded values; u and v for neurons) to write "
+                   "to --record-out, on the simulator's time axis (verify aligns Lava to it).")
+@click.option("--record-out", type=click.Path(path_type=Path), default=None,
+              help="With --record: the .npz file the traces go to.")
 @json_option
 @click.pass_context
 def simulate(ctx, checkpoint, num_heads, T, img_size, data, samples, batch, calibration_samples, calibration_data,
-             weight_bits, input_bits, chains, attention, chips, device, energy, profiles, plot_dir, gpu_seconds, ray_address,
-             shard_batches, as_json):
+             weight_bits, input_bits, chains, attention, chips, device, energy, profiles, plot_dir, gpu_seconds,
+             ray_address, shard_batches, record, record_out, as_json):
     """Run the float and the integer (Loihi 2) model side by side: accuracy, agreement, per-layer counts.
 
     --data: the inputs to evaluate (default: the bundled model's held-out test split, all of it; --samples: the
@@ -237,6 +242,13 @@ def simulate(ctx, checkpoint, num_heads, T, img_size, data, samples, batch, cali
         raise DeployError("--profile and --plot need --energy")
     if plot_dir is not None:
         check_dir_target(plot_dir, "plots into")
+    if (record is None) != (record_out is None):
+        raise DeployError("--record and --record-out go together")
+    traces = tuple(dict.fromkeys(n.strip() for n in record.split(",") if n.strip())) if record else ()
+    if record is not None and not traces:
+        raise DeployError("--record names no node")
+    if record_out is not None:
+        check_file_target(record_out, "the traces")
     profile_list = api.profiles(profiles) if energy else []
     if device == "auto":
         device = "cuda" if torch.cuda.is_available() else "cpu"
@@ -259,7 +271,7 @@ def simulate(ctx, checkpoint, num_heads, T, img_size, data, samples, batch, cali
         task = bar.add_task("simulate", total=len(x))
         run = api.simulate(source, x, y, calibration_x=x_cal, weight_bits=weight_bits, input_bits=input_bits,
                            chains=chains, batch=batch, device=device, ray_address=ray_address,
-                           attention=attention or "auto", chips=chips,
+                           attention=attention or "auto", chips=chips, record=traces,
                            shard_batches=shard_batches,
                            progress=lambda done: bar.update(task, completed=done))
     summary = {"checkpoint": str(path), "data": data_name, "samples": run.samples, "device": device,
@@ -267,6 +279,8 @@ def simulate(ctx, checkpoint, num_heads, T, img_size, data, samples, batch, cali
                "input_bits": run.graph.input.op.bits, "calibration_samples": len(x_cal),
                "attention": attention_placement(run.graph), **run.scores}
     energy_report = _energy(model, run, profile_list, x, gpu_seconds, plot_dir) if energy else None
+    if traces:
+        summary["record"] = _write_traces(record_out, run)
     if as_json:
         click.echo(json.dumps({**summary, "totals_per_inference": run.totals(),
                                "layers": [r.to_dict() for r in run.rows],
@@ -276,6 +290,42 @@ def simulate(ctx, checkpoint, num_heads, T, img_size, data, samples, batch, cali
     if energy_report:
         print_energy(energy_report)
         print_conventions(energy_report["counting_conventions"])
+
+
+def _write_traces(path: Path, run) -> dict:
+    """The traces as one .npz (atomically): one array per node output and neuron state, and ``meta``, a JSON
+    string that says what each array is."""
+    import numpy as np
+
+    from .ir.ops import LoihiLIF
+
+    graph = run.graph
+    meta = {"time_axis": "[T, inputs, ...]: step t of input b as the layer-synchronous simulator computes it; Lava "
+                         "holds a node's step t of input b at step depth + b * T + t (verify aligns Lava so)",
+            "depths": {name: depth for name, depth in graph.pipeline_depths().items()
+                       if name in run.traces or name + ".v" in run.traces},
+            "arrays": {}}
+    for name, value in run.traces.items():
+        node = graph.nodes[name if name in graph.nodes else name.rsplit(".", 1)[0]]
+        layout = "[T, inputs, C, H, W]" if len(node.shape) == 3 else "[T, inputs, N, C]" if len(node.shape) == 2 \
+            else "[T, inputs, classes]"
+        what = ("binary spikes" if node.op.spiking else "integer values") if name in graph.nodes else \
+            "u (24-bit current) after the step" if name.endswith(".u") else \
+            "v (24-bit voltage) after the step, 0 where it fired"
+        entry = {"node": node.name, "op": node.op.type, "layout": layout, "values": what}
+        if isinstance(node.op, LoihiLIF):
+            entry["v_per_float_V"] = node.op.scale  # integer v per unit of the float model's V
+        meta["arrays"][name] = entry
+    write_files_atomically(path.parent if str(path.parent) else Path("."), {path.name: lambda p: _save_npz(
+        p, {**run.traces, "meta": np.array(json.dumps(meta, sort_keys=True))})})
+    return {"file": str(path), "arrays": {k: list(v.shape) for k, v in run.traces.items()}}
+
+
+def _save_npz(path: Path, arrays: dict) -> None:
+    import numpy as np
+
+    with open(path, "wb") as f:  # a file object: np.savez would add .npz to a bare name
+        np.savez(f, **arrays)
 
 
 def attention_placement(graph) -> str | None:

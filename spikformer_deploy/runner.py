@@ -12,6 +12,7 @@ import os
 import sys
 from dataclasses import dataclass, field
 
+import numpy as np
 import torch
 
 from .backends.sim import Simulator
@@ -19,6 +20,7 @@ from .backends.sim.simulator import time_steps
 from .counters import Counters
 from .errors import DeployError
 from .ir import Graph
+from .ir.ops import LoihiLIF
 
 SHARD_RETRIES = 2
 # Fault injection for the retry tests: a file holding how many more times the worker of the first shard dies.
@@ -32,9 +34,19 @@ class BatchResult:
     float_pred: torch.Tensor | None
     same: dict[str, int]  # spiking layer -> spike decisions both models take alike
     seen: dict[str, int]
+    traces: dict[str, np.ndarray] = field(default_factory=dict)  # see ``traces_of``
 
 
-def run_batch(int_sim, float_sim, xb: torch.Tensor) -> BatchResult:
+def traces_of(result, names) -> dict[str, np.ndarray]:
+    """The integer run's recorded outputs of ``names`` [T, B, ...] (the simulator's layout: images C, H, W, tokens
+    N, C), and ``<name>.u`` / ``<name>.v`` of its traced neurons."""
+    out = {name: result.outputs[name].numpy() for name in names}
+    for name, states in result.states.items():
+        out.update({f"{name}.{key}": value.numpy() for key, value in states.items()})
+    return out
+
+
+def run_batch(int_sim, float_sim, xb: torch.Tensor, traces: tuple[str, ...] = ()) -> BatchResult:
     result = int_sim.run(xb)
     same, seen, float_pred = {}, {}, None
     if float_sim is not None:
@@ -46,7 +58,7 @@ def run_batch(int_sim, float_sim, xb: torch.Tensor) -> BatchResult:
             # count_nonzero of the differences: summing a bool tensor runs at a quarter of its speed
             same[name] = spikes.numel() - int(torch.count_nonzero(spikes != reference.outputs[name]))
             seen[name] = spikes.numel()
-    return BatchResult(result.counters, result.predictions, float_pred, same, seen)
+    return BatchResult(result.counters, result.predictions, float_pred, same, seen, traces_of(result, traces))
 
 
 @dataclass
@@ -58,15 +70,22 @@ class SideBySide:
     float_pred: list = field(default_factory=list)
     same: dict = field(default_factory=dict)
     seen: dict = field(default_factory=dict)
+    traces: dict = field(default_factory=dict)  # name -> the batches' arrays, in order
 
     def add(self, r: BatchResult) -> None:
         self.counters.merge(r.counters)
+        for name, value in r.traces.items():
+            self.traces.setdefault(name, []).append(value)
         self.int_pred.append(r.int_pred)
         if r.float_pred is not None:
             self.float_pred.append(r.float_pred)
         for name in r.same:
             self.same[name] = self.same.get(name, 0) + r.same[name]
             self.seen[name] = self.seen.get(name, 0) + r.seen[name]
+
+    def traced(self) -> dict[str, np.ndarray]:
+        """Every trace over all inputs: [T, inputs, ...]."""
+        return {name: np.concatenate(parts, axis=1) for name, parts in self.traces.items()}
 
     def predictions(self):
         return torch.cat(self.float_pred) if self.float_pred else None, torch.cat(self.int_pred)
@@ -87,12 +106,23 @@ class SideBySide:
         return out
 
 
-def simulators(int_graph: Graph, float_graph: Graph | None, device: str = "cpu", compare_spikes: bool = True):
+def simulators(int_graph: Graph, float_graph: Graph | None, device: str = "cpu", compare_spikes: bool = True,
+               traces: tuple[str, ...] = ()):
     """(integer simulator with counters, float simulator or None); with ``compare_spikes`` both record their spikes
     for the per-layer agreement, as their kernels made them (widening the integer side's uint8 spikes to float32
-    cost a second per image at 8-768)."""
+    cost a second per image at 8-768); ``traces``: integer nodes whose outputs it records too, and u and v of those
+    that are neurons."""
     record = "spikes" if compare_spikes and float_graph is not None else ()
-    int_sim = Simulator(int_graph, device=device, record=record, spikes_as_made=True)
+    if traces:
+        unknown = [name for name in traces if name not in int_graph.nodes]
+        if unknown:
+            raise DeployError(f"--record: no node {unknown[0]!r} in the integer graph (its nodes: `simulate --json` "
+                              f"lists them as layers)")
+        spiking = {n.name for n in int_graph.having("spiking")} if record else set()
+        record = spiking | set(traces)
+    neurons = {n.name for n in int_graph.of_type(LoihiLIF)}
+    int_sim = Simulator(int_graph, device=device, record=record, spikes_as_made=True,
+                        record_states=[name for name in traces if name in neurons])
     float_sim = None if float_graph is None else Simulator(float_graph, device=device, count=False, record=record,
                                                            spikes_as_made=True)
     return int_sim, float_sim
@@ -103,10 +133,12 @@ def shards(n: int, batch: int, shard_batches: int) -> list[tuple[int, int]]:
     return [(start, min(start + size, n)) for start in range(0, n, size)]
 
 
-def run_local(int_sim, float_sim, x: torch.Tensor, batch: int, advance=None) -> SideBySide:
+def run_local(int_sim, float_sim, x: torch.Tensor, batch: int, advance=None,
+              traces: tuple[str, ...] = ()) -> SideBySide:
+    """``traces``: integer nodes whose outputs (and, for neurons, u and v: ``simulators``) to keep."""
     merged = SideBySide(Counters(time_steps(int_sim.graph, x)))
     for start in range(0, len(x), batch):
-        merged.add(run_batch(int_sim, float_sim, x[start:start + batch]))
+        merged.add(run_batch(int_sim, float_sim, x[start:start + batch], traces))
         if advance:
             advance(min(start + batch, len(x)))
     return merged

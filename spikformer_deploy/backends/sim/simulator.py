@@ -47,6 +47,7 @@ class SimResult:
     counters: Counters | None = None
     outputs: dict[str, torch.Tensor] = field(default_factory=dict)  # recorded node outputs [T, B, ...]
     int_logits: torch.Tensor | None = None  # integer graph: exact integer logits
+    states: dict[str, dict[str, torch.Tensor]] = field(default_factory=dict)  # record_states: u, v [T, B, ...]
 
 
 def time_steps(graph: Graph, x: torch.Tensor) -> int:
@@ -77,7 +78,7 @@ class Simulator:
     def __init__(self, graph: Graph, device: str | torch.device | None = None, count: bool = True,
                  record: tuple[str, ...] | set[str] | str = (), native_kernels: bool = True,
                  spike_rates: dict[str, float] | None = None, seed: int = 0, precision: str = "auto",
-                 spikes_as_made: bool = False):
+                 spikes_as_made: bool = False, record_states: tuple[str, ...] | set[str] = ()):
         """``record``: names of nodes whose outputs to keep (``"spikes"``: every neuron and OR node);
         ``native_kernels``: on the CPU, integer graphs run their synapses on oneDNN's exact int8 kernels (where they
         apply, ``int8_gemm``) and their neurons as one compiled pass (``cpu_kernels``), with uint8 spikes between
@@ -87,7 +88,9 @@ class Simulator:
         steps, drawn from ``seed``), so that every count downstream is the network's under those rates;
         ``precision`` (a float graph): ``auto`` runs a run without counters on the CPU in guarded float32 where the
         graph allows it (``guard``), ``float64`` always in float64; ``spikes_as_made``: recorded spikes keep the
-        type their kernel made (uint8 from the CPU kernels) instead of being widened to the graph's float type."""
+        type their kernel made (uint8 from the CPU kernels) instead of being widened to the graph's float type;
+        ``record_states``: integer neurons (``LoihiLIF``) whose u and v to keep at every step, as lava's LIF holds
+        them at the end of the step (v zeroed where it fired), in ``SimResult.states``."""
         if precision not in ("auto", "float64"):
             raise DeployError(f"precision {precision!r}: choose auto or float64")
         graph.validate()
@@ -102,6 +105,11 @@ class Simulator:
         if record == "spikes":
             record = {n.name for n in graph.having("spiking")}
         self.record = set(record)
+        not_neurons = sorted(set(record_states) - {n.name for n in graph.of_type(LoihiLIF)})
+        if not_neurons:
+            raise DataError(f"u and v exist only for integer neurons (LoihiLIF): not {', '.join(not_neurons)}")
+        self.record_states = set(record_states)
+        self.states: dict[str, dict[str, torch.Tensor]] = {}  # filled by the neurons of record_states, per run
         self.spikes_as_made = spikes_as_made
         self.quantized = graph.integer
         self.native = native_kernels and self.quantized and self.device.type == "cpu"
@@ -166,6 +174,7 @@ class Simulator:
         if self.guard is not None and x.dtype == torch.float64 and not torch.equal(x.float().double(), x):
             return self._float64().run(x)  # float32 would round the input itself
         env: dict[str, torch.Tensor] = {}
+        self.states = {}
         self.observer.start(self.time_steps(x), x.shape[0])
         spike_counts, outputs = {}, {}
         for node in self.graph.nodes.values():
@@ -197,7 +206,7 @@ class Simulator:
             logits, int_logits = env[self.graph.output.name].flatten(2).sum(0), None
         return SimResult(logits=logits.float().cpu(), predictions=logits.argmax(1).cpu(), spike_counts=spike_counts,
                          counters=self.observer.finish(), outputs=outputs,
-                         int_logits=None if int_logits is None else int_logits.cpu())
+                         int_logits=None if int_logits is None else int_logits.cpu(), states=self.states)
 
 
 # -- preparation: per-node constants on the device ----------------------------------------------------------------
@@ -257,7 +266,7 @@ def prepare_lif(sim: Simulator, node: Node) -> dict:
     k_u, k_v = DECAY_UNITY - (op.du + 1), DECAY_UNITY - op.dv
     channels = node.shape[0]
     bias = np.broadcast_to(op.effective_bias.reshape(-1), (channels,))
-    if sim.native:
+    if sim.native and node.name not in sim.record_states:  # a traced neuron runs the torch recurrence
         return {"k_u": k_u, "k_v": k_v, "bias": bias.astype(np.int64), "vth": op.vth << ACT_SHIFT}
     # float32 is exact when the decay multiplies by 0 or a power of two; other decays need float64
     exact32 = all(k == 0 or (k & (k - 1)) == 0 for k in (k_u, k_v))
@@ -420,6 +429,8 @@ def _wrap24(u: torch.Tensor) -> torch.Tensor:
 
 def run_loihi_lif(sim: Simulator, node: Node, inputs):
     p = sim.params[node.name]
+    if node.name in sim.record_states:
+        return _loihi_lif_traced(sim, node, inputs[0], p)
     if sim.native:
         spikes, max_u, max_v = cpu_kernels.loihi_lif(inputs[0], p["bias"], p["k_u"], p["k_v"], p["vth"])
         sim.observer.state(node, "u", torch.tensor(max_u, dtype=torch.float64))
@@ -456,6 +467,24 @@ def run_loihi_lif(sim: Simulator, node: Node, inputs):
             sim.observer.state(node, "v", v)
             out[t].copy_(s)
             v.mul_(s.logical_not_())
+    return out.to(sim.float_dtype)
+
+
+def _loihi_lif_traced(sim: Simulator, node: Node, a: torch.Tensor, p: dict) -> torch.Tensor:
+    """The general recurrence of ``run_loihi_lif`` (same bits), keeping u and v of every step as lava's LIF holds
+    them after it (v zeroed where it fired): the traces ``simulate --record`` writes."""
+    scaled = a.to(p["dtype"]) * 2.0**ACT_SHIFT
+    u, v = torch.zeros_like(scaled[0]), torch.zeros_like(scaled[0])
+    out, us, vs = (torch.empty_like(scaled) for _ in range(3))
+    for t in range(scaled.shape[0]):
+        u = _wrap24(_decay(u, p["k_u"]) + scaled[t])
+        v = (_decay(v, p["k_v"]) + u + p["bias"]).clamp_(-(STATE_MAX - 1), STATE_MAX - 1)
+        s = v > p["vth"]
+        sim.observer.state(node, "u", u)
+        sim.observer.state(node, "v", v)
+        v = v * s.logical_not()
+        out[t], us[t], vs[t] = s, u, v
+    sim.states[node.name] = {"u": us.cpu(), "v": vs.cpu()}
     return out.to(sim.float_dtype)
 
 
