@@ -6,19 +6,21 @@ import pytest
 from support import REPO
 
 from spikformer_deploy.cli import cli
-from spikformer_deploy.cli_inputs import (SWEEP_AXES, bits_options, calibration_options, chains_option, data_options,
-                                          json_option, model_settings, options)
+from spikformer_deploy.cli_inputs import (SWEEP_AXES, attention_option, bits_options, calibration_options,
+                                          chains_option, chips_option, data_options, json_option, model_settings,
+                                          options)
 
 READS_DATA = {"train", "finetune", "simulate", "export", "report", "sweep", "verify"}
 QUANTIZES = {"finetune", "simulate", "export", "report", "sweep"}
 BUILDS_A_MODEL = {"info", "finetune", "simulate", "export", "report", "sweep"}
 DEPLOYS = {"simulate", "export", "report"}  # build the deploy graph a user runs, maps or exports
+PLACES = DEPLOYS | {"sweep"}  # place the attention (sweep: as simulate places it)
 
 
 def reference_options() -> dict[str, click.Option]:
     """Each shared option as cli_inputs makes it, by its flag."""
     command = click.command()(options(*model_settings, *data_options, *calibration_options, *bits_options,
-                                      chains_option, json_option)(lambda **kw: None))
+                                      chains_option, attention_option, chips_option, json_option)(lambda **kw: None))
     return {p.opts[0]: p for p in command.params}
 
 
@@ -31,7 +33,9 @@ def required(command: str) -> set[str]:
     if command in BUILDS_A_MODEL:
         need |= {"--num-heads", "--T", "--img-size"}
     if command in DEPLOYS:
-        need |= {"--chains"}
+        need |= {"--chains", "--chips"}
+    if command in PLACES:
+        need |= {"--attention"}
     return need
 
 
