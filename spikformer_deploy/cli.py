@@ -308,7 +308,7 @@ def _write_traces(path: Path, run) -> dict:
     for name, value in run.traces.items():
         node = graph.nodes[name if name in graph.nodes else name.rsplit(".", 1)[0]]
         layout = "[T, inputs, C, H, W]" if len(node.shape) == 3 else "[T, inputs, N, C]" if len(node.shape) == 2 \
-            else "[T, inputs, classes]"
+            else "[1, inputs, classes]: the integer logits, once after the last step"
         what = ("binary spikes" if node.op.spiking else "integer values") if name in graph.nodes else \
             "u (24-bit current) after the step" if name.endswith(".u") else \
             "v (24-bit voltage) after the step, 0 where it fired"

@@ -20,7 +20,7 @@ from .backends.sim.simulator import time_steps
 from .counters import Counters
 from .errors import DeployError
 from .ir import Graph
-from .ir.ops import LoihiLIF
+from .ir.ops import Head, LoihiLIF
 
 SHARD_RETRIES = 2
 # Fault injection for the retry tests: a file holding how many more times the worker of the first shard dies.
@@ -37,10 +37,12 @@ class BatchResult:
     traces: dict[str, np.ndarray] = field(default_factory=dict)  # see ``traces_of``
 
 
-def traces_of(result, names) -> dict[str, np.ndarray]:
+def traces_of(result, names, graph: Graph) -> dict[str, np.ndarray]:
     """The integer run's recorded outputs of ``names`` [T, B, ...] (the simulator's layout: images C, H, W, tokens
-    N, C), and ``<name>.u`` / ``<name>.v`` of its traced neurons."""
-    out = {name: result.outputs[name].numpy() for name in names}
+    N, C; a head's logits, computed once after the last step, [1, B, classes]), and ``<name>.u`` / ``<name>.v`` of
+    its traced neurons."""
+    out = {name: result.outputs[name].numpy()[None] if isinstance(graph.nodes[name].op, Head) else
+           result.outputs[name].numpy() for name in names}
     for name, states in result.states.items():
         out.update({f"{name}.{key}": value.numpy() for key, value in states.items()})
     return out
@@ -58,7 +60,8 @@ def run_batch(int_sim, float_sim, xb: torch.Tensor, traces: tuple[str, ...] = ()
             # count_nonzero of the differences: summing a bool tensor runs at a quarter of its speed
             same[name] = spikes.numel() - int(torch.count_nonzero(spikes != reference.outputs[name]))
             seen[name] = spikes.numel()
-    return BatchResult(result.counters, result.predictions, float_pred, same, seen, traces_of(result, traces))
+    return BatchResult(result.counters, result.predictions, float_pred, same, seen,
+                       traces_of(result, traces, int_sim.graph))
 
 
 @dataclass

@@ -81,14 +81,15 @@ def test_traces_over_batches_are_the_one_run():
 
 def test_record_cli_writes_one_npz_with_its_meaning(tmp_path, capsys):
     out = tmp_path / "t.npz"
-    rc, text, err = run_cli(capsys, "simulate", "--samples", "4", "--record",
-                            "block.0.attn.attn_lif,block.0.attn.ssa.sum", "--record-out", str(out), "--json")
+    rc, text, err = run_cli(capsys, "simulate", "--samples", "4", "--batch", "3", "--record",
+                            "block.0.attn.attn_lif,block.0.attn.ssa.sum,head", "--record-out", str(out), "--json")
     assert rc == 0, err
     assert json.loads(text)["record"]["arrays"]["block.0.attn.attn_lif.v"] == [4, 4, 16, 64]
     z = np.load(out)
     meta = json.loads(str(z["meta"]))
     assert set(z.files) == {"block.0.attn.attn_lif", "block.0.attn.attn_lif.u", "block.0.attn.attn_lif.v",
-                            "block.0.attn.ssa.sum", "meta"}
+                            "block.0.attn.ssa.sum", "head", "meta"}
+    assert z["head"].shape == (1, 4, 10) and meta["arrays"]["head"]["layout"].startswith("[1, inputs, classes]")
     assert meta["arrays"]["block.0.attn.attn_lif.v"]["layout"] == "[T, inputs, N, C]"
     # the delay rule's steps (Lava's time axis): a neuron fires in the step its synapses deliver
     assert meta["depths"]["block.0.attn.attn_lif"] == meta["depths"]["block.0.attn.ssa.sum"] > 4
