@@ -11,7 +11,7 @@ import numpy as np
 import torch
 
 from .analysis import EnergyEstimate, LayerStats, Profile, builtin_profiles, estimate, layer_rows, load_profile, totals
-from .errors import ConfigError, DeployError, GraphError
+from .errors import DeployError, GraphError
 from .ir import Graph
 
 GPU_REFERENCE = "h200_sxm"  # the GPU beside every report's target
@@ -138,13 +138,10 @@ def feasibility_report(graph: Graph, x, target: str | Path | Profile = "loihi2",
     ``choose_placement`` on the chips each takes and ``chips``, the budget; else ``reason`` says why)."""
     from .analysis.feasibility import choose_placement
     from .analysis.report import build_report, placement_summary
-    from .ir.ops import ATTENTION_STAGES, SpikingAttention
-    from .passes import lower_attention
-    from .pipeline import ATTENTION_CHOICES
+    from .passes import attention_placement, check_attention_choice, lower_attention
     from .runner import run_local, simulators
 
-    if attention not in ATTENTION_CHOICES:
-        raise ConfigError(f"attention placement {attention!r}: choose from {', '.join(ATTENTION_CHOICES)}")
+    check_attention_choice(attention)
     target = target if isinstance(target, Profile) else load_profile(target)
 
     def report(g: Graph) -> dict:
@@ -152,12 +149,11 @@ def feasibility_report(graph: Graph, x, target: str | Path | Profile = "loihi2",
         return build_report(g, layer_rows(g, counters), target, load_profile(GPU_REFERENCE), chips,
                             note or f"{len(x)} inputs")
 
-    if graph.of_type(SpikingAttention):
-        graphs = {"embedded": graph, "neurocores": lower_attention(graph)}
-    elif graph.of_type(*ATTENTION_STAGES):
-        graphs = {"neurocores": graph}
-    else:
+    placed = attention_placement(graph)
+    if placed is None:
         return {**report(graph), "placements": None}
+    graphs = {"embedded": graph, "neurocores": lower_attention(graph)} if placed == "embedded" else \
+        {"neurocores": graph}
     reports = {name: report(g) for name, g in graphs.items()}
     if attention == "auto" or len(reports) == 1:
         chosen, why = choose_placement({k: r["totals"]["chips"] for k, r in reports.items()}, chips)

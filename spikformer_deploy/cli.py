@@ -237,6 +237,7 @@ def simulate(ctx, checkpoint, num_heads, T, img_size, data, samples, batch, cali
     import torch
 
     from . import api
+    from .passes import attention_placement
 
     if (profiles or plot_dir) and not energy:
         raise DeployError("--profile and --plot need --energy")
@@ -326,14 +327,6 @@ def _save_npz(path: Path, arrays: dict) -> None:
 
     with open(path, "wb") as f:  # a file object: np.savez would add .npz to a bare name
         np.savez(f, **arrays)
-
-
-def attention_placement(graph) -> str | None:
-    """Where an integer graph's attention runs: embedded, neurocores, or None (no Spiking Self-Attention)."""
-    from .ir.ops import ATTENTION_STAGES, SpikingAttention
-
-    return "neurocores" if graph.of_type(*ATTENTION_STAGES) else "embedded" if graph.of_type(SpikingAttention) \
-        else None
 
 
 def _deployed_accuracy(model, x_cal, x, y, weight_bits: int, input_bits: int) -> dict:
@@ -449,6 +442,7 @@ def report(ctx, source, num_heads, T, img_size, target, chips, fmt, out, data, s
     from . import api
     from .analysis.report import json_safe, to_html, to_markdown
     from .artifact import load_artifact
+    from .passes import attention_placement
     from .pipeline import integer_graph
 
     if out is not None:  # before the simulation: the report and its .md/.json siblings

@@ -18,9 +18,9 @@ import torch
 from .artifact import MANIFEST, sha256
 from .errors import ArtifactError
 from .outputs import check_dir_target, mark_complete, move_into_place, partial_directory
-from .ir.ops import ATTENTION_STAGES, SpikingAttention
 from .ir.serialize import save_graph
 from .model import Spikformer
+from .passes import attention_placement
 from .pipeline import integer_graph
 
 DEPENDENCIES = ("torch", "numpy", "lava-nc", "lava-dl", "nir", "nirtorch", "snntorch", "onnx", "onnxruntime",
@@ -90,8 +90,8 @@ def export(model: Spikformer, out_dir: Path, target_names: list[str], calibratio
                                            for name in target_names], force, {
         "targets": sorted(target_names), "source": source or {}, "config": model.config.to_dict(),
         **({"nir_weights": nir_weights} if "nir" in target_names else {}),
-        **({"attention": {"asked": attention, "chips_budget": chips, "placed": "neurocores" if int_g.record(
-            "lower_attention") else "embedded"}} if int_g.of_type(SpikingAttention, *ATTENTION_STAGES) else {}),
+        **({"attention": {"asked": attention, "chips_budget": chips, "placed": attention_placement(int_g)}}
+           if attention_placement(int_g) else {}),
         "quantization": {"weight_bits": weight_bits, "input_bits": input_bits, "chains": chains,
                          "calibration_samples": len(calibration_x),
                          "calibration_sha256": hashlib.sha256(

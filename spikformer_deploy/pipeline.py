@@ -12,13 +12,12 @@ from .backends.sim import Simulator
 from .counters import Counters
 from .frontends import trace
 from .ir import Graph
-from .ir.ops import SpikingAttention
 from .model import Spikformer
 from .analysis.feasibility import chain_costs, choose_placement, map_network
 from .analysis.profiles import load_profile
 from .errors import ConfigError
-from .passes import (PLACEMENTS, Calibration, fold_batchnorm, fold_linear_chains, linear_chains, lower_attention,
-                     quantize, rewrite_ssa, run_passes)
+from .passes import (Calibration, attention_placement, check_attention_choice, fold_batchnorm, fold_linear_chains,
+                     linear_chains, lower_attention, quantize, rewrite_ssa, run_passes)
 
 
 CHAIN_FORMS = ("auto", "folded", "apart")
@@ -51,17 +50,13 @@ def calibrate(graph: Graph, x: torch.Tensor, batch_size: int = 64) -> Calibratio
                        samples=len(x))
 
 
-ATTENTION_CHOICES = ("auto", *PLACEMENTS)
-
-
 def place_attention(graph: Graph, attention: str = "auto", profile: str = "loihi2",
                     chips: int | None = None) -> Graph:
     """The integer graph with its attention on the embedded cores (as it is) or on neurocores (``lower_attention``);
     ``auto``: ``choose_placement`` on ``profile``'s mapping of both (``chips``: the budget). A graph without a
     ``SpikingAttention`` is returned as it is."""
-    if attention not in ATTENTION_CHOICES:
-        raise ConfigError(f"attention placement {attention!r}: choose from {', '.join(ATTENTION_CHOICES)}")
-    if attention == "embedded" or not graph.of_type(SpikingAttention):
+    check_attention_choice(attention)
+    if attention == "embedded" or attention_placement(graph) != "embedded":
         return graph
     lowered = run_passes(graph, [lower_attention])
     if attention == "neurocores":

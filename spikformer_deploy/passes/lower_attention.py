@@ -18,9 +18,22 @@ from __future__ import annotations
 
 from ..errors import GraphError
 from ..ir import Graph, PassRecord
-from ..ir.ops import AttentionAnd, AttentionCount, AttentionProduct, AttentionSum, SpikingAttention
+from ..errors import ConfigError
+from ..ir.ops import ATTENTION_STAGES, AttentionAnd, AttentionCount, AttentionProduct, AttentionSum, SpikingAttention
 
 PLACEMENTS = ("embedded", "neurocores")
+ATTENTION_CHOICES = ("auto", *PLACEMENTS)
+
+
+def check_attention_choice(attention: str) -> None:
+    if attention not in ATTENTION_CHOICES:
+        raise ConfigError(f"attention placement {attention!r}: choose from {', '.join(ATTENTION_CHOICES)}")
+
+
+def attention_placement(graph: Graph) -> str | None:
+    """Where an integer graph's attention runs: embedded, neurocores, or None (no Spiking Self-Attention)."""
+    return "neurocores" if graph.of_type(*ATTENTION_STAGES) else "embedded" if graph.of_type(SpikingAttention) \
+        else None
 
 
 def lower_attention(graph: Graph) -> Graph:
