@@ -429,9 +429,8 @@ def _wrap24(u: torch.Tensor) -> torch.Tensor:
 
 def run_loihi_lif(sim: Simulator, node: Node, inputs):
     p = sim.params[node.name]
-    if node.name in sim.record_states:
-        return _loihi_lif_traced(sim, node, inputs[0], p)
-    if sim.native:
+    traced = node.name in sim.record_states  # its u and v kept per step: the general recurrence below
+    if sim.native and not traced:
         spikes, max_u, max_v = cpu_kernels.loihi_lif(inputs[0], p["bias"], p["k_u"], p["k_v"], p["vth"])
         sim.observer.state(node, "u", torch.tensor(max_u, dtype=torch.float64))
         sim.observer.state(node, "v", torch.tensor(max_v, dtype=torch.float64))
@@ -444,7 +443,7 @@ def run_loihi_lif(sim: Simulator, node: Node, inputs):
     # Wrap and clamp change nothing while |u| <= 2**23 and |v| stays below 2**23 - 1: check once per layer (|v| is
     # at most sum_k (|u| + |bias|) / 2**k < 2 (|u| + |bias|)), so the common case runs the plain recurrence.
     current_memory = p["k_u"] != 0
-    plain = not current_memory and max_a <= STATE_MAX and 2 * (max_a + bias_max) < STATE_MAX - 1
+    plain = not traced and not current_memory and max_a <= STATE_MAX and 2 * (max_a + bias_max) < STATE_MAX - 1
     out = scaled  # step t's spikes overwrite step t's drive once it is used
     u = torch.zeros_like(a[0])
     v = torch.zeros_like(a[0])
@@ -459,6 +458,8 @@ def run_loihi_lif(sim: Simulator, node: Node, inputs):
             out[t].copy_(s)
             v.mul_(s.logical_not_())
     else:
+        # traced: u and v after every step, as lava's LIF holds them (v zeroed where it fired)
+        states = {"u": torch.empty_like(scaled), "v": torch.empty_like(scaled)} if traced else None
         for t in range(a.shape[0]):
             u = _wrap24(_decay(u, p["k_u"]) + scaled[t])
             v = (_decay(v, p["k_v"]) + u + p["bias"]).clamp_(-(STATE_MAX - 1), STATE_MAX - 1)
@@ -467,24 +468,10 @@ def run_loihi_lif(sim: Simulator, node: Node, inputs):
             sim.observer.state(node, "v", v)
             out[t].copy_(s)
             v.mul_(s.logical_not_())
-    return out.to(sim.float_dtype)
-
-
-def _loihi_lif_traced(sim: Simulator, node: Node, a: torch.Tensor, p: dict) -> torch.Tensor:
-    """The general recurrence of ``run_loihi_lif`` (same bits), keeping u and v of every step as lava's LIF holds
-    them after it (v zeroed where it fired): the traces ``simulate --record`` writes."""
-    scaled = a.to(p["dtype"]) * 2.0**ACT_SHIFT
-    u, v = torch.zeros_like(scaled[0]), torch.zeros_like(scaled[0])
-    out, us, vs = (torch.empty_like(scaled) for _ in range(3))
-    for t in range(scaled.shape[0]):
-        u = _wrap24(_decay(u, p["k_u"]) + scaled[t])
-        v = (_decay(v, p["k_v"]) + u + p["bias"]).clamp_(-(STATE_MAX - 1), STATE_MAX - 1)
-        s = v > p["vth"]
-        sim.observer.state(node, "u", u)
-        sim.observer.state(node, "v", v)
-        v = v * s.logical_not()
-        out[t], us[t], vs[t] = s, u, v
-    sim.states[node.name] = {"u": us.cpu(), "v": vs.cpu()}
+            if traced:
+                states["u"][t], states["v"][t] = u, v
+        if traced:
+            sim.states[node.name] = {key: value.cpu() for key, value in states.items()}
     return out.to(sim.float_dtype)
 
 
